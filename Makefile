@@ -1,0 +1,51 @@
+# `make demo` and `make test` each set everything up from nothing (a `.venv`,
+# torch for this machine, the package with its extras), then run.
+# Variables you may override: PYTHON, VENV, TORCH_VERSION, TORCH_INDEX_URL,
+# PYTEST_ARGS, OUT.
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_VERSION ?= 2.13.0
+TORCH_INDEX_URL ?=
+EXTRAS ?= dev,notebooks
+PYTEST_ARGS ?=
+OUT ?= runs/demo
+
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.neuro-installed
+
+.PHONY: setup demo test test-all lint format notebooks clean
+
+setup: $(STAMP)
+
+$(PY):
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "neuro needs Python >= 3.10; this is " + sys.version.split()[0] + ". Run make with PYTHON=/path/to/python3.10+")'
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml tools/install_torch.sh | $(PY)
+	TORCH_VERSION="$(TORCH_VERSION)" TORCH_INDEX_URL="$(TORCH_INDEX_URL)" bash tools/install_torch.sh "$(PY)"
+	$(PY) -m pip install --disable-pip-version-check -q -e ".[$(EXTRAS)]"
+	@touch $@
+
+demo: $(STAMP)
+	$(VENV)/bin/neuro demo --out $(OUT) --overwrite
+
+test: $(STAMP)
+	$(PY) -m pytest -n auto $(PYTEST_ARGS)
+
+test-all: $(STAMP)
+	$(PY) -m pytest -n auto -m "slow or not slow" $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+notebooks: $(STAMP)
+	$(VENV)/bin/jupytext --to ipynb tutorials/*.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache *.egg-info
