@@ -38,9 +38,9 @@ _log = logging.getLogger(__name__)
 #: Accepted ``strategy`` values.
 STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true", "single_device")
 
-# Environment variables that carry the process rank under torchrun, SLURM, and
-# LSF, in the order Lightning reads them.
-_RANK_VARS = ("RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
+# Environment variables that carry the process rank under torchrun, Fabric's own
+# launcher, SLURM and LSF, in the order Lightning reads them.
+_RANK_VARS = ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
 
 
 def global_rank() -> int:

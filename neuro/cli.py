@@ -1,0 +1,139 @@
+"""The ``neuro`` command.
+
+Subcommands live in the modules that implement them. Each such module defines
+
+* ``add_arguments(parser)``: its own options;
+* ``run(args) -> int``: the work, given parsed arguments that already hold the
+  common options ``--device``, ``--seed``, ``--out`` (a prepared folder, as a
+  :class:`~pathlib.Path`), ``--overwrite`` and ``--verbose``;
+
+and is listed in :data:`SUBCOMMANDS` (or added with :func:`register_subcommand`).
+A module is imported only when its subcommand runs, so ``neuro --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from neuro import __version__
+
+__all__ = ["SUBCOMMANDS", "Subcommand", "add_common_arguments", "main", "register_subcommand"]
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    """A ``neuro`` subcommand: its name, one-line help, and implementing module."""
+
+    name: str
+    help: str
+    module: str
+
+
+#: Registered subcommands, in the order ``neuro --help`` lists them.
+SUBCOMMANDS: list[Subcommand] = [
+    Subcommand(
+        "demo",
+        "Train a small voxel encoder on simulated fMRI data through the Trainer and report how "
+        "well it recovers the planted receptive fields.",
+        "neuro.demo",
+    ),
+]
+
+
+def register_subcommand(name: str, help: str, module: str) -> None:
+    """Add a subcommand implemented by ``module`` (see this module's docstring)."""
+    if any(sc.name == name for sc in SUBCOMMANDS):
+        raise ValueError(f"a neuro subcommand named {name!r} is already registered.")
+    SUBCOMMANDS.append(Subcommand(name, help, module))
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    """Options every subcommand shares."""
+    group = parser.add_argument_group("common options")
+    group.add_argument(
+        "--device", default="auto",
+        help="'auto' (cuda, then mps, then cpu), 'cpu', 'cuda', 'cuda:N' or 'mps' (default: auto)",
+    )
+    group.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    group.add_argument(
+        "--out", type=Path, default=Path("runs") / name, metavar="DIR",
+        help=f"output folder (default: runs/{name}); an existing non-empty folder is refused "
+        "unless --overwrite is given",
+    )
+    group.add_argument(
+        "--overwrite", action="store_true", help="write into --out even if it holds files"
+    )
+    group.add_argument(
+        "-v", "--verbose", action="count", default=1,
+        help="more output; -vv also shows tracebacks on errors",
+    )
+    group.add_argument("-q", "--quiet", action="store_true", help="no progress bars or logs")
+
+
+def _build_parser(chosen: Subcommand | None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="neuro",
+        description="neuro: computational-neuroscience models in PyTorch. "
+        "Run `neuro COMMAND --help` for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"neuro {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    for sc in SUBCOMMANDS:
+        sp = sub.add_parser(
+            sc.name, help=sc.help, description=sc.help,
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
+        if chosen is not None and sc.name == chosen.name:
+            module = importlib.import_module(sc.module)
+            module.add_arguments(sp)
+            add_common_arguments(sp, sc.name)
+            sp.set_defaults(_run=module.run)
+    return parser
+
+
+# Errors a user can cause by their input: reported in one line, no traceback.
+_USER_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``neuro`` command; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    names = {sc.name: sc for sc in SUBCOMMANDS}
+    chosen = next((names[a] for a in argv if a in names), None)
+    parser = _build_parser(chosen)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+
+    verbose = 0 if args.quiet else args.verbose
+    args.verbose = verbose
+    logging.basicConfig(
+        level=logging.INFO if verbose >= 1 else logging.WARNING,
+        format="%(message)s",
+        stream=sys.stderr,
+    )
+    from neuro.io import prepare_output_dir
+    from neuro.train.checkpoint import CheckpointError
+    from neuro.train.distributed import is_rank_zero
+
+    try:
+        if is_rank_zero() and not getattr(args, "resume", None):
+            prepare_output_dir(args.out, overwrite=args.overwrite)
+        return int(args._run(args) or 0)
+    except (*_USER_ERRORS, CheckpointError) as err:
+        if verbose >= 2:
+            traceback.print_exc()
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"neuro {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"neuro {args.command}: interrupted", file=sys.stderr)
+        return 130
