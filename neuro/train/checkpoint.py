@@ -156,19 +156,29 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
         )
     if path.stat().st_size == 0:
         raise CheckpointError(f"The checkpoint {str(path)!r} is empty (0 bytes); it cannot be resumed.")
+    if not zipfile.is_zipfile(path):
+        # torch.save writes zip archives; anything else is cut short or not a checkpoint
+        raise CheckpointError(
+            f"The checkpoint {str(path)!r} is truncated or corrupt (it is not a complete archive "
+            "written by torch.save). Resume from an earlier checkpoint or start again."
+        )
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
+        detail = next(
+            (ln.strip() for ln in str(err).splitlines() if "Unsupported" in ln or "global" in ln.lower()),
+            "objects other than tensors and plain values",
+        )
         raise CheckpointError(
-            f"{str(path)!r} holds objects that cannot be loaded safely (weights_only=True refused "
-            f"them: {str(err).splitlines()[0]}). neuro never unpickles code from a checkpoint; "
-            "this is not a neuro checkpoint."
+            f"{str(path)!r} holds objects that cannot be loaded safely ({detail}). neuro loads "
+            "checkpoints with weights_only=True and never unpickles code; this is not a neuro "
+            "checkpoint."
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError) as err:
+        first = str(err).splitlines()[0] if str(err) else "no detail"
         raise CheckpointError(
             f"The checkpoint {str(path)!r} is truncated or corrupt and cannot be read "
-            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'no detail'}). "
-            "Resume from an earlier checkpoint or start again."
+            f"({type(err).__name__}: {first}). Resume from an earlier checkpoint or start again."
         ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(

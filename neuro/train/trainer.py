@@ -673,7 +673,8 @@ class Trainer:
                 is_step = batch_idx - group_start == group_size - 1
                 batch = rt.to_device(batch)
                 with rt.fabric.no_backward_sync(fmodel, enabled=not is_step and rt.world_size > 1):
-                    out = _metrics_dict(fmodel.training_step(batch), f"{type(model).__name__}.training_step")
+                    with rt.autocast():
+                        out = _metrics_dict(fmodel.training_step(batch), f"{type(model).__name__}.training_step")
                     if "loss" not in out:
                         raise KeyError(
                             f"{type(model).__name__}.training_step returned a dict without 'loss' "
@@ -769,7 +770,8 @@ class Trainer:
         count = 0
         with torch.no_grad():
             for batch in progress(loader, desc="validation", verbose=self.config.verbose, leave=False, unit="batch"):
-                out = _metrics_dict(fmodel.validation_step(rt.to_device(batch)), f"{name}.validation_step")
+                with rt.autocast():
+                    out = _metrics_dict(fmodel.validation_step(rt.to_device(batch)), f"{name}.validation_step")
                 for k, v in out.items():
                     sums[k] = sums.get(k, 0.0) + v.detach().float()
                 count += 1
