@@ -1,0 +1,101 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from neuro import __version__
+from neuro.cli import main, register_subcommand
+
+TINY = ["--n-samples", "200", "--n-features", "7", "--n-voxels", "9", "--epochs", "3", "--batch-size", "16",
+        "--lr", "0.05", "-q", "--device", "cpu"]
+
+
+def test_help_lists_subcommands(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert "demo" in out and "COMMAND" in out
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"neuro {__version__}"
+
+
+def test_subcommand_help_has_common_options(capsys):
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    out = capsys.readouterr().out
+    for option in ("--device", "--seed", "--out", "--overwrite", "--resume", "--precision", "--devices"):
+        assert option in out
+
+
+def test_console_script_runs():
+    proc = subprocess.run([sys.executable, "-m", "neuro", "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "demo" in proc.stdout
+
+
+def test_demo_writes_outputs_and_recovers_the_planted_fields(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), *TINY]) == 0
+    printed = capsys.readouterr().out
+    assert "weight recovery" in printed
+    for name in ("config.json", "metrics.json", "metrics.jsonl", "voxels.csv", "demo.png", "checkpoints/last.pt"):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["epochs_run"] == 3
+    assert 0 < metrics["test_r_mean"] <= metrics["noise_ceiling_mean"] + 0.1
+    assert len((out / "voxels.csv").read_text().splitlines()) == 1 + 9
+
+
+def test_demo_quality_with_default_sizes(tmp_path):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "-q", "--device", "cpu", "--epochs", "15"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test_r_over_ceiling"] > 0.9
+    assert metrics["weight_recovery_r_mean"] > 0.8
+
+
+def test_existing_output_is_refused_then_overwritten(tmp_path, capsys):
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep")
+    assert main(["demo", "--out", str(out), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert "exists and is not empty" in err and "--overwrite" in err and "Traceback" not in err
+    assert main(["demo", "--out", str(out), "--overwrite", *TINY]) == 0
+    assert (out / "mine.txt").read_text() == "keep"
+
+
+def test_resume_continues_a_run(tmp_path):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), *TINY]) == 0
+    args = [a if a != "3" else "5" for a in TINY]  # more epochs
+    assert main(["demo", "--out", str(out), "--resume", *args]) == 0
+    assert json.loads((out / "metrics.json").read_text())["epochs_run"] == 5
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--device", "tpu"], "device must be 'auto'"),
+        (["--n-samples", "5"], "--n-samples must be at least 20"),
+        (["--snr", "-1"], "snr must be finite and > 0"),
+    ],
+)
+def test_bad_input_is_one_clear_line(tmp_path, capsys, args, message):
+    assert main(["demo", "--out", str(tmp_path / "o"), *TINY, *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_resume_without_checkpoint(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "none"), "--resume", *TINY]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_register_rejects_duplicates():
+    with pytest.raises(ValueError, match="already registered"):
+        register_subcommand("demo", "again", "neuro.demo")
