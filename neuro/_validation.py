@@ -20,7 +20,9 @@ def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
     return value
 
 
-def check_int(name: str, value: Any, *, minimum: int | None = None, allow_none: bool = False) -> Any:
+def check_int(
+    name: str, value: Any, *, minimum: int | None = None, allow_none: bool = False
+) -> Any:
     """Return ``value`` as ``int`` if it is an integer >= ``minimum``."""
     if value is None and allow_none:
         return None

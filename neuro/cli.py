@@ -58,12 +58,16 @@ def add_common_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     """Options every subcommand shares."""
     group = parser.add_argument_group("common options")
     group.add_argument(
-        "--device", default="auto",
+        "--device",
+        default="auto",
         help="'auto' (cuda, then mps, then cpu), 'cpu', 'cuda', 'cuda:N' or 'mps' (default: auto)",
     )
     group.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     group.add_argument(
-        "--out", type=Path, default=Path("runs") / name, metavar="DIR",
+        "--out",
+        type=Path,
+        default=Path("runs") / name,
+        metavar="DIR",
         help=f"output folder (default: runs/{name}); an existing non-empty folder is refused "
         "unless --overwrite is given",
     )
@@ -71,7 +75,10 @@ def add_common_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         "--overwrite", action="store_true", help="write into --out even if it holds files"
     )
     group.add_argument(
-        "-v", "--verbose", action="count", default=1,
+        "-v",
+        "--verbose",
+        action="count",
+        default=1,
         help="more output; -vv also shows tracebacks on errors",
     )
     group.add_argument("-q", "--quiet", action="store_true", help="no progress bars or logs")
@@ -87,7 +94,9 @@ def _build_parser(chosen: Subcommand | None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     for sc in SUBCOMMANDS:
         sp = sub.add_parser(
-            sc.name, help=sc.help, description=sc.help,
+            sc.name,
+            help=sc.help,
+            description=sc.help,
             formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         )
         if chosen is not None and sc.name == chosen.name:
@@ -99,7 +108,15 @@ def _build_parser(chosen: Subcommand | None) -> argparse.ArgumentParser:
 
 
 # Errors a user can cause by their input: reported in one line, no traceback.
-_USER_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError)
+_USER_ERRORS = (
+    ValueError,
+    TypeError,
+    KeyError,
+    FileNotFoundError,
+    FileExistsError,
+    NotADirectoryError,
+    PermissionError,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -79,20 +79,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``neuro demo``."""
     d = DemoConfig()
     parser.add_argument("--n-samples", type=int, default=d.n_samples, help="simulated stimuli")
-    parser.add_argument("--n-features", type=int, default=d.n_features, help="features per stimulus")
+    parser.add_argument(
+        "--n-features", type=int, default=d.n_features, help="features per stimulus"
+    )
     parser.add_argument("--n-voxels", type=int, default=d.n_voxels, help="simulated voxels")
     parser.add_argument(
-        "--snr", type=float, default=d.snr,
+        "--snr",
+        type=float,
+        default=d.snr,
         help="typical signal-to-noise variance ratio (voxels range from 0.1x to 3x it)",
     )
     parser.add_argument("--epochs", type=int, default=d.epochs, help="maximum training epochs")
-    parser.add_argument("--batch-size", type=int, default=d.batch_size, help="batch size per process")
+    parser.add_argument(
+        "--batch-size", type=int, default=d.batch_size, help="batch size per process"
+    )
     parser.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
     parser.add_argument(
-        "--precision", default=d.precision, choices=["32", "bf16-mixed", "16-mixed"],
+        "--precision",
+        default=d.precision,
+        choices=["32", "bf16-mixed", "16-mixed"],
         help="numerical precision",
     )
-    parser.add_argument("--devices", type=int, default=d.devices, help="processes per node (DDP if > 1)")
+    parser.add_argument(
+        "--devices", type=int, default=d.devices, help="processes per node (DDP if > 1)"
+    )
     parser.add_argument("--num-nodes", type=int, default=d.num_nodes, help="machines in the run")
     parser.add_argument(
         "--resume", action="store_true", help="continue from --out/checkpoints/last.pt"
@@ -102,10 +112,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``neuro demo``."""
     cfg = DemoConfig(
-        n_samples=args.n_samples, n_features=args.n_features, n_voxels=args.n_voxels,
-        snr=args.snr, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        precision=args.precision, devices=args.devices, num_nodes=args.num_nodes,
-        device=args.device, seed=args.seed,
+        n_samples=args.n_samples,
+        n_features=args.n_features,
+        n_voxels=args.n_voxels,
+        snr=args.snr,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        precision=args.precision,
+        devices=args.devices,
+        num_nodes=args.num_nodes,
+        device=args.device,
+        seed=args.seed,
     )
     summary = run_demo(cfg, args.out, resume=args.resume, verbose=args.verbose)
     if summary is not None:
@@ -113,7 +131,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_demo(cfg: DemoConfig, out_dir, resume: bool = False, verbose: int = 1) -> dict[str, Any] | None:
+def run_demo(
+    cfg: DemoConfig, out_dir, resume: bool = False, verbose: int = 1
+) -> dict[str, Any] | None:
     """Simulate, train, evaluate and write the demo's outputs into ``out_dir``.
 
     Returns the final metrics on rank 0 (None on other ranks).
@@ -125,7 +145,9 @@ def run_demo(cfg: DemoConfig, out_dir, resume: bool = False, verbose: int = 1) -
 
     out_dir = Path(out_dir)
     if cfg.n_samples < 20:
-        raise ValueError(f"--n-samples must be at least 20 (train, validation and test splits); got {cfg.n_samples}.")
+        raise ValueError(
+            f"--n-samples must be at least 20 (train, validation and test splits); got {cfg.n_samples}."
+        )
     seed_everything(cfg.seed)
     # voxels differ in SNR (from a tenth of --snr to three times it), as real ones do
     snr = cfg.snr * 10 ** np.random.default_rng(cfg.seed).uniform(-1.0, 0.5, cfg.n_voxels)
@@ -141,10 +163,20 @@ def run_demo(cfg: DemoConfig, out_dir, resume: bool = False, verbose: int = 1) -
     model = LinearVoxelEncoder(cfg.n_features, cfg.n_voxels)
     trainer = Trainer(
         TrainerConfig(
-            max_epochs=cfg.epochs, batch_size=cfg.batch_size, val_batch_size=n_val, lr=cfg.lr,
-            weight_decay=0.0, early_stopping_metric="val_r", early_stopping_mode="max",
-            early_stopping_patience=8, seed=cfg.seed, device=cfg.device, precision=cfg.precision,
-            devices=cfg.devices, num_nodes=cfg.num_nodes, verbose=verbose,
+            max_epochs=cfg.epochs,
+            batch_size=cfg.batch_size,
+            val_batch_size=n_val,
+            lr=cfg.lr,
+            weight_decay=0.0,
+            early_stopping_metric="val_r",
+            early_stopping_mode="max",
+            early_stopping_patience=8,
+            seed=cfg.seed,
+            device=cfg.device,
+            precision=cfg.precision,
+            devices=cfg.devices,
+            num_nodes=cfg.num_nodes,
+            verbose=verbose,
         ),
         out_dir=out_dir,
         overwrite=True,  # the command line has already checked --out / --overwrite
@@ -157,7 +189,9 @@ def run_demo(cfg: DemoConfig, out_dir, resume: bool = False, verbose: int = 1) -
 
     model.eval()
     with torch.no_grad():
-        pred = model(torch.from_numpy(X[te]).to(next(model.parameters()).device)).float().cpu().numpy()
+        pred = (
+            model(torch.from_numpy(X[te]).to(next(model.parameters()).device)).float().cpu().numpy()
+        )
     r_test = voxel_correlation(Y[te], pred)
     ceiling = voxel_correlation(sim.Y[te], sim.Y_clean[te])
     # back to the units of the raw data: y = ys * (((x - xm) / xs) @ W) + ...
@@ -171,8 +205,11 @@ def run_demo(cfg: DemoConfig, out_dir, resume: bool = False, verbose: int = 1) -
         "noise_ceiling_mean": float(ceiling.mean()),
         "test_r_over_ceiling": float(np.mean(r_test / ceiling)),
         "weight_recovery_r_mean": float(weight_r.mean()),
-        "n_train": n_train, "n_val": n_val, "n_test": cfg.n_samples - n_train - n_val,
-        "device": str(trainer.runtime.device), "precision": trainer.runtime.precision,
+        "n_train": n_train,
+        "n_val": n_val,
+        "n_test": cfg.n_samples - n_train - n_val,
+        "device": str(trainer.runtime.device),
+        "precision": trainer.runtime.precision,
         "world_size": trainer.runtime.world_size,
         "config": dataclasses.asdict(cfg),
     }

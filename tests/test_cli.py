@@ -7,8 +7,23 @@ import pytest
 from neuro import __version__
 from neuro.cli import main, register_subcommand
 
-TINY = ["--n-samples", "200", "--n-features", "7", "--n-voxels", "9", "--epochs", "3", "--batch-size", "16",
-        "--lr", "0.05", "-q", "--device", "cpu"]
+TINY = [
+    "--n-samples",
+    "200",
+    "--n-features",
+    "7",
+    "--n-voxels",
+    "9",
+    "--epochs",
+    "3",
+    "--batch-size",
+    "16",
+    "--lr",
+    "0.05",
+    "-q",
+    "--device",
+    "cpu",
+]
 
 
 def test_help_lists_subcommands(capsys):
@@ -28,12 +43,22 @@ def test_subcommand_help_has_common_options(capsys):
     with pytest.raises(SystemExit):
         main(["demo", "--help"])
     out = capsys.readouterr().out
-    for option in ("--device", "--seed", "--out", "--overwrite", "--resume", "--precision", "--devices"):
+    for option in (
+        "--device",
+        "--seed",
+        "--out",
+        "--overwrite",
+        "--resume",
+        "--precision",
+        "--devices",
+    ):
         assert option in out
 
 
 def test_console_script_runs():
-    proc = subprocess.run([sys.executable, "-m", "neuro", "--help"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "neuro", "--help"], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0 and "demo" in proc.stdout
 
 
@@ -42,7 +67,14 @@ def test_demo_writes_outputs_and_recovers_the_planted_fields(tmp_path, capsys):
     assert main(["demo", "--out", str(out), *TINY]) == 0
     printed = capsys.readouterr().out
     assert "weight recovery" in printed
-    for name in ("config.json", "metrics.json", "metrics.jsonl", "voxels.csv", "demo.png", "checkpoints/last.pt"):
+    for name in (
+        "config.json",
+        "metrics.json",
+        "metrics.jsonl",
+        "voxels.csv",
+        "demo.png",
+        "checkpoints/last.pt",
+    ):
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["epochs_run"] == 3

@@ -48,7 +48,9 @@ N_SAMPLES, N_VOXELS, EPOCHS = (400, 20, 6) if SMALL else (3000, 200, 40)
 # %%
 rng = np.random.default_rng(0)
 snr = 10 ** rng.uniform(-1, 0.5, N_VOXELS)
-sim = simulate_linear_encoding(n_samples=N_SAMPLES, n_features=32, n_voxels=N_VOXELS, snr=snr, seed=0)
+sim = simulate_linear_encoding(
+    n_samples=N_SAMPLES, n_features=32, n_voxels=N_VOXELS, snr=snr, seed=0
+)
 n_train, n_val = int(0.7 * N_SAMPLES), int(0.15 * N_SAMPLES)
 X = (sim.X - sim.X[:n_train].mean(0)) / sim.X[:n_train].std(0)
 Y = (sim.Y - sim.Y[:n_train].mean(0)) / sim.Y[:n_train].std(0)
@@ -95,14 +97,23 @@ class VoxelEncoder(nn.Module):
 class PrintEvery(Callback):
     def on_epoch_end(self, trainer, epoch, record):
         if epoch % 5 == 0 or epoch == 1:
-            print(f"epoch {epoch:3d}  train loss {record['train_loss']:.3f}  val r {record['val_r']:.3f}")
+            print(
+                f"epoch {epoch:3d}  train loss {record['train_loss']:.3f}  val r {record['val_r']:.3f}"
+            )
 
 
 out_dir = Path(tempfile.mkdtemp()) / "run"
 config = TrainerConfig(
-    max_epochs=EPOCHS, batch_size=64, val_batch_size=n_val, lr=5e-3, weight_decay=0.0,
-    early_stopping_metric="val_r", early_stopping_mode="max", early_stopping_patience=8,
-    device="auto", verbose=0,
+    max_epochs=EPOCHS,
+    batch_size=64,
+    val_batch_size=n_val,
+    lr=5e-3,
+    weight_decay=0.0,
+    early_stopping_metric="val_r",
+    early_stopping_mode="max",
+    early_stopping_patience=8,
+    device="auto",
+    verbose=0,
 )
 torch.manual_seed(0)
 model = VoxelEncoder(32, N_VOXELS)
@@ -135,10 +146,15 @@ Trainer(config, **no_early).fit(full, train, val)
 half_dir = Path(tempfile.mkdtemp()) / "run"
 torch.manual_seed(0)
 stopped = VoxelEncoder(32, N_VOXELS)
-Trainer(config, out_dir=half_dir, callbacks=[StopAfter(EPOCHS // 2)], **no_early).fit(stopped, train, val)
+Trainer(config, out_dir=half_dir, callbacks=[StopAfter(EPOCHS // 2)], **no_early).fit(
+    stopped, train, val
+)
 resumed = VoxelEncoder(32, N_VOXELS)  # fresh weights: everything comes from the checkpoint
 Trainer(config, out_dir=half_dir, **no_early).fit(resumed, train, val, resume="last")
-same = all(torch.equal(a, b) for a, b in zip(full.state_dict().values(), resumed.state_dict().values()))
+same = all(
+    torch.equal(a, b)
+    for a, b in zip(full.state_dict().values(), resumed.state_dict().values(), strict=True)
+)
 print("resumed run ends with the same weights as the uninterrupted one:", same)
 assert same
 

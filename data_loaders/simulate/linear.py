@@ -87,14 +87,24 @@ def simulate_linear_encoding(
     >>> round(float(sim.noise_ceiling[0]), 3)
     0.894
     """
-    for name, value in (("n_samples", n_samples), ("n_features", n_features), ("n_voxels", n_voxels)):
+    for name, value in (
+        ("n_samples", n_samples),
+        ("n_features", n_features),
+        ("n_voxels", n_voxels),
+    ):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive integer; got {value!r}.")
     if n_samples < 2:
         raise ValueError(f"n_samples must be at least 2 to define a variance; got {n_samples}.")
-    snr = np.broadcast_to(np.asarray(snr, dtype=np.float64), (n_voxels,)).copy() if np.ndim(snr) == 0 else np.asarray(snr, dtype=np.float64)
+    snr = (
+        np.broadcast_to(np.asarray(snr, dtype=np.float64), (n_voxels,)).copy()
+        if np.ndim(snr) == 0
+        else np.asarray(snr, dtype=np.float64)
+    )
     if snr.shape != (n_voxels,):
-        raise ValueError(f"snr must be a number or an array of shape ({n_voxels},); got shape {snr.shape}.")
+        raise ValueError(
+            f"snr must be a number or an array of shape ({n_voxels},); got shape {snr.shape}."
+        )
     if not np.all(np.isfinite(snr)) or np.any(snr <= 0):
         raise ValueError("snr must be finite and > 0 for every voxel.")
     if not 0 <= feature_correlation < 1:

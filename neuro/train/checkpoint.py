@@ -83,7 +83,10 @@ def to_safe(obj: Any, where: str = "value") -> Any:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return config_to_dict(obj)
     if isinstance(obj, Mapping):
-        return {str(k) if not isinstance(k, int) else k: to_safe(v, f"{where}[{k!r}]") for k, v in obj.items()}
+        return {
+            str(k) if not isinstance(k, int) else k: to_safe(v, f"{where}[{k!r}]")
+            for k, v in obj.items()
+        }
     if isinstance(obj, tuple):
         return tuple(to_safe(v, f"{where}[{i}]") for i, v in enumerate(obj))
     if isinstance(obj, (list, set, frozenset)):
@@ -155,7 +158,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
             "start without resume to train from scratch."
         )
     if path.stat().st_size == 0:
-        raise CheckpointError(f"The checkpoint {str(path)!r} is empty (0 bytes); it cannot be resumed.")
+        raise CheckpointError(
+            f"The checkpoint {str(path)!r} is empty (0 bytes); it cannot be resumed."
+        )
     if not zipfile.is_zipfile(path):
         # torch.save writes zip archives; anything else is cut short or not a checkpoint
         raise CheckpointError(
@@ -166,7 +171,11 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         detail = next(
-            (ln.strip() for ln in str(err).splitlines() if "Unsupported" in ln or "global" in ln.lower()),
+            (
+                ln.strip()
+                for ln in str(err).splitlines()
+                if "Unsupported" in ln or "global" in ln.lower()
+            ),
             "objects other than tensors and plain values",
         )
         raise CheckpointError(
@@ -193,7 +202,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     return state
 
 
-def check_model_state(model: nn.Module, checkpoint: Mapping[str, Any], source: str = "checkpoint") -> None:
+def check_model_state(
+    model: nn.Module, checkpoint: Mapping[str, Any], source: str = "checkpoint"
+) -> None:
     """Raise :class:`CheckpointError` unless ``checkpoint["model"]`` fits ``model`` exactly.
 
     Compares the model class, parameter and buffer names, and shapes, and
@@ -259,7 +270,10 @@ def make_checkpoint(
 
     state: dict[str, Any] = {
         "model_class": qualified_name(model),
-        "model": {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in model.state_dict().items()},
+        "model": {
+            k: v.detach().cpu() if isinstance(v, torch.Tensor) else v
+            for k, v in model.state_dict().items()
+        },
     }
     if optimizer is not None:
         state["optimizer"] = optimizer.state_dict()

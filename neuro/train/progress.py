@@ -48,9 +48,7 @@ def progress(
         Passed on to ``tqdm``.
     """
     disable = verbose <= 0 or global_rank() != 0
-    return tqdm(
-        iterable, total=total, desc=desc, disable=disable, leave=leave, unit=unit, **kwargs
-    )
+    return tqdm(iterable, total=total, desc=desc, disable=disable, leave=leave, unit=unit, **kwargs)
 
 
 class _RankZeroFilter(logging.Filter):

@@ -32,7 +32,6 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler, Tens
 from neuro._validation import check_choice, check_float, check_int
 from neuro.io import atomic_write_json, atomic_write_text, prepare_output_dir
 from neuro.train.checkpoint import (
-    CheckpointError,
     config_to_dict,
     load_checkpoint,
     make_checkpoint,
@@ -166,7 +165,9 @@ class TrainerConfig:
         check_int("early_stopping_patience", self.early_stopping_patience, minimum=1)
         check_float("early_stopping_min_delta", self.early_stopping_min_delta, minimum=0.0)
         check_int("val_every_n_epochs", self.val_every_n_epochs, minimum=1)
-        check_int("checkpoint_every_n_steps", self.checkpoint_every_n_steps, minimum=1, allow_none=True)
+        check_int(
+            "checkpoint_every_n_steps", self.checkpoint_every_n_steps, minimum=1, allow_none=True
+        )
         check_int("num_workers", self.num_workers, minimum=0)
         check_int("seed", self.seed, minimum=0)
         check_choice("precision", str(self.precision), PRECISIONS)
@@ -201,7 +202,10 @@ class Callback:
 
 
 def cosine_with_warmup(
-    optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 0, min_lr_ratio: float = 0.0
+    optimizer: torch.optim.Optimizer,
+    total_steps: int,
+    warmup_steps: int = 0,
+    min_lr_ratio: float = 0.0,
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warm-up from 0 to the base LR, then a cosine decay to ``min_lr_ratio`` of it.
 
@@ -265,11 +269,13 @@ def _as_dataset(data: Any, name: str) -> tuple[Dataset, Callable | None]:
             "and __getitem__) so it can shard, shuffle and resume it exactly. Wrap your samples "
             "in a torch.utils.data.Dataset."
         )
-    if isinstance(data, (tuple, list)) and data and all(
-        isinstance(a, (np.ndarray, torch.Tensor)) for a in data
+    if (
+        isinstance(data, (tuple, list))
+        and data
+        and all(isinstance(a, (np.ndarray, torch.Tensor)) for a in data)
     ):
         tensors = []
-        for i, a in enumerate(data):
+        for a in data:
             t = torch.from_numpy(np.ascontiguousarray(a)) if isinstance(a, np.ndarray) else a
             if t.dtype == torch.float64:
                 t = t.float()  # models train in float32; numpy defaults to float64
@@ -285,7 +291,9 @@ def _as_dataset(data: Any, name: str) -> tuple[Dataset, Callable | None]:
                     f"{name}[{i}] contains NaN or infinite values; remove or impute them first."
                 )
         data = TensorDataset(*tensors)
-    if not isinstance(data, Dataset) and not (hasattr(data, "__len__") and hasattr(data, "__getitem__")):
+    if not isinstance(data, Dataset) and not (
+        hasattr(data, "__len__") and hasattr(data, "__getitem__")
+    ):
         raise TypeError(
             f"{name} must be a torch Dataset, a DataLoader, or a tuple of arrays with samples on "
             f"the first axis; got {type(data).__name__}."
@@ -311,7 +319,9 @@ def _metrics_dict(out: Any, where: str) -> dict[str, torch.Tensor]:
             elif isinstance(v, (int, float, np.number)) and not isinstance(v, bool):
                 result[str(k)] = torch.tensor(float(v))
             else:
-                raise TypeError(f"{where} returned {k!r}={v!r}; metrics must be numbers or scalar tensors.")
+                raise TypeError(
+                    f"{where} returned {k!r}={v!r}; metrics must be numbers or scalar tensors."
+                )
         return result
     raise TypeError(
         f"{where} must return a loss tensor or a dict of scalar metrics; got {type(out).__name__}."
@@ -453,7 +463,9 @@ class Trainer:
                 groups.append({"params": no_decay, "weight_decay": 0.0})
             optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
         if not isinstance(optimizer, torch.optim.Optimizer):
-            raise TypeError(f"the optimizer must be a torch.optim.Optimizer; got {type(optimizer).__name__}.")
+            raise TypeError(
+                f"the optimizer must be a torch.optim.Optimizer; got {type(optimizer).__name__}."
+            )
         return optimizer, scheduler
 
     def _make_scheduler(self, optimizer: torch.optim.Optimizer, total_steps: int) -> Any:
@@ -467,10 +479,17 @@ class Trainer:
         return cosine_with_warmup(optimizer, total_steps, warmup, self.config.min_lr_ratio)
 
     def _loader(
-        self, dataset: Dataset, collate: Callable | None, batch_size: int, shuffle: bool, drop_last: bool
+        self,
+        dataset: Dataset,
+        collate: Callable | None,
+        batch_size: int,
+        shuffle: bool,
+        drop_last: bool,
     ) -> tuple[DataLoader, _EpochSampler]:
         rt = self.runtime
-        sampler = _EpochSampler(len(dataset), rt.world_size, rt.global_rank, shuffle, self.config.seed)
+        sampler = _EpochSampler(
+            len(dataset), rt.world_size, rt.global_rank, shuffle, self.config.seed
+        )
         # A private generator: creating the iterator must not draw from the
         # global RNG, or a resumed run would diverge from an uninterrupted one.
         gen = torch.Generator()
@@ -499,7 +518,9 @@ class Trainer:
             torch._dynamo.config.suppress_errors = True
             return torch.compile(model)
         except Exception as err:  # compile is an optimisation: never fail the run for it
-            _log.warning("compile=True but torch.compile is unavailable (%s); training eagerly.", err)
+            _log.warning(
+                "compile=True but torch.compile is unavailable (%s); training eagerly.", err
+            )
             return model
 
     # -------------------------------------------------------------- resuming
@@ -516,15 +537,15 @@ class Trainer:
         lines = "".join(json.dumps(r) + "\n" for r in self.history)
         atomic_write_text(self.out_dir / "metrics.jsonl", lines)
 
-    def _save(self, name: str, model: nn.Module, optimizer: Any, scheduler: Any, position: dict) -> None:
+    def _save(
+        self, name: str, model: nn.Module, optimizer: Any, scheduler: Any, position: dict
+    ) -> None:
         if self.out_dir is None or not self.runtime.is_global_zero:
             return
         configs = {"trainer": self.config}
         if self._run_config is not None:
             configs["run"] = self._run_config
-        state = make_checkpoint(
-            model, optimizer, scheduler, configs=configs, rng=True
-        )
+        state = make_checkpoint(model, optimizer, scheduler, configs=configs, rng=True)
         state["trainer"] = {
             **position,
             "global_step": self.global_step,
@@ -572,11 +593,17 @@ class Trainer:
         """
         cfg = self.config
         self._check_model(model, needs_validation=val_data is not None)
-        if run_config is not None and not (dataclasses.is_dataclass(run_config) and not isinstance(run_config, type)):
-            raise TypeError(f"run_config must be a dataclass instance; got {type(run_config).__name__}.")
+        if run_config is not None and not (
+            dataclasses.is_dataclass(run_config) and not isinstance(run_config, type)
+        ):
+            raise TypeError(
+                f"run_config must be a dataclass instance; got {type(run_config).__name__}."
+            )
         self._run_config = run_config
         train_set, train_collate = _as_dataset(train_data, "train_data")
-        val_set, val_collate = _as_dataset(val_data, "val_data") if val_data is not None else (None, None)
+        val_set, val_collate = (
+            _as_dataset(val_data, "val_data") if val_data is not None else (None, None)
+        )
 
         ckpt = None
         if resume is not None:
@@ -584,7 +611,9 @@ class Trainer:
         if self.out_dir is not None:
             prepare_output_dir(self.out_dir, overwrite=self.overwrite or resume is not None)
 
-        self.runtime = rt = Runtime(cfg.device, cfg.precision, cfg.devices, cfg.num_nodes, cfg.strategy)
+        self.runtime = rt = Runtime(
+            cfg.device, cfg.precision, cfg.devices, cfg.num_nodes, cfg.strategy
+        )
         rt.launch()
         seed_everything(cfg.seed, cfg.deterministic)
         self.model = model
@@ -601,7 +630,9 @@ class Trainer:
             )
         val_loader = None
         if val_set is not None:
-            val_loader, _ = self._loader(val_set, val_collate, cfg.val_batch_size or cfg.batch_size, False, False)
+            val_loader, _ = self._loader(
+                val_set, val_collate, cfg.val_batch_size or cfg.batch_size, False, False
+            )
         steps_per_epoch = math.ceil(n_batches / cfg.grad_accum_steps)
         total_steps = cfg.max_epochs * steps_per_epoch
         if cfg.max_steps is not None:
@@ -623,7 +654,9 @@ class Trainer:
         epoch_count = 0
         best_state = None
         if ckpt is not None:
-            restore_checkpoint(ckpt, model, optimizer, scheduler, rng=True, source=f"checkpoint {resume}")
+            restore_checkpoint(
+                ckpt, model, optimizer, scheduler, rng=True, source=f"checkpoint {resume}"
+            )
             t = ckpt.get("trainer", {})
             start_epoch, start_batch = int(t.get("epoch", 0)), int(t.get("batch_in_epoch", 0))
             self.global_step = int(t.get("global_step", 0))
@@ -635,12 +668,16 @@ class Trainer:
             if t.get("world_size", rt.world_size) != rt.world_size:
                 _log.warning(
                     "Resuming a run saved with %d process(es) on %d: the data order after the "
-                    "checkpoint differs from the original run's.", t["world_size"], rt.world_size,
+                    "checkpoint differs from the original run's.",
+                    t["world_size"],
+                    rt.world_size,
                 )
             best_path = self.out_dir / "checkpoints" / "best.pt" if self.out_dir else None
             if cfg.restore_best and cfg.early_stopping_metric and best_path and best_path.is_file():
                 best_state = load_checkpoint(best_path)["model"]
-            _log.info("Resumed from %s at epoch %d, step %d.", resume, start_epoch, self.global_step)
+            _log.info(
+                "Resumed from %s at epoch %d, step %d.", resume, start_epoch, self.global_step
+            )
         if self.out_dir is not None and rt.is_global_zero:
             configs = {"trainer": config_to_dict(cfg)}
             if run_config is not None:
@@ -662,8 +699,12 @@ class Trainer:
                 epoch_sums, epoch_count = {}, 0
             fmodel.train()
             bar = progress(
-                total=n_batches, initial=start_batch, desc=f"epoch {epoch + 1}/{cfg.max_epochs}",
-                verbose=cfg.verbose, leave=False, unit="batch",
+                total=n_batches,
+                initial=start_batch,
+                desc=f"epoch {epoch + 1}/{cfg.max_epochs}",
+                verbose=cfg.verbose,
+                leave=False,
+                unit="batch",
             )
             batch_idx = start_batch
             step_metrics: dict[str, torch.Tensor] = {}
@@ -674,7 +715,9 @@ class Trainer:
                 batch = rt.to_device(batch)
                 with rt.fabric.no_backward_sync(fmodel, enabled=not is_step and rt.world_size > 1):
                     with rt.autocast():
-                        out = _metrics_dict(fmodel.training_step(batch), f"{type(model).__name__}.training_step")
+                        out = _metrics_dict(
+                            fmodel.training_step(batch), f"{type(model).__name__}.training_step"
+                        )
                     if "loss" not in out:
                         raise KeyError(
                             f"{type(model).__name__}.training_step returned a dict without 'loss' "
@@ -714,11 +757,22 @@ class Trainer:
                     done = True
                 if done or self.should_stop:
                     break
-                if cfg.checkpoint_every_n_steps and self.global_step % cfg.checkpoint_every_n_steps == 0 and batch_idx < n_batches:
+                if (
+                    cfg.checkpoint_every_n_steps
+                    and self.global_step % cfg.checkpoint_every_n_steps == 0
+                    and batch_idx < n_batches
+                ):
                     self._save(
-                        "last.pt", model, optimizer, scheduler,
-                        {"epoch": epoch, "batch_in_epoch": batch_idx,
-                         "epoch_sums": epoch_sums, "epoch_count": epoch_count},
+                        "last.pt",
+                        model,
+                        optimizer,
+                        scheduler,
+                        {
+                            "epoch": epoch,
+                            "batch_in_epoch": batch_idx,
+                            "epoch_sums": epoch_sums,
+                            "epoch_count": epoch_count,
+                        },
                     )
             bar.close()
             start_batch = 0
@@ -727,7 +781,9 @@ class Trainer:
             train_means = {f"train_{k}": v / max(epoch_count, 1) for k, v in epoch_sums.items()}
             if rt.world_size > 1 and train_means:
                 keys = sorted(train_means)
-                reduced = rt.all_reduce(torch.tensor([train_means[k] for k in keys], device=rt.device))
+                reduced = rt.all_reduce(
+                    torch.tensor([train_means[k] for k in keys], device=rt.device)
+                )
                 train_means = dict(zip(keys, reduced.tolist(), strict=True))
             record: dict[str, Any] = {
                 "epoch": epoch + 1,
@@ -744,13 +800,23 @@ class Trainer:
                 improved = self._early_stopping_update(val_metrics)
                 if improved and cfg.early_stopping_metric:
                     if cfg.restore_best:
-                        best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-                    self._save("best.pt", model, optimizer, scheduler, {"epoch": epoch + 1, "batch_in_epoch": 0})
+                        best_state = {
+                            k: v.detach().cpu().clone() for k, v in model.state_dict().items()
+                        }
+                    self._save(
+                        "best.pt",
+                        model,
+                        optimizer,
+                        scheduler,
+                        {"epoch": epoch + 1, "batch_in_epoch": 0},
+                    )
             record["time_s"] = round(time.perf_counter() - t0, 4)
             self.history.append(record)
             _log.info("epoch %d: %s", epoch + 1, _format_record(record))
             epoch += 1
-            self._save("last.pt", model, optimizer, scheduler, {"epoch": epoch, "batch_in_epoch": 0})
+            self._save(
+                "last.pt", model, optimizer, scheduler, {"epoch": epoch, "batch_in_epoch": 0}
+            )
             self._write_outputs()
             for cb in self.callbacks:
                 cb.on_epoch_end(self, epoch, record)
@@ -769,15 +835,22 @@ class Trainer:
         sums: dict[str, torch.Tensor] = {}
         count = 0
         with torch.no_grad():
-            for batch in progress(loader, desc="validation", verbose=self.config.verbose, leave=False, unit="batch"):
+            for batch in progress(
+                loader, desc="validation", verbose=self.config.verbose, leave=False, unit="batch"
+            ):
                 with rt.autocast():
-                    out = _metrics_dict(fmodel.validation_step(rt.to_device(batch)), f"{name}.validation_step")
+                    out = _metrics_dict(
+                        fmodel.validation_step(rt.to_device(batch)), f"{name}.validation_step"
+                    )
                 for k, v in out.items():
                     sums[k] = sums.get(k, 0.0) + v.detach().float()
                 count += 1
         fmodel.train()
         keys = sorted(sums)
-        vec = torch.stack([torch.as_tensor(sums[k], device=rt.device) for k in keys] + [torch.tensor(float(count), device=rt.device)])
+        vec = torch.stack(
+            [torch.as_tensor(sums[k], device=rt.device) for k in keys]
+            + [torch.tensor(float(count), device=rt.device)]
+        )
         vec = rt.all_reduce(vec, op="sum")
         return {f"val_{k}": float(vec[i] / vec[-1]) for i, k in enumerate(keys)}
 
@@ -806,7 +879,9 @@ class Trainer:
                 self.should_stop = self.stopped_early = True
                 _log.info(
                     "Early stopping: %s has not improved on %.6g for %d validations.",
-                    name, self.best_value, self._bad_epochs,
+                    name,
+                    self.best_value,
+                    self._bad_epochs,
                 )
         return better
 

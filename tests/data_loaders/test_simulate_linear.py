@@ -21,7 +21,9 @@ def test_noise_ceiling_matches_the_data():
 
 
 def test_feature_correlation_is_planted():
-    sim = simulate_linear_encoding(n_samples=20000, n_features=7, n_voxels=2, feature_correlation=0.6, seed=3)
+    sim = simulate_linear_encoding(
+        n_samples=20000, n_features=7, n_voxels=2, feature_correlation=0.6, seed=3
+    )
     c = np.corrcoef(sim.X.T)
     assert c[0, 1] == pytest.approx(0.6, abs=0.02) and c[0, 2] == pytest.approx(0.36, abs=0.02)
 

@@ -1,7 +1,7 @@
 """Train TinyRegressor with a given number of processes; rank 0 saves the weights.
 
-    python -m torch.distributed.run --standalone --nproc_per_node 2 -m tests.train.ddp_worker OUT 2
-    python -m tests.train.ddp_worker OUT 1
+python -m torch.distributed.run --standalone --nproc_per_node 2 -m tests.train.ddp_worker OUT 2
+python -m tests.train.ddp_worker OUT 1
 """
 
 from __future__ import annotations
@@ -23,8 +23,13 @@ def main(out: Path, processes: int) -> None:
     model = TinyRegressor(dropout=0.0)
     x, y, _ = regression_data(n=64)
     trainer = Trainer(
-        max_epochs=3, batch_size=GLOBAL_BATCH // processes, devices=processes, device="cpu",
-        lr=2e-2, verbose=0, seed=3,
+        max_epochs=3,
+        batch_size=GLOBAL_BATCH // processes,
+        devices=processes,
+        device="cpu",
+        lr=2e-2,
+        verbose=0,
+        seed=3,
     )
     history = trainer.fit(model, (x, y), (x[:32], y[:32]))
     if trainer.runtime.is_global_zero:

@@ -12,7 +12,9 @@ class TinyRegressor(nn.Module):
     ``forward`` takes ``(batch, n_in)`` and returns ``(batch, n_out)``.
     """
 
-    def __init__(self, n_in: int = 7, n_hidden: int = 9, n_out: int = 3, dropout: float = 0.1) -> None:
+    def __init__(
+        self, n_in: int = 7, n_hidden: int = 9, n_out: int = 3, dropout: float = 0.1
+    ) -> None:
         super().__init__()
         self.net = nn.Sequential(
             nn.Linear(n_in, n_hidden), nn.Tanh(), nn.Dropout(dropout), nn.Linear(n_hidden, n_out)

@@ -18,8 +18,13 @@ from neuro.train import Callback, Trainer
 from tests.train.models import TinyRegressor, regression_data
 
 SETTINGS = {
-    "max_epochs": 3, "batch_size": 16, "checkpoint_every_n_steps": 2, "device": "cpu",
-    "verbose": 0, "lr": 1e-2, "seed": 5,
+    "max_epochs": 3,
+    "batch_size": 16,
+    "checkpoint_every_n_steps": 2,
+    "device": "cpu",
+    "verbose": 0,
+    "lr": 1e-2,
+    "seed": 5,
 }
 
 

@@ -126,7 +126,10 @@ def test_checkpoint_of_another_model(tmp_path):
 def test_checkpoint_of_another_size(tmp_path):
     path = save_checkpoint(tmp_path / "ck.pt", make_checkpoint(TinyRegressor(n_hidden=9)))
     model = TinyRegressor(n_hidden=8)
-    with pytest.raises(CheckpointError, match=r"different shapes: net.0.weight: checkpoint \(9, 7\) vs model \(8, 7\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"different shapes: net.0.weight: checkpoint \(9, 7\) vs model \(8, 7\)",
+    ):
         restore_checkpoint(load_checkpoint(path), model)
 
 
@@ -136,7 +139,9 @@ def test_unsafe_values_are_refused_at_save(tmp_path):
 
 
 def test_numpy_values_are_stored_as_tensors(tmp_path):
-    path = save_checkpoint(tmp_path / "ck.pt", {"model": {}, "extra": {"a": np.arange(3), "b": np.float32(2)}})
+    path = save_checkpoint(
+        tmp_path / "ck.pt", {"model": {}, "extra": {"a": np.arange(3), "b": np.float32(2)}}
+    )
     extra = load_checkpoint(path)["extra"]
     assert torch.equal(extra["a"], torch.arange(3)) and extra["b"] == 2.0
 

@@ -39,14 +39,18 @@ def test_cuda_without_gpu_says_so():
         resolve_device("cuda")
 
 
-@pytest.mark.parametrize(("given", "expected"), [("32", "32-true"), (32, "32-true"), ("bf16-mixed", "bf16-mixed")])
+@pytest.mark.parametrize(
+    ("given", "expected"), [("32", "32-true"), (32, "32-true"), ("bf16-mixed", "bf16-mixed")]
+)
 def test_precision_names(given, expected):
     assert resolve_precision(given, torch.device("cpu")) == expected
 
 
 @pytest.mark.parametrize("bad", ["64", "fp16", "bf16", "16"])
 def test_unknown_precision(bad):
-    with pytest.raises(ValueError, match="precision must be one of '32', 'bf16-mixed' or '16-mixed'"):
+    with pytest.raises(
+        ValueError, match="precision must be one of '32', 'bf16-mixed' or '16-mixed'"
+    ):
         resolve_precision(bad, torch.device("cpu"))
 
 

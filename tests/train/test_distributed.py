@@ -27,8 +27,16 @@ def test_two_process_ddp_equals_single_process(tmp_path):
     _run([sys.executable, "-m", "tests.train.ddp_worker", str(tmp_path / "one"), "1"], tmp_path)
     _run(
         [
-            sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-            "-m", "tests.train.ddp_worker", str(tmp_path / "two"), "2",
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "tests.train.ddp_worker",
+            str(tmp_path / "two"),
+            "2",
         ],
         tmp_path,
     )

@@ -56,17 +56,19 @@ def _assert_same_weights(a, b):
 def test_resume_equals_uninterrupted(tmp_path, crash_at, overrides):
     ref_model, ref_history = train(tmp_path / "ref", **overrides)
 
-    from tests.train.resume_worker import SETTINGS, Trainer, TinyRegressor, regression_data
+    from tests.train.resume_worker import SETTINGS, TinyRegressor, Trainer, regression_data
 
     torch.manual_seed(1)
     model = TinyRegressor()
     x, y, _ = regression_data(n=96)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        Trainer(out_dir=tmp_path / "run", callbacks=[Crash(crash_at)], **{**SETTINGS, **overrides}).fit(
-            model, (x, y), (x[:32], y[:32])
-        )
+        Trainer(
+            out_dir=tmp_path / "run", callbacks=[Crash(crash_at)], **{**SETTINGS, **overrides}
+        ).fit(model, (x, y), (x[:32], y[:32]))
     # A new process would rebuild the model from scratch: use different weights to be sure.
-    resumed, history = train(tmp_path / "run", resume=True, **{**overrides, "seed": SETTINGS["seed"]})
+    resumed, history = train(
+        tmp_path / "run", resume=True, **{**overrides, "seed": SETTINGS["seed"]}
+    )
     _assert_same_weights(ref_model.state_dict(), resumed.state_dict())
     assert _without_times(history) == _without_times(ref_history)
 
@@ -75,13 +77,17 @@ def test_killed_process_resumes_exactly(tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "tests.train.resume_worker", str(out)]
-    killed = subprocess.run([*cmd, "--kill-at", "11"], cwd=ROOT, env=env, capture_output=True, timeout=300)
+    killed = subprocess.run(
+        [*cmd, "--kill-at", "11"], cwd=ROOT, env=env, capture_output=True, timeout=300
+    )
     assert killed.returncode == 9, killed.stderr.decode()
     assert load_checkpoint(out / "checkpoints" / "last.pt")["trainer"]["global_step"] == 10
     done = subprocess.run([*cmd, "--resume"], cwd=ROOT, env=env, capture_output=True, timeout=300)
     assert done.returncode == 0, done.stderr.decode()
     ref_model, _ = train(tmp_path / "ref")
-    _assert_same_weights(ref_model.state_dict(), torch.load(out / "final_weights.pt", weights_only=True))
+    _assert_same_weights(
+        ref_model.state_dict(), torch.load(out / "final_weights.pt", weights_only=True)
+    )
 
 
 # ----------------------------------------------------- a loop without backprop

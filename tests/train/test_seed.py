@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from neuro.train import get_rng_state, load_checkpoint, save_checkpoint, seed_everything, set_rng_state
+from neuro.train import (
+    get_rng_state,
+    load_checkpoint,
+    save_checkpoint,
+    seed_everything,
+    set_rng_state,
+)
 
 
 def _draw():

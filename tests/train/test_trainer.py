@@ -56,7 +56,9 @@ def test_learns_a_planted_linear_map():
 def test_history_callbacks_and_files(tmp_path):
     x, y, _ = regression_data()
     rec = Recorder()
-    trainer = Trainer(max_epochs=3, batch_size=32, out_dir=tmp_path / "run", callbacks=[rec], **FAST)
+    trainer = Trainer(
+        max_epochs=3, batch_size=32, out_dir=tmp_path / "run", callbacks=[rec], **FAST
+    )
     history = trainer.fit(TinyRegressor(), (x[:64], y[:64]), (x[64:], y[64:]))
     assert [r["epoch"] for r in history] == [1, 2, 3]
     assert [r["step"] for r in history] == [2, 4, 6]
@@ -104,13 +106,25 @@ def test_gradient_clipping_bounds_each_update():
 
         def on_step_end(self, trainer, step, metrics):
             now = [p.detach().clone() for p in model.parameters()]
-            norms.append(float(torch.sqrt(sum(((a - b) ** 2).sum() for a, b in zip(now, self.prev, strict=True)))))
+            norms.append(
+                float(
+                    torch.sqrt(
+                        sum(((a - b) ** 2).sum() for a, b in zip(now, self.prev, strict=True))
+                    )
+                )
+            )
             assert metrics["grad_norm"] > 0.5  # the norm before clipping was large
             self.prev = now
 
     Trainer(
-        max_epochs=2, batch_size=8, grad_clip_norm=0.5, callbacks=[Watch()], weight_decay=0.0,
-        optimizer=lambda params: torch.optim.SGD(params, lr=1.0), scheduler=False, **FAST,
+        max_epochs=2,
+        batch_size=8,
+        grad_clip_norm=0.5,
+        callbacks=[Watch()],
+        weight_decay=0.0,
+        optimizer=lambda params: torch.optim.SGD(params, lr=1.0),
+        scheduler=False,
+        **FAST,
     ).fit(model, (x, y))
     assert max(norms) <= 0.5 + 1e-5
 
@@ -133,8 +147,13 @@ def test_early_stopping_stops_and_restores_best():
 
     model = Worsening()
     trainer = Trainer(
-        max_epochs=20, batch_size=16, early_stopping_metric="val_score", early_stopping_mode="max",
-        early_stopping_patience=3, callbacks=[Count()], **FAST,
+        max_epochs=20,
+        batch_size=16,
+        early_stopping_metric="val_score",
+        early_stopping_mode="max",
+        early_stopping_patience=3,
+        callbacks=[Count()],
+        **FAST,
     )
     history = trainer.fit(model, (x, y), (x, y))
     assert trainer.stopped_early and len(history) == 6
@@ -159,7 +178,9 @@ def test_bf16_mixed_runs_under_autocast_on_cpu():
             seen.append((torch.is_autocast_enabled("cpu"), self(batch[0]).dtype))
             return super().training_step(batch)
 
-    history = Trainer(max_epochs=1, batch_size=16, precision="bf16-mixed", **FAST).fit(Probe(), (x, y))
+    history = Trainer(max_epochs=1, batch_size=16, precision="bf16-mixed", **FAST).fit(
+        Probe(), (x, y)
+    )
     assert seen[0] == (True, torch.bfloat16)
     assert np.isfinite(history[0]["train_loss"])
 
@@ -170,7 +191,9 @@ def test_compile_falls_back_where_unavailable(monkeypatch, caplog):
     monkeypatch.setattr(torch._dynamo, "is_dynamo_supported", lambda: False)
     x, y, _ = regression_data(n=32)
     with caplog.at_level(logging.WARNING):
-        history = Trainer(max_epochs=1, batch_size=16, compile=True, **FAST).fit(TinyRegressor(), (x, y))
+        history = Trainer(max_epochs=1, batch_size=16, compile=True, **FAST).fit(
+            TinyRegressor(), (x, y)
+        )
     assert "training eagerly" in caplog.text
     assert np.isfinite(history[0]["train_loss"])
 
@@ -247,7 +270,9 @@ def test_nan_in_data():
 def test_unknown_early_stopping_metric():
     x, y, _ = regression_data(n=16)
     with pytest.raises(KeyError, match=r"early_stopping_metric='val_acc' is not among .*val_loss"):
-        Trainer(max_epochs=2, early_stopping_metric="val_acc", **FAST).fit(TinyRegressor(), (x, y), (x, y))
+        Trainer(max_epochs=2, early_stopping_metric="val_acc", **FAST).fit(
+            TinyRegressor(), (x, y), (x, y)
+        )
 
 
 def test_divergence_is_reported():
@@ -274,7 +299,9 @@ def test_resume_into_a_different_model(tmp_path):
     x, y, _ = regression_data(n=16)
     Trainer(max_epochs=1, out_dir=tmp_path, **FAST).fit(TinyRegressor(), (x, y))
     with pytest.raises(CheckpointError, match="does not match this model"):
-        Trainer(max_epochs=2, out_dir=tmp_path, **FAST).fit(TinyRegressor(n_hidden=5), (x, y), resume="last")
+        Trainer(max_epochs=2, out_dir=tmp_path, **FAST).fit(
+            TinyRegressor(n_hidden=5), (x, y), resume="last"
+        )
 
 
 def test_resume_from_a_corrupt_checkpoint(tmp_path):
