@@ -118,6 +118,11 @@ class Runtime:
         if torch_device.type == "cpu":
             accelerator, fabric_devices = "cpu", devices
         elif torch_device.type == "mps":
+            if devices * num_nodes > 1:
+                raise ValueError(
+                    f"device='mps' runs one process on Apple's GPU; devices={devices} and "
+                    f"num_nodes={num_nodes} ask for more. Use devices=1."
+                )
             accelerator, fabric_devices = "mps", 1
         else:
             accelerator = "cuda"

@@ -27,7 +27,14 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler, TensorDataset
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    IterableDataset,
+    Sampler,
+    TensorDataset,
+)
 
 from neuro._validation import check_choice, check_float, check_int
 from neuro.io import atomic_write_json, atomic_write_text, prepare_output_dir
@@ -47,6 +54,9 @@ __all__ = ["Callback", "Trainer", "TrainerConfig", "cosine_with_warmup"]
 
 _log = get_logger(__name__)
 
+# Optimizer steps between reads of the training loss (each read waits for the device).
+_SYNC_EVERY = 10
+
 
 @dataclass
 class TrainerConfig:
@@ -57,7 +67,8 @@ class TrainerConfig:
     max_epochs : int, default=10
         Passes over the training data.
     max_steps : int or None, default=None
-        Stop after this many optimizer steps, whatever the epoch.
+        Stop after this many optimizer steps, whatever the epoch. (A run
+        ended this way mid-epoch resumes at the start of the next epoch.)
     batch_size : int, default=32
         Samples per process per forward pass. One optimizer step sees
         ``batch_size * world_size * grad_accum_steps`` samples.
@@ -494,11 +505,17 @@ class Trainer:
         # global RNG, or a resumed run would diverge from an uninterrupted one.
         gen = torch.Generator()
         gen.manual_seed(self.config.seed)
+        batching: dict[str, Any] = {
+            "batch_size": batch_size,
+            "sampler": sampler,
+            "drop_last": drop_last,
+        }
+        if isinstance(dataset, TensorDataset) and collate is None:
+            # index whole batches at once instead of gathering and stacking samples
+            batching = {"batch_size": None, "sampler": BatchSampler(sampler, batch_size, drop_last)}
         loader = DataLoader(
             dataset,
-            batch_size=batch_size,
-            sampler=sampler,
-            drop_last=drop_last,
+            **batching,
             num_workers=self.config.num_workers,
             collate_fn=collate,
             pin_memory=rt.device.type == "cuda",
@@ -600,6 +617,11 @@ class Trainer:
                 f"run_config must be a dataclass instance; got {type(run_config).__name__}."
             )
         self._run_config = run_config
+        if cfg.early_stopping_metric is not None and val_data is None:
+            raise ValueError(
+                f"early_stopping_metric={cfg.early_stopping_metric!r} watches a validation metric, "
+                "but no val_data was given. Pass val_data, or set early_stopping_metric=None."
+            )
         train_set, train_collate = _as_dataset(train_data, "train_data")
         val_set, val_collate = (
             _as_dataset(val_data, "val_data") if val_data is not None else (None, None)
@@ -650,7 +672,7 @@ class Trainer:
         self.history, self.global_step, self.best_value, self._bad_epochs = [], 0, None, 0
         self.should_stop = self.stopped_early = False
         start_epoch, start_batch = 0, 0
-        epoch_sums: dict[str, float] = {}
+        epoch_sums: dict[str, torch.Tensor] = {}
         epoch_count = 0
         best_state = None
         if ckpt is not None:
@@ -663,7 +685,7 @@ class Trainer:
             self.history = list(t.get("history", []))
             self.best_value = t.get("best_value")
             self._bad_epochs = int(t.get("bad_epochs", 0))
-            epoch_sums = dict(t.get("epoch_sums", {}))
+            epoch_sums = {k: v.to(rt.device) for k, v in t.get("epoch_sums", {}).items()}
             epoch_count = int(t.get("epoch_count", 0))
             if t.get("world_size", rt.world_size) != rt.world_size:
                 _log.warning(
@@ -738,19 +760,23 @@ class Trainer:
                 if scheduler is not None:
                     scheduler.step()
                 self.global_step += 1
-                values = {k: float(v) for k, v in step_metrics.items()}
-                step_metrics = {}
-                if not math.isfinite(values["loss"]):
-                    raise FloatingPointError(
-                        f"The training loss became {values['loss']} at step {self.global_step} "
-                        f"(epoch {epoch + 1}). Lower lr, set grad_clip_norm, or check the data for "
-                        "NaN/inf values."
-                    )
-                for k, v in values.items():
-                    epoch_sums[k] = epoch_sums.get(k, 0.0) + v
+                for k, v in step_metrics.items():
+                    epoch_sums[k] = epoch_sums[k] + v if k in epoch_sums else v
                 epoch_count += 1
-                if self.global_step % 10 == 0 or batch_idx == n_batches:
+                # Reading a value waits for the device: do it only every few steps,
+                # or every step when callbacks want the values.
+                values = None
+                if self.callbacks or self.global_step % _SYNC_EVERY == 0 or batch_idx == n_batches:
+                    values = {k: float(v) for k, v in step_metrics.items()}
+                    total = float(epoch_sums["loss"])
+                    if not (math.isfinite(values["loss"]) and math.isfinite(total)):
+                        raise FloatingPointError(
+                            f"The training loss became {values['loss'] if not math.isfinite(values['loss']) else total} "
+                            f"at or before step {self.global_step} (epoch {epoch + 1}). Lower lr, "
+                            "set grad_clip_norm, or check the data for NaN/inf values."
+                        )
                     bar.set_postfix(loss=f"{values['loss']:.4g}")
+                step_metrics = {}
                 for cb in self.callbacks:
                     cb.on_step_end(self, self.global_step, values)
                 if cfg.max_steps is not None and self.global_step >= cfg.max_steps:
@@ -770,7 +796,7 @@ class Trainer:
                         {
                             "epoch": epoch,
                             "batch_in_epoch": batch_idx,
-                            "epoch_sums": epoch_sums,
+                            "epoch_sums": {k: v.cpu() for k, v in epoch_sums.items()},
                             "epoch_count": epoch_count,
                         },
                     )
@@ -778,13 +804,12 @@ class Trainer:
             start_batch = 0
 
             # ---- end of epoch: metrics, validation, early stopping, checkpoint
-            train_means = {f"train_{k}": v / max(epoch_count, 1) for k, v in epoch_sums.items()}
-            if rt.world_size > 1 and train_means:
-                keys = sorted(train_means)
-                reduced = rt.all_reduce(
-                    torch.tensor([train_means[k] for k in keys], device=rt.device)
-                )
-                train_means = dict(zip(keys, reduced.tolist(), strict=True))
+            train_means = {}
+            if epoch_sums:
+                keys = sorted(epoch_sums)
+                means = torch.stack([epoch_sums[k] for k in keys]) / max(epoch_count, 1)
+                means = rt.all_reduce(means)  # average over processes
+                train_means = {f"train_{k}": v for k, v in zip(keys, means.tolist(), strict=True)}
             record: dict[str, Any] = {
                 "epoch": epoch + 1,
                 "step": self.global_step,
@@ -835,8 +860,13 @@ class Trainer:
         sums: dict[str, torch.Tensor] = {}
         count = 0
         with torch.no_grad():
+            # validation is usually short: its bar shows from verbose=2 on
             for batch in progress(
-                loader, desc="validation", verbose=self.config.verbose, leave=False, unit="batch"
+                loader,
+                desc="validation",
+                verbose=self.config.verbose - 1,
+                leave=False,
+                unit="batch",
             ):
                 with rt.autocast():
                     out = _metrics_dict(

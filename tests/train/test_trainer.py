@@ -275,6 +275,12 @@ def test_unknown_early_stopping_metric():
         )
 
 
+def test_early_stopping_without_validation_data():
+    x, y, _ = regression_data(n=16)
+    with pytest.raises(ValueError, match="no val_data was given"):
+        Trainer(early_stopping_metric="val_loss", **FAST).fit(TinyRegressor(), (x, y))
+
+
 def test_divergence_is_reported():
     x, y, _ = regression_data(n=16)
 
@@ -282,7 +288,7 @@ def test_divergence_is_reported():
         def training_step(self, batch):
             return super().training_step(batch)["loss"] * float("nan")
 
-    with pytest.raises(FloatingPointError, match="loss became nan at step 1"):
+    with pytest.raises(FloatingPointError, match="loss became nan at or before step 1"):
         Trainer(**FAST).fit(Bad(), (x, y))
 
 
