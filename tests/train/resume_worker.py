@@ -39,11 +39,18 @@ class DieAt(Callback):
             os._exit(9)
 
 
-def train(out: Path, kill_at: int | None = None, resume: bool = False, **overrides):
-    torch.manual_seed(1)
+def train(
+    out: Path,
+    kill_at: int | None = None,
+    resume: bool = False,
+    callbacks=(),
+    init_seed: int = 1,
+    **overrides,
+):
+    torch.manual_seed(init_seed)
     model = TinyRegressor()
     x, y, _ = regression_data(n=96)
-    callbacks = [DieAt(kill_at)] if kill_at else []
+    callbacks = [*callbacks, DieAt(kill_at)] if kill_at else list(callbacks)
     trainer = Trainer(out_dir=out, callbacks=callbacks, **{**SETTINGS, **overrides})
     history = trainer.fit(model, (x, y), (x[:32], y[:32]), resume="last" if resume else None)
     return model, history
@@ -55,5 +62,6 @@ if __name__ == "__main__":
     parser.add_argument("--kill-at", type=int)
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args()
-    model, _ = train(args.out, args.kill_at, args.resume)
+    # a resumed run starts from other weights: all state must come from the checkpoint
+    model, _ = train(args.out, args.kill_at, args.resume, init_seed=99 if args.resume else 1)
     torch.save(model.state_dict(), args.out / "final_weights.pt")
