@@ -46,7 +46,7 @@ from neuro.train.checkpoint import (
     save_checkpoint,
 )
 from neuro.train.device import PRECISIONS
-from neuro.train.distributed import STRATEGIES, Runtime
+from neuro.train.distributed import STRATEGIES, Runtime, global_rank
 from neuro.train.progress import get_logger, progress
 from neuro.train.seed import seed_everything
 
@@ -569,6 +569,7 @@ class Trainer:
             "history": self.history,
             "best_value": self.best_value,
             "bad_epochs": self._bad_epochs,
+            "stopped_early": self.stopped_early,
             "world_size": self.runtime.world_size,
         }
         save_checkpoint(self.out_dir / "checkpoints" / name, state)
@@ -630,7 +631,8 @@ class Trainer:
         ckpt = None
         if resume is not None:
             ckpt = load_checkpoint(self._resume_path(resume))
-        if self.out_dir is not None:
+        if self.out_dir is not None and global_rank() == 0:
+            # only rank 0 checks: the others would see the files rank 0 has begun to write
             prepare_output_dir(self.out_dir, overwrite=self.overwrite or resume is not None)
 
         self.runtime = rt = Runtime(
@@ -685,6 +687,8 @@ class Trainer:
             self.history = list(t.get("history", []))
             self.best_value = t.get("best_value")
             self._bad_epochs = int(t.get("bad_epochs", 0))
+            # a run that early stopping ended stays ended
+            self.should_stop = self.stopped_early = bool(t.get("stopped_early", False))
             epoch_sums = {k: v.to(rt.device) for k, v in t.get("epoch_sums", {}).items()}
             epoch_count = int(t.get("epoch_count", 0))
             if t.get("world_size", rt.world_size) != rt.world_size:

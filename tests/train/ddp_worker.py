@@ -30,6 +30,7 @@ def main(out: Path, processes: int) -> None:
         lr=2e-2,
         verbose=0,
         seed=3,
+        out_dir=out / "trainer",  # written by rank 0 only
     )
     history = trainer.fit(model, (x, y), (x[:32], y[:32]))
     if trainer.runtime.is_global_zero:

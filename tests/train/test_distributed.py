@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from neuro.train import Runtime, global_rank, is_rank_zero, world_size
+from neuro.train import Runtime, global_rank, is_rank_zero, load_checkpoint, world_size
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,6 +41,8 @@ def test_two_process_ddp_equals_single_process(tmp_path):
         tmp_path,
     )
     assert json.loads((tmp_path / "two" / "world.json").read_text()) == {"world_size": 2}
+    ck = load_checkpoint(tmp_path / "two" / "trainer" / "checkpoints" / "last.pt")
+    assert ck["trainer"]["world_size"] == 2 and ck["trainer"]["global_step"] == 12
     one = torch.load(tmp_path / "one" / "weights.pt", weights_only=True)
     two = torch.load(tmp_path / "two" / "weights.pt", weights_only=True)
     for k in one:

@@ -330,3 +330,19 @@ def test_checkpoint_holds_everything_needed(tmp_path):
     ck = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
     assert {"model", "optimizer", "scheduler", "rng", "config", "trainer", "model_class"} <= set(ck)
     assert ck["trainer"]["epoch"] == 1 and ck["trainer"]["global_step"] == 1
+
+
+def test_resuming_an_early_stopped_run_does_not_train_on(tmp_path):
+    x, y, _ = regression_data(n=32)
+
+    class Flat(TinyRegressor):
+        def validation_step(self, batch):
+            return {"score": torch.tensor(1.0)}
+
+    settings = {"early_stopping_metric": "val_score", "early_stopping_patience": 2, **FAST}
+    first = Trainer(max_epochs=10, batch_size=16, out_dir=tmp_path, **settings)
+    history = first.fit(Flat(), (x, y), (x, y))
+    assert first.stopped_early and len(history) == 3
+    again = Trainer(max_epochs=10, batch_size=16, out_dir=tmp_path, **settings)
+    assert again.fit(Flat(), (x, y), (x, y), resume="last") == history
+    assert again.stopped_early
