@@ -1,0 +1,567 @@
+"""Simulated fMRI experiments whose answer is known.
+
+Stimuli
+    Images of four categories, built from pictures that ship with scikit-image
+    (its ``lfw_subset`` faces and non-face crops, and its natural images) and
+    from procedural drawings: ``face`` (a face pasted onto a background),
+    ``scene`` (a full-field natural photograph or a drawn layout with a
+    horizon, ground plane and buildings), ``object`` (a drawn shape or a
+    cut-out photographed object on a background) and ``text`` (rows of
+    letter strings on a background). Faces, objects and text appear at random
+    positions and sizes; each stimulus carries a per-pixel map of where its
+    category content lies.
+
+Voxels
+    Placed in the MNI152 2 mm brain that nilearn ships, in ROIs centred at
+    typical MNI coordinates in both hemispheres: early visual areas V1, V2,
+    V3, V4 and category-selective FFA (faces), PPA (scenes), LOC (objects)
+    and VWFA (text). Each subject's ROI centres are jittered by a few mm and
+    hold a different number of voxels.
+
+Responses
+    Early visual voxels have a Gaussian population receptive field over a
+    retinotopic map of local contrast energy: centres follow the cortex
+    (contralateral hemifield, dorsal areas represent the lower field, more
+    anterior voxels more eccentric) and sizes grow from V1 to V4 and with
+    eccentricity. Category-selective voxels respond to how much of the image
+    their preferred category covers, wherever it lies, plus a weaker response
+    to the other categories. Each voxel's noise-free response is scaled to a
+    chosen amplitude (percent signal change) over the stimulus set; each trial
+    adds Gaussian noise at the voxel's SNR, so the true noise ceiling of an
+    ``n``-trial average is ``snr / (snr + 1/n)`` (fraction of variance).
+
+Map coordinates are ``(x, y)`` in ``[-1, 1]``: ``x`` from the image's left edge
+(-1) to its right edge (+1), ``y`` from the top (-1) to the bottom (+1), as in
+``torch.nn.functional.grid_sample``; receptive-field sizes are Gaussian sds in
+the same units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+__all__ = [
+    "CATEGORIES",
+    "ROIS",
+    "SimulatedFMRI",
+    "SimulatedStimuli",
+    "SimulatedSubject",
+    "make_stimuli",
+    "simulate_fmri",
+]
+
+#: Stimulus categories, in the column order of ``selectivity`` and ``content``.
+CATEGORIES = ("face", "scene", "object", "text")
+
+#: ROI -> (MNI centre of the left-hemisphere ROI in mm, kind, preferred category or pRF size range).
+ROIS = {
+    "V1": ((-8.0, -92.0, 2.0), "early", (0.04, 0.08)),
+    "V2": ((-14.0, -94.0, 8.0), "early", (0.07, 0.13)),
+    "V3": ((-22.0, -90.0, 12.0), "early", (0.10, 0.20)),
+    "V4": ((-30.0, -78.0, -12.0), "early", (0.18, 0.35)),
+    "FFA": ((-40.0, -52.0, -18.0), "category", "face"),
+    "PPA": ((-26.0, -46.0, -8.0), "category", "scene"),
+    "LOC": ((-44.0, -76.0, -4.0), "category", "object"),
+    "VWFA": ((-44.0, -58.0, -12.0), "category", "text"),
+}
+
+
+# ----------------------------------------------------------------- stimuli
+@dataclass
+class SimulatedStimuli:
+    """Stimulus images and where their category content lies.
+
+    Attributes
+    ----------
+    images : ndarray of shape (n_stimuli, size, size, 3), float32 in [0, 1]
+    categories : ndarray of shape (n_stimuli,), int
+        Index into :data:`CATEGORIES`.
+    content : ndarray of shape (n_stimuli, n_categories, size, size), float32 in [0, 1]
+        Per-pixel coverage of each category (the pasted face, object or text,
+        or the whole field for a scene).
+    category_names : tuple of str
+    """
+
+    images: np.ndarray
+    categories: np.ndarray
+    content: np.ndarray
+    category_names: tuple[str, ...] = CATEGORIES
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def _resize(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    from skimage.transform import resize
+
+    return resize(img, shape, anti_aliasing=True, preserve_range=True).astype(np.float32)
+
+
+def _to_rgb(img: np.ndarray) -> np.ndarray:
+    img = np.asarray(img, dtype=np.float32)
+    if img.max() > 1.0:
+        img = img / 255.0
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    return img[..., :3]
+
+
+class _Library:
+    """Source pictures from scikit-image, loaded once."""
+
+    def __init__(self) -> None:
+        from skimage import data
+
+        lfw = data.lfw_subset()  # 100 faces, then 100 non-face crops, 25 x 25, in [0, 1]
+        self.faces = lfw[:100].astype(np.float32)
+        self.nonfaces = lfw[100:].astype(np.float32)
+        self.scenes = [
+            _to_rgb(getattr(data, name)())
+            for name in (
+                "coffee",
+                "chelsea",
+                "rocket",
+                "astronaut",
+                "hubble_deep_field",
+                "immunohistochemistry",
+            )
+        ]
+        self.textures = [
+            _to_rgb(getattr(data, name)()) for name in ("brick", "grass", "gravel", "moon")
+        ]
+        self.objects = [_to_rgb(getattr(data, name)()) for name in ("horse", "coins", "clock")]
+
+
+def _crop(rng, img: np.ndarray, size: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    side = int(rng.integers(min(h, w) // 2, min(h, w) + 1))
+    y0 = int(rng.integers(0, h - side + 1))
+    x0 = int(rng.integers(0, w - side + 1))
+    return _resize(img[y0 : y0 + side, x0 : x0 + side], (size, size))
+
+
+def _background(rng, lib: _Library, size: int) -> np.ndarray:
+    """A low-contrast textured background."""
+    tex = _crop(rng, lib.textures[int(rng.integers(len(lib.textures)))], size)
+    gray = np.full_like(tex, 0.5)
+    return gray + 0.25 * (tex - tex.mean())
+
+
+def _layout(rng, size: int) -> np.ndarray:
+    """A drawn scene: sky gradient, horizon, ground plane and buildings."""
+    yy, xx = np.mgrid[0:size, 0:size] / (size - 1)
+    horizon = rng.uniform(0.35, 0.65)
+    sky = np.stack([0.5 + 0.3 * yy, 0.6 + 0.3 * yy, np.full_like(yy, 0.95)], axis=2)
+    ground_color = np.array([rng.uniform(0.2, 0.5), rng.uniform(0.3, 0.6), rng.uniform(0.1, 0.3)])
+    ground = ground_color * (0.6 + 0.4 * ((yy - horizon) / (1 - horizon)))[..., None]
+    img = np.where((yy < horizon)[..., None], sky, ground)
+    for _ in range(int(rng.integers(2, 6))):  # buildings standing on the horizon
+        x0, width = rng.uniform(0, 0.9), rng.uniform(0.05, 0.25)
+        top = horizon - rng.uniform(0.1, 0.4)
+        shade = rng.uniform(0.2, 0.7)
+        inside = (xx >= x0) & (xx < x0 + width) & (yy >= top) & (yy < horizon)
+        img[inside] = shade
+    # receding lines on the ground plane
+    for k in range(5):
+        slope = (k - 2) * rng.uniform(0.4, 0.8)
+        line = (np.abs(xx - 0.5 - slope * (yy - horizon)) < 0.01) & (yy > horizon)
+        img[line] = 0.1
+    return img.astype(np.float32)
+
+
+def _shape_patch(rng, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """A filled polygon or ellipse in a random colour; returns (rgb, mask)."""
+    from skimage.draw import ellipse, polygon
+
+    mask = np.zeros((size, size), dtype=bool)
+    c = size / 2
+    if rng.random() < 0.5:
+        rr, cc = ellipse(
+            c,
+            c,
+            rng.uniform(0.3, 0.48) * size,
+            rng.uniform(0.2, 0.48) * size,
+            shape=mask.shape,
+            rotation=rng.uniform(0, np.pi),
+        )
+    else:
+        n = int(rng.integers(3, 8))
+        angles = np.sort(rng.uniform(0, 2 * np.pi, n))
+        radius = rng.uniform(0.25, 0.48, n) * size
+        rr, cc = polygon(c + radius * np.sin(angles), c + radius * np.cos(angles), shape=mask.shape)
+    mask[rr, cc] = True
+    color = rng.uniform(0.0, 1.0, 3).astype(np.float32)
+    shading = np.linspace(0.7, 1.0, size, dtype=np.float32)[:, None, None]
+    return np.broadcast_to(color, (size, size, 3)) * shading, mask
+
+
+def _text_patch(rng, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of random letters, dark on light; returns (rgb, mask of the text block)."""
+    from PIL import Image, ImageDraw
+
+    canvas = Image.new("L", (64, 64), color=235)
+    draw = ImageDraw.Draw(canvas)
+    letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    for row in range(5):
+        word = "".join(rng.choice(list(letters), size=int(rng.integers(5, 10))))
+        draw.text((2, 2 + 12 * row), word, fill=20)
+    gray = _resize(np.asarray(canvas, dtype=np.float32) / 255.0, (size, size))
+    return np.repeat(gray[..., None], 3, axis=2), np.ones((size, size), dtype=bool)
+
+
+def _object_patch(rng, lib: _Library, size: int) -> tuple[np.ndarray, np.ndarray]:
+    if rng.random() < 0.6:
+        return _shape_patch(rng, size)
+    photo = _crop(rng, lib.objects[int(rng.integers(len(lib.objects)))], size)
+    yy, xx = np.mgrid[0:size, 0:size] - (size - 1) / 2
+    mask = (yy**2 + xx**2) <= (0.48 * size) ** 2  # a round cut-out
+    return photo, mask
+
+
+def _paste(rng, canvas: np.ndarray, patch: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Paste ``patch`` (masked) at a random position; return the coverage map."""
+    size = canvas.shape[0]
+    p = patch.shape[0]
+    y0 = int(rng.integers(0, size - p + 1))
+    x0 = int(rng.integers(0, size - p + 1))
+    region = canvas[y0 : y0 + p, x0 : x0 + p]
+    region[mask] = patch[mask]
+    cover = np.zeros((size, size), dtype=np.float32)
+    cover[y0 : y0 + p, x0 : x0 + p] = mask
+    return cover
+
+
+def make_stimuli(n_stimuli: int = 240, size: int = 64, seed: int | None = 0) -> SimulatedStimuli:
+    """Draw ``n_stimuli`` images, balanced over :data:`CATEGORIES`.
+
+    Parameters
+    ----------
+    n_stimuli : int, default=240
+    size : int, default=64
+        Images are ``size x size`` pixels (>= 16).
+    seed : int or None, default=0
+
+    Returns
+    -------
+    SimulatedStimuli
+    """
+    if isinstance(n_stimuli, bool) or not isinstance(n_stimuli, (int, np.integer)) or n_stimuli < 1:
+        raise ValueError(f"n_stimuli must be a positive integer; got {n_stimuli!r}.")
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 16:
+        raise ValueError(f"size must be an integer >= 16 (pixels); got {size!r}.")
+    rng = np.random.default_rng(seed)
+    lib = _Library()
+    n_cat = len(CATEGORIES)
+    categories = rng.permutation(np.arange(n_stimuli) % n_cat)
+    images = np.empty((n_stimuli, size, size, 3), dtype=np.float32)
+    content = np.zeros((n_stimuli, n_cat, size, size), dtype=np.float32)
+    for i, cat in enumerate(categories):
+        name = CATEGORIES[cat]
+        if name == "scene":
+            if rng.random() < 0.5:
+                images[i] = _crop(rng, lib.scenes[int(rng.integers(len(lib.scenes)))], size)
+            else:
+                images[i] = _layout(rng, size)
+            content[i, cat] = 1.0
+            continue
+        canvas = _background(rng, lib, size)
+        patch_size = int(size * rng.uniform(0.3, 0.6))
+        if name == "face":
+            face = _resize(lib.faces[int(rng.integers(len(lib.faces)))], (patch_size, patch_size))
+            yy, xx = np.mgrid[0:patch_size, 0:patch_size] - (patch_size - 1) / 2
+            mask = (yy / (0.48 * patch_size)) ** 2 + (xx / (0.40 * patch_size)) ** 2 <= 1.0
+            patch = np.repeat(face[..., None], 3, axis=2)
+        elif name == "object":
+            patch, mask = _object_patch(rng, lib, patch_size)
+        else:
+            patch, mask = _text_patch(rng, patch_size)
+        content[i, cat] = _paste(rng, canvas, patch, mask)
+        images[i] = canvas
+    np.clip(images, 0.0, 1.0, out=images)
+    return SimulatedStimuli(images=images, categories=categories.astype(np.int64), content=content)
+
+
+def contrast_energy(images: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """Local luminance contrast energy, the early-visual feature map.
+
+    Parameters
+    ----------
+    images : array of shape (n, size, size, 3) in [0, 1]
+    scale : float, default=1.0
+        Gaussian scale (pixels) of the centre-surround filter.
+
+    Returns
+    -------
+    ndarray of shape (n, size, size), float32
+    """
+    gray = images.mean(axis=3)
+    out = np.empty_like(gray)
+    for i, g in enumerate(gray):
+        dog = ndimage.gaussian_filter(g, scale) - ndimage.gaussian_filter(g, 3 * scale)
+        out[i] = ndimage.gaussian_filter(dog**2, scale)
+    return out.astype(np.float32)
+
+
+# ------------------------------------------------------------------ voxels
+@dataclass
+class SimulatedSubject:
+    """One simulated subject: single-trial betas and everything planted.
+
+    Attributes
+    ----------
+    name : str
+    betas : ndarray of shape (n_trials, n_voxels), float32
+        Single-trial responses in percent signal change.
+    stimulus_ids : ndarray of shape (n_trials,)
+        Which stimulus each trial showed.
+    session_ids : ndarray of shape (n_trials,)
+    clean : ndarray of shape (n_stimuli, n_voxels), float32
+        Noise-free responses (without the per-voxel baseline).
+    baseline : ndarray of shape (n_voxels,)
+        Per-voxel offset added to every trial.
+    voxel_ijk : ndarray of shape (n_voxels, 3), int
+        Indices into the MNI152 2 mm volume.
+    coords : ndarray of shape (n_voxels, 3)
+        MNI coordinates in mm.
+    roi_labels : ndarray of shape (n_voxels,), str
+        ROI of each voxel (a key of :data:`ROIS`).
+    hemisphere : ndarray of shape (n_voxels,), str
+        "left" or "right".
+    prf_centers : ndarray of shape (n_voxels, 2)
+        Planted receptive-field centres (x, y) in map coordinates; NaN for
+        category-selective voxels.
+    prf_sizes : ndarray of shape (n_voxels,)
+        Planted receptive-field sds in map units; NaN for category voxels.
+    selectivity : ndarray of shape (n_voxels, n_categories)
+        Planted weights on category coverage; 0 for early visual voxels.
+    snr : ndarray of shape (n_voxels,)
+        Signal variance over the stimulus set / noise variance of one trial.
+    amplitude : ndarray of shape (n_voxels,)
+        Sd of the noise-free response over the stimulus set (% signal change).
+    affine : ndarray of shape (4, 4)
+    volume_shape : tuple of int
+    """
+
+    name: str
+    betas: np.ndarray
+    stimulus_ids: np.ndarray
+    session_ids: np.ndarray
+    clean: np.ndarray
+    baseline: np.ndarray
+    voxel_ijk: np.ndarray
+    coords: np.ndarray
+    roi_labels: np.ndarray
+    hemisphere: np.ndarray
+    prf_centers: np.ndarray
+    prf_sizes: np.ndarray
+    selectivity: np.ndarray
+    snr: np.ndarray
+    amplitude: np.ndarray
+    affine: np.ndarray
+    volume_shape: tuple[int, int, int]
+
+    @property
+    def n_voxels(self) -> int:
+        return self.betas.shape[1]
+
+    def true_noise_ceiling(self, n_average=1) -> np.ndarray:
+        """Planted fraction of variance explainable in ``n_average``-trial averages.
+
+        ``snr / (snr + mean(1/n))``, the quantity NSD's ncsnr estimates.
+        """
+        inv_n = float(np.mean(1.0 / np.asarray(n_average, dtype=np.float64)))
+        return self.snr / (self.snr + inv_n)
+
+
+@dataclass
+class SimulatedFMRI:
+    """A simulated experiment: stimuli shown to several subjects.
+
+    Attributes
+    ----------
+    stimuli : SimulatedStimuli
+    subjects : list of SimulatedSubject
+    feature_maps : ndarray of shape (n_stimuli, size, size)
+        The contrast-energy map early voxels integrate.
+    """
+
+    stimuli: SimulatedStimuli
+    subjects: list[SimulatedSubject] = field(default_factory=list)
+    feature_maps: np.ndarray | None = None
+
+
+def _mni():
+    from nilearn.datasets import load_mni152_brain_mask
+
+    mask = load_mni152_brain_mask(resolution=2)
+    return np.asarray(mask.get_fdata() > 0), np.asarray(mask.affine)
+
+
+def _place_rois(rng, brain: np.ndarray, affine: np.ndarray, counts: dict, jitter_mm: float):
+    """Choose voxels for each ROI and hemisphere: the in-brain voxels nearest a jittered centre."""
+    ijk = np.argwhere(brain)
+    xyz = ijk @ affine[:3, :3].T + affine[:3, 3]
+    taken = np.zeros(len(ijk), dtype=bool)
+    chosen, labels, hemis = [], [], []
+    for roi, (centre, _, _) in ROIS.items():
+        for hemi, sign in (("left", 1.0), ("right", -1.0)):
+            c = np.array(centre) * np.array([sign, 1.0, 1.0]) + rng.normal(0, jitter_mm, 3)
+            d = np.linalg.norm(xyz - c, axis=1)
+            d[taken] = np.inf
+            idx = np.argsort(d)[: counts[roi]]
+            taken[idx] = True
+            chosen.append(idx)
+            labels += [roi] * len(idx)
+            hemis += [hemi] * len(idx)
+    idx = np.concatenate(chosen)
+    return ijk[idx], xyz[idx], np.array(labels), np.array(hemis)
+
+
+def _retinotopy(rng, xyz: np.ndarray, hemis: np.ndarray, size_range, centre_mm: np.ndarray):
+    """pRF centres from cortical position: contralateral field, dorsal = lower field."""
+    rel = xyz - centre_mm
+    # more anterior (larger y) -> more eccentric; rank-based so every ROI spans the field
+    ant = rel[:, 1] + rng.normal(0, 0.5, len(rel))
+    ecc = 0.05 + 0.85 * (np.argsort(np.argsort(ant)) + 0.5) / len(ant)
+    up = rel[:, 2] / (np.abs(rel[:, 2]).max() + 1e-9)
+    phi = 0.5 * np.pi * np.clip(up + rng.normal(0, 0.1, len(rel)), -1, 1)  # polar angle
+    side = np.where(hemis == "left", 1.0, -1.0)  # left hemisphere sees the right field
+    cx = side * ecc * np.cos(phi)
+    cy = ecc * np.sin(phi)  # dorsal (up) voxels -> lower field (+y)
+    lo, hi = size_range
+    sizes = lo + (hi - lo) * ecc / 0.9 + rng.normal(0, 0.005, len(rel))
+    return np.stack([cx, cy], axis=1), np.clip(sizes, 0.5 * lo, None)
+
+
+def _gaussian_weights(centers: np.ndarray, sizes: np.ndarray, size: int) -> np.ndarray:
+    grid = (np.arange(size) + 0.5) / size * 2 - 1
+    gx = np.exp(-((grid[None, :] - centers[:, 0:1]) ** 2) / (2 * sizes[:, None] ** 2))
+    gy = np.exp(-((grid[None, :] - centers[:, 1:2]) ** 2) / (2 * sizes[:, None] ** 2))
+    w = gy[:, :, None] * gx[:, None, :]  # (n_voxels, y, x)
+    return w / w.sum(axis=(1, 2), keepdims=True)
+
+
+def simulate_fmri(
+    n_subjects: int = 2,
+    n_stimuli: int = 240,
+    n_repeats: int = 3,
+    image_size: int = 64,
+    voxels_per_roi: int = 40,
+    snr: float = 1.0,
+    n_sessions: int = 1,
+    seed: int | None = 0,
+    stimuli: SimulatedStimuli | None = None,
+) -> SimulatedFMRI:
+    """Simulate single-trial betas of several subjects viewing the same stimuli.
+
+    Parameters
+    ----------
+    n_subjects : int, default=2
+    n_stimuli : int, default=240
+        Distinct images (ignored when ``stimuli`` is given).
+    n_repeats : int, default=3
+        Trials per image per subject.
+    image_size : int, default=64
+        Image side in pixels.
+    voxels_per_roi : int, default=40
+        Typical voxels per ROI and hemisphere; each subject varies it by up
+        to +-25%.
+    snr : float, default=1.0
+        Median single-trial SNR (signal variance over noise variance); voxels
+        spread from a third to three times it.
+    n_sessions : int, default=1
+        Trials are split into this many sessions, each with its own
+        baseline drift per voxel (z-score within sessions to remove it).
+    seed : int or None, default=0
+    stimuli : SimulatedStimuli, optional
+        Reuse a stimulus set.
+
+    Returns
+    -------
+    SimulatedFMRI
+    """
+    for name, value, low in (
+        ("n_subjects", n_subjects, 1),
+        ("n_repeats", n_repeats, 1),
+        ("voxels_per_roi", voxels_per_roi, 1),
+        ("n_sessions", n_sessions, 1),
+    ):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}; got {value!r}.")
+    if not np.isfinite(snr) or snr <= 0:
+        raise ValueError(f"snr must be a finite number > 0; got {snr!r}.")
+    rng = np.random.default_rng(seed)
+    if stimuli is None:
+        stimuli = make_stimuli(n_stimuli, image_size, seed=rng.integers(2**31))
+    n_stim, size = len(stimuli), stimuli.images.shape[1]
+    energy = contrast_energy(stimuli.images)
+    coverage = stimuli.content.mean(axis=(2, 3))  # (n_stimuli, n_categories)
+    brain, affine = _mni()
+
+    subjects = []
+    for s in range(n_subjects):
+        counts = {roi: max(2, round(voxels_per_roi * rng.uniform(0.75, 1.25))) for roi in ROIS}
+        ijk, xyz, labels, hemis = _place_rois(rng, brain, affine, counts, jitter_mm=3.0)
+        n_vox = len(labels)
+        centers = np.full((n_vox, 2), np.nan)
+        sizes = np.full(n_vox, np.nan)
+        selectivity = np.zeros((n_vox, len(CATEGORIES)))
+        drive = np.zeros((n_stim, n_vox))
+        for roi, (_, kind, spec) in ROIS.items():
+            for hemi in ("left", "right"):
+                sel = (labels == roi) & (hemis == hemi)
+                if kind == "early":
+                    c_mm = xyz[sel].mean(axis=0)
+                    centers[sel], sizes[sel] = _retinotopy(rng, xyz[sel], hemis[sel], spec, c_mm)
+                else:
+                    weights = rng.uniform(0.0, 0.25, (sel.sum(), len(CATEGORIES)))
+                    weights[:, CATEGORIES.index(spec)] = rng.uniform(0.8, 1.2, sel.sum())
+                    selectivity[sel] = weights
+        early = ~np.isnan(sizes)
+        w = _gaussian_weights(centers[early], sizes[early], size)
+        drive[:, early] = energy.reshape(n_stim, -1) @ w.reshape(early.sum(), -1).T
+        drive[:, ~early] = coverage @ selectivity[~early].T
+        # scale each voxel's noise-free response to its amplitude over the stimulus set
+        drive = drive - drive.mean(axis=0)
+        drive /= drive.std(axis=0) + 1e-12
+        amplitude = rng.uniform(0.5, 2.0, n_vox)
+        clean = drive * amplitude
+        voxel_snr = snr * np.exp(rng.uniform(np.log(1 / 3), np.log(3), n_vox))
+        noise_sd = amplitude / np.sqrt(voxel_snr)
+        baseline = rng.normal(0, 0.5, n_vox)
+
+        stimulus_ids = np.concatenate([rng.permutation(n_stim) for _ in range(n_repeats)])
+        n_trials = len(stimulus_ids)
+        session_ids = np.minimum(np.arange(n_trials) * n_sessions // n_trials, n_sessions - 1)
+        session_offset = rng.normal(0, 0.3, (n_sessions, n_vox))
+        betas = (
+            clean[stimulus_ids]
+            + baseline
+            + session_offset[session_ids]
+            + noise_sd * rng.standard_normal((n_trials, n_vox))
+        )
+        subjects.append(
+            SimulatedSubject(
+                name=f"sub-{s + 1:02d}",
+                betas=betas.astype(np.float32),
+                stimulus_ids=stimulus_ids.astype(np.int64),
+                session_ids=session_ids.astype(np.int64),
+                clean=clean.astype(np.float32),
+                baseline=baseline,
+                voxel_ijk=ijk.astype(np.int64),
+                coords=xyz,
+                roi_labels=labels,
+                hemisphere=hemis,
+                prf_centers=centers,
+                prf_sizes=sizes,
+                selectivity=selectivity,
+                snr=voxel_snr,
+                amplitude=amplitude,
+                affine=affine,
+                volume_shape=tuple(int(v) for v in brain.shape),
+            )
+        )
+    return SimulatedFMRI(stimuli=stimuli, subjects=subjects, feature_maps=energy)
