@@ -87,8 +87,7 @@ class Runtime:
 
     Examples
     --------
-    >>> rt = Runtime(device="cpu")
-    >>> rt.launch()
+    >>> rt = Runtime(device="cpu").launch()
     >>> rt.world_size, rt.is_global_zero
     (1, True)
     """
