@@ -38,7 +38,9 @@ the same units.
 
 from __future__ import annotations
 
+import gzip
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
@@ -67,6 +69,10 @@ ROIS = {
     "LOC": ((-44.0, -76.0, -4.0), "category", "object"),
     "VWFA": ((-44.0, -58.0, -12.0), "category", "text"),
 }
+
+
+def _gzip(img) -> bytes:
+    return gzip.compress(img.to_bytes(), compresslevel=1)
 
 
 # ----------------------------------------------------------------- stimuli
@@ -366,6 +372,78 @@ class SimulatedSubject:
     @property
     def n_voxels(self) -> int:
         return self.betas.shape[1]
+
+    def _crop(self, margin: int = 2):
+        """Bounding box of the voxels (plus ``margin``) and the affine of that box."""
+        lo = np.maximum(self.voxel_ijk.min(axis=0) - margin, 0)
+        hi = np.minimum(self.voxel_ijk.max(axis=0) + margin + 1, self.volume_shape)
+        affine = self.affine.copy()
+        affine[:3, 3] = self.affine[:3, :3] @ lo + self.affine[:3, 3]
+        return lo, tuple(int(v) for v in hi - lo), affine
+
+    def write_nifti(self, folder, overwrite: bool = False) -> dict[str, Path]:
+        """Write the betas as NIfTI files with a trial table, as a real study's would be.
+
+        Files (``<name>`` is the subject name), all in a box around the ROIs of
+        the MNI152 2 mm grid:
+
+        * ``<name>_betas.nii.gz``: 4D single-trial betas (x, y, z, trial), % signal change;
+        * ``<name>_mask.nii.gz``: the voxels with data (1) and the rest (0);
+        * ``<name>_rois.nii.gz``: integer ROI labels, names in ``<name>_rois.tsv``;
+        * ``<name>_trials.tsv``: one row per trial: ``trial``, ``stimulus_id``, ``session``.
+
+        Outside the mask the betas hold low-level noise, as real brain voxels
+        without a visual response would.
+
+        Returns
+        -------
+        dict of str to Path
+        """
+        import nibabel as nib
+
+        from neuro.io import atomic_open, atomic_write_text
+
+        folder = Path(folder)
+        paths = {
+            key: folder / f"{self.name}_{suffix}"
+            for key, suffix in (
+                ("betas", "betas.nii.gz"),
+                ("mask", "mask.nii.gz"),
+                ("rois", "rois.nii.gz"),
+                ("roi_names", "rois.tsv"),
+                ("trials", "trials.tsv"),
+            )
+        }
+        existing = [str(p) for p in paths.values() if p.exists()]
+        if existing and not overwrite:
+            raise FileExistsError(f"{existing[0]} exists; pass overwrite=True to replace it.")
+        lo, shape, affine = self._crop()
+        local = self.voxel_ijk - lo
+        rng = np.random.default_rng(0)
+        vol = rng.normal(0, 0.05, (*shape, self.betas.shape[0])).astype(np.float32)
+        vol[tuple(local.T)] = self.betas.T
+        mask = np.zeros(shape, dtype=np.uint8)
+        mask[tuple(local.T)] = 1
+        names = list(ROIS)
+        labels = np.zeros(shape, dtype=np.int16)
+        labels[tuple(local.T)] = [names.index(r) + 1 for r in self.roi_labels]
+        for key, data in (("betas", vol), ("mask", mask), ("rois", labels)):
+            img = nib.Nifti1Image(data, affine)
+            with atomic_open(paths[key], "wb") as fh:
+                fh.write(img.to_bytes() if not str(paths[key]).endswith(".gz") else _gzip(img))
+        atomic_write_text(
+            paths["roi_names"],
+            "index\tname\n" + "".join(f"{i + 1}\t{n}\n" for i, n in enumerate(names)),
+        )
+        atomic_write_text(
+            paths["trials"],
+            "trial\tstimulus_id\tsession\n"
+            + "".join(
+                f"{t}\t{s}\t{sess}\n"
+                for t, (s, sess) in enumerate(zip(self.stimulus_ids, self.session_ids, strict=True))
+            ),
+        )
+        return paths
 
     def true_noise_ceiling(self, n_average=1) -> np.ndarray:
         """Planted fraction of variance explainable in ``n_average``-trial averages.

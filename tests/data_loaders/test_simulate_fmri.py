@@ -109,3 +109,22 @@ def test_noise_ceiling_from_repeats_matches_the_planted_one(sim):
 def test_bad_input(kwargs, message):
     with pytest.raises(ValueError, match=message):
         simulate_fmri(**{"n_stimuli": 8, "voxels_per_roi": 2, **kwargs})
+
+
+def test_write_nifti_round_trip(sim, tmp_path):
+    import nibabel as nib
+
+    sub = sim.subjects[0]
+    paths = sub.write_nifti(tmp_path)
+    img = nib.load(paths["betas"])
+    mask = nib.load(paths["mask"]).get_fdata() > 0
+    assert img.shape[3] == len(sub.stimulus_ids) and mask.sum() == sub.n_voxels
+    ijk = np.argwhere(mask)
+    world = ijk @ img.affine[:3, :3].T + img.affine[:3, 3]
+    order = np.lexsort(sub.coords.T[::-1])
+    np.testing.assert_allclose(world, sub.coords[order])  # same positions in MNI space
+    np.testing.assert_allclose(img.get_fdata()[mask], sub.betas.T[order], rtol=1e-6)
+    trials = np.loadtxt(paths["trials"], skiprows=1, dtype=int)
+    assert np.array_equal(trials[:, 1], sub.stimulus_ids)
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        sub.write_nifti(tmp_path)
