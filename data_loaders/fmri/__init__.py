@@ -1,0 +1,45 @@
+"""Reading fMRI responses the way the field stores them.
+
+- :func:`load_nifti_betas`: single-trial beta maps from NIfTI, masked with
+  nilearn, with per-voxel ROI labels and the way back to NIfTI maps;
+- :func:`find_bids_runs` and :func:`estimate_single_trial_betas`: BIDS runs and
+  single-trial betas from nilearn's first-level GLM (LSA or LSS);
+- :func:`noise_ceiling`, :func:`average_repeats`, :func:`split_by_stimulus`:
+  repeats, NSD's ncsnr noise ceiling, splits that keep repeats together;
+- :class:`FMRIDataset`: responses, stimuli, ROIs, noise ceiling and splits in
+  one object that every encoder accepts.
+"""
+
+from data_loaders.fmri._common import FMRIDataWarning
+from data_loaders.fmri.bids import (
+    BidsRun,
+    SingleTrialBetas,
+    estimate_single_trial_betas,
+    find_bids_runs,
+)
+from data_loaders.fmri.dataset import FMRIDataset, values_to_nifti
+from data_loaders.fmri.nifti import NiftiBetas, load_nifti_betas
+from data_loaders.fmri.repeats import (
+    NoiseCeiling,
+    average_repeats,
+    noise_ceiling,
+    split_by_stimulus,
+    zscore,
+)
+
+__all__ = [
+    "BidsRun",
+    "FMRIDataWarning",
+    "FMRIDataset",
+    "NiftiBetas",
+    "NoiseCeiling",
+    "SingleTrialBetas",
+    "average_repeats",
+    "estimate_single_trial_betas",
+    "find_bids_runs",
+    "load_nifti_betas",
+    "noise_ceiling",
+    "split_by_stimulus",
+    "values_to_nifti",
+    "zscore",
+]
