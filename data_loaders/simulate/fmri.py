@@ -41,6 +41,7 @@ from __future__ import annotations
 import gzip
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -444,6 +445,99 @@ class SimulatedSubject:
             ),
         )
         return paths
+
+    def write_bids(
+        self,
+        root,
+        task: str = "sim",
+        t_r: float = 2.0,
+        trials_per_run: int = 40,
+        trial_spacing: float = 6.0,
+        overwrite: bool = False,
+    ) -> dict[str, Any]:
+        """Write BOLD runs with their events as a BIDS dataset, plus the mask and ROIs.
+
+        Each run shows ``trials_per_run`` trials, one every ``trial_spacing`` s
+        (1 s long); the BOLD of each masked voxel is 100 plus the sum of its
+        single-trial betas (percent signal change) times the trial's response
+        under nilearn's Glover HRF, so a first-level GLM with one regressor per
+        trial recovers :attr:`betas`. Voxels outside the mask hold a constant
+        100 with slight noise.
+
+        Files: ``dataset_description.json``, ``task-<task>_bold.json``
+        (``RepetitionTime``), ``<name>/func/<name>_task-<task>_run-<k>_bold.nii.gz``
+        and ``..._events.tsv`` (``onset``, ``duration``, ``trial_type``,
+        ``stimulus_id``), and the mask and ROI files of :meth:`write_nifti`
+        (without betas) under ``derivatives/simulation/<name>/``.
+
+        Returns
+        -------
+        dict
+            ``"bold"`` and ``"events"`` (lists of paths), ``"mask"``, ``"rois"``,
+            ``"roi_names"``, ``"root"``.
+        """
+        import json
+
+        import nibabel as nib
+        import pandas as pd
+        from nilearn.glm.first_level import make_first_level_design_matrix
+
+        from neuro.io import atomic_open, atomic_write_text
+
+        root = Path(root)
+        func = root / self.name / "func"
+        if func.exists() and any(func.iterdir()) and not overwrite:
+            raise FileExistsError(
+                f"{func} already holds files; pass overwrite=True to replace them."
+            )
+        atomic_write_text(
+            root / "dataset_description.json",
+            json.dumps({"Name": "neuro simulated fMRI", "BIDSVersion": "1.8.0"}) + "\n",
+        )
+        atomic_write_text(
+            root / f"task-{task}_bold.json", json.dumps({"RepetitionTime": t_r}) + "\n"
+        )
+        lo, shape, affine = self._crop()
+        local = tuple((self.voxel_ijk - lo).T)
+        rng = np.random.default_rng(0)
+        n_trials = len(self.stimulus_ids)
+        out: dict[str, Any] = {"bold": [], "events": [], "root": root}
+        for run, start in enumerate(range(0, n_trials, trials_per_run), start=1):
+            trials = np.arange(start, min(start + trials_per_run, n_trials))
+            onsets = 6.0 + trial_spacing * np.arange(len(trials))
+            n_vols = int(np.ceil((onsets[-1] + 24.0) / t_r))
+            events = pd.DataFrame(
+                {
+                    "onset": onsets,
+                    "duration": 1.0,
+                    "trial_type": [f"t{k:03d}" for k in range(len(trials))],
+                    "stimulus_id": self.stimulus_ids[trials],
+                }
+            )
+            design = make_first_level_design_matrix(
+                np.arange(n_vols) * t_r,
+                events[["onset", "duration", "trial_type"]],
+                hrf_model="glover",
+                drift_model=None,
+            )
+            regressors = design[events["trial_type"]].to_numpy()  # (n_vols, n_trials_run)
+            bold = np.full((*shape, n_vols), 100.0, dtype=np.float32)
+            bold += rng.normal(0, 0.01, bold.shape).astype(np.float32)
+            bold[local] += (regressors @ self.betas[trials]).T  # % of the 100 baseline
+            stem = func / f"{self.name}_task-{task}_run-{run}"
+            with atomic_open(f"{stem}_bold.nii.gz", "wb") as fh:
+                fh.write(_gzip(nib.Nifti1Image(bold, affine)))
+            events["trial_type"] = "stimulus"
+            atomic_write_text(f"{stem}_events.tsv", events.to_csv(sep="\t", index=False))
+            out["bold"].append(Path(f"{stem}_bold.nii.gz"))
+            out["events"].append(Path(f"{stem}_events.tsv"))
+        anat = self.write_nifti(
+            root / "derivatives" / "simulation" / self.name, overwrite=overwrite
+        )
+        anat["betas"].unlink()
+        anat["trials"].unlink()
+        out.update(mask=anat["mask"], rois=anat["rois"], roi_names=anat["roi_names"])
+        return out
 
     def true_noise_ceiling(self, n_average=1) -> np.ndarray:
         """Planted fraction of variance explainable in ``n_average``-trial averages.
