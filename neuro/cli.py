@@ -44,6 +44,12 @@ SUBCOMMANDS: list[Subcommand] = [
         "well it recovers the planted receptive fields.",
         "neuro.demo",
     ),
+    Subcommand(
+        "simulate-fmri",
+        "Simulate an fMRI experiment with planted receptive fields and write it to disk as "
+        "NIfTI (and BIDS) with its stimuli and ground truth.",
+        "data_loaders.simulate.command",
+    ),
 ]
 
 

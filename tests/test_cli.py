@@ -131,3 +131,21 @@ def test_resume_without_checkpoint(tmp_path, capsys):
 def test_register_rejects_duplicates():
     with pytest.raises(ValueError, match="already registered"):
         register_subcommand("demo", "again", "neuro.demo")
+
+
+def test_simulate_fmri_writes_a_readable_study(tmp_path, capsys):
+    import numpy as np
+
+    from data_loaders.stimuli import ImageFolder
+
+    out = tmp_path / "sim"
+    args = ["--stimuli", "12", "--repeats", "2", "--image-size", "24", "--voxels-per-roi", "2"]
+    assert main(["simulate-fmri", "--out", str(out), "--subjects", "1", *args, "-q"]) == 0
+    assert "sub-01" in capsys.readouterr().out
+    assert len(ImageFolder(out / "stimuli")) == 12
+    truth = np.load(out / "truth" / "sub-01.npz", allow_pickle=False)
+    assert truth["clean"].shape[0] == 12 and set(truth["roi_labels"]) >= {"V1", "FFA"}
+    for name in ("betas.nii.gz", "mask.nii.gz", "rois.nii.gz", "trials.tsv"):
+        assert (out / "sub-01" / f"sub-01_{name}").is_file()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["subjects"][0]["n_trials"] == 24
