@@ -71,9 +71,10 @@ class FMRIDataset:
         NaN/inf values or constant over trials are dropped with a warning.
     stimulus_ids : array of shape (n_trials,)
         Which stimulus each trial showed: an index into ``stimuli``.
-    stimuli : ImageSet or array, optional
-        The stimulus images (see :mod:`data_loaders.stimuli`); an array
-        ``(n_stimuli, H, W, 3)`` is wrapped as an image set.
+    stimuli : ImageSet, array or path, optional
+        The stimulus images (see :mod:`data_loaders.stimuli`): an image set,
+        an array ``(n_stimuli, H, W, 3)``, an image folder, or an HDF5 /
+        ``.npy`` file.
     roi_labels : array of shape (n_voxels,), optional
         ROI name of each voxel ("" for none).
     coords : array of shape (n_voxels, 3), optional
@@ -119,9 +120,9 @@ class FMRIDataset:
         if b.shape[1] == 0:
             raise ValueError("betas has no voxels (shape (n_trials, 0)); check the mask or ROI.")
         if stimuli is not None and not hasattr(stimuli, "load"):
-            from data_loaders.stimuli import ArrayImages
+            from data_loaders.stimuli import open_images
 
-            stimuli = ArrayImages(np.asarray(stimuli))
+            stimuli = open_images(stimuli)  # a folder, .h5/.hdf5/.npy file, or array
         self.stimuli = stimuli
         self.stimulus_ids = check_stimulus_ids(
             stimulus_ids, len(b), len(stimuli) if stimuli is not None else None

@@ -107,3 +107,12 @@ def test_missing_information_is_named(rng):
         ds.select_rois("V1")
     with pytest.raises(ValueError, match="no stimuli"):
         ds.images()
+
+
+def test_stimuli_from_a_folder(tmp_path, rng):
+    from PIL import Image
+
+    for i in range(4):
+        Image.fromarray((rng.random((9, 7, 3)) * 255).astype("uint8")).save(tmp_path / f"s{i}.png")
+    ds = FMRIDataset(rng.standard_normal((8, 5)), np.arange(8) % 4, stimuli=tmp_path)
+    assert ds.images(size=(6, 6)).shape == (4, 3, 6, 6)
