@@ -51,6 +51,8 @@ def _assert_same_weights(a, b):
         (7, {}),  # first step of epoch 2, last checkpoint at the end of epoch 1
         (4, {"grad_accum_steps": 2}),  # 3 steps per epoch: mid-epoch 2
         (13, {"precision": "bf16-mixed"}),
+        (9, {"val_every_n_epochs": 2, "grad_clip_norm": 0.5}),
+        (9, {"early_stopping_metric": "val_loss", "early_stopping_patience": 1, "max_epochs": 5}),
     ],
 )
 def test_resume_equals_uninterrupted(tmp_path, crash_at, overrides):
