@@ -4,6 +4,8 @@
   nilearn, with per-voxel ROI labels and the way back to NIfTI maps;
 - :func:`find_bids_runs` and :func:`estimate_single_trial_betas`: BIDS runs and
   single-trial betas from nilearn's first-level GLM (LSA or LSS);
+- :class:`NSDSession` and :func:`write_nsd_session`: NSD-style HDF5 sessions
+  (int16 betas x 300), read lazily in voxel or trial batches;
 - :func:`noise_ceiling`, :func:`average_repeats`, :func:`split_by_stimulus`:
   repeats, NSD's ncsnr noise ceiling, splits that keep repeats together;
 - :class:`FMRIDataset`: responses, stimuli, ROIs, noise ceiling and splits in
@@ -18,6 +20,7 @@ from data_loaders.fmri.bids import (
     find_bids_runs,
 )
 from data_loaders.fmri.dataset import FMRIDataset, values_to_nifti
+from data_loaders.fmri.hdf5 import NSDSession, write_nsd_session
 from data_loaders.fmri.nifti import NiftiBetas, load_nifti_betas
 from data_loaders.fmri.repeats import (
     NoiseCeiling,
@@ -31,6 +34,7 @@ __all__ = [
     "BidsRun",
     "FMRIDataWarning",
     "FMRIDataset",
+    "NSDSession",
     "NiftiBetas",
     "NoiseCeiling",
     "SingleTrialBetas",
@@ -41,5 +45,6 @@ __all__ = [
     "noise_ceiling",
     "split_by_stimulus",
     "values_to_nifti",
+    "write_nsd_session",
     "zscore",
 ]

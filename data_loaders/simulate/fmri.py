@@ -539,6 +539,28 @@ class SimulatedSubject:
         out.update(mask=anat["mask"], rois=anat["rois"], roi_names=anat["roi_names"])
         return out
 
+    def write_nsd_hdf5(self, path, overwrite: bool = False) -> Path:
+        """Write the betas as an NSD-style HDF5 session (int16 x 300, masked layout).
+
+        Holds ``betas``, ``stimulus_ids``, ``voxel_ijk``, ``affine``,
+        ``volume_shape`` (the MNI152 2 mm grid) and ``roi`` with its names; read
+        it with :class:`data_loaders.fmri.NSDSession`.
+        """
+        from data_loaders.fmri.hdf5 import write_nsd_session
+
+        names = list(ROIS)
+        return write_nsd_session(
+            path,
+            self.betas,
+            self.stimulus_ids,
+            voxel_ijk=self.voxel_ijk,
+            affine=self.affine,
+            volume_shape=self.volume_shape,
+            roi=[names.index(r) + 1 for r in self.roi_labels],
+            roi_names={i + 1: n for i, n in enumerate(names)},
+            overwrite=overwrite,
+        )
+
     def true_noise_ceiling(self, n_average=1) -> np.ndarray:
         """Planted fraction of variance explainable in ``n_average``-trial averages.
 

@@ -64,3 +64,17 @@ def test_bids_runs_give_back_the_single_trial_betas(tmp_path):
         idx = np.array([order[tuple(np.round(c, 3))] for c in est.coords])
         assert np.array_equal(est.stimulus_ids, sub.stimulus_ids)
         assert np.corrcoef(est.betas.ravel(), sub.betas[:, idx].ravel())[0, 1] > r_min, method
+
+
+def test_nsd_hdf5_reads_back_as_the_simulated_subject(sim, tmp_path):
+    from data_loaders.fmri import NSDSession
+
+    sub = sim.subjects[0]
+    path = sub.write_nsd_hdf5(tmp_path / "sub-01_session01.hdf5")
+    with NSDSession(path) as session:
+        ds = session.to_dataset(stimuli=sim.stimuli.images, voxel_batch_size=7)
+    np.testing.assert_allclose(ds.betas, sub.betas, atol=0.5 / 300 + 1e-6)
+    assert np.array_equal(ds.roi_labels, sub.roi_labels)
+    np.testing.assert_allclose(ds.coords, sub.coords)
+    est = ds.noise_ceiling().r2(3)
+    assert np.corrcoef(est, sub.true_noise_ceiling(3))[0, 1] > 0.8

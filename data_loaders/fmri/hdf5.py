@@ -1,0 +1,336 @@
+"""NSD-style HDF5 single-trial betas, read lazily.
+
+File format (one file per session), as the Natural Scenes Dataset stores betas:
+
+``betas``
+    int16 dataset, percent signal change x 300 (NSD's scale; the reader
+    divides by the ``scale`` attribute of the dataset, 300 when absent for
+    int16 and 1 for float data). Trials are always axis 0. Two layouts:
+
+    * masked: shape ``(n_trials, n_voxels)``, with ``voxel_ijk``
+      ``(n_voxels, 3)`` giving each voxel's indices in a reference volume
+      whose ``affine`` (4x4) and ``volume_shape`` (3,) are stored as datasets;
+    * volumetric: shape ``(n_trials, Z, Y, X)``. NSD wrote its files from
+      MATLAB, so the spatial axes appear reversed relative to the NIfTI
+      ``(X, Y, Z)`` order; the reader transposes them back, and voxels are the
+      non-zero ones of ``mask`` (a ``(Z, Y, X)`` dataset), or all voxels.
+``stimulus_ids``
+    ``(n_trials,)`` int, 0-based index of each trial's image.
+``roi`` (optional)
+    ``(n_voxels,)`` int (``(Z, Y, X)`` for volumetric files), 0 = unlabelled,
+    with a JSON attribute ``roi_names`` mapping label to name.
+
+A file whose trial axis is last (``(n_voxels, n_trials)``) is refused with an
+error that says so. Files are opened read-only; reading is by slices of
+``voxel_batch_size`` voxels or ``trial_batch_size`` trials, so memory is
+bounded by the batch, not the session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from data_loaders.fmri._common import FMRIDataWarning, check_stimulus_ids
+
+__all__ = ["NSDSession", "write_nsd_session"]
+
+NSD_SCALE = 300.0
+
+
+def write_nsd_session(
+    path,
+    betas,
+    stimulus_ids,
+    *,
+    voxel_ijk=None,
+    affine=None,
+    volume_shape=None,
+    roi=None,
+    roi_names: dict | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write single-trial betas (percent signal change) as an NSD-style HDF5 session.
+
+    Parameters
+    ----------
+    path : str or path
+    betas : array of shape (n_trials, n_voxels)
+        Percent signal change; stored as int16 x 300 (values beyond +-109%
+        are clipped, with a warning counting them).
+    stimulus_ids : array of shape (n_trials,)
+    voxel_ijk : array of shape (n_voxels, 3), optional
+    affine : array of shape (4, 4), optional
+    volume_shape : tuple of 3 ints, optional
+    roi : array of shape (n_voxels,) of int, optional
+    roi_names : dict of int to str, optional
+    overwrite : bool, default=False
+
+    Returns
+    -------
+    Path
+    """
+    import h5py
+
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it.")
+    b = np.asarray(betas, dtype=np.float64)
+    if b.ndim != 2:
+        raise ValueError(f"betas must have shape (n_trials, n_voxels); got {b.shape}.")
+    ids = check_stimulus_ids(stimulus_ids, len(b))
+    scaled = np.round(b * NSD_SCALE)
+    limit = np.iinfo(np.int16).max
+    clipped = int((np.abs(scaled) > limit).sum())
+    if clipped:
+        warnings.warn(
+            f"{clipped} beta values beyond +-{limit / NSD_SCALE:.1f}% were clipped.",
+            FMRIDataWarning,
+            stacklevel=2,
+        )
+    tmp = path.with_name(f".{path.name}.tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with h5py.File(tmp, "w") as f:
+            d = f.create_dataset(
+                "betas",
+                data=np.clip(scaled, -limit, limit).astype(np.int16),
+                chunks=(min(len(b), 64), min(b.shape[1], 4096)),
+            )
+            d.attrs["scale"] = NSD_SCALE
+            f.create_dataset("stimulus_ids", data=ids)
+            for name, value in (
+                ("voxel_ijk", voxel_ijk),
+                ("affine", affine),
+                ("volume_shape", volume_shape),
+            ):
+                if value is not None:
+                    f.create_dataset(name, data=np.asarray(value))
+            if roi is not None:
+                r = f.create_dataset("roi", data=np.asarray(roi, dtype=np.int32))
+                r.attrs["roi_names"] = json.dumps({str(k): v for k, v in (roi_names or {}).items()})
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+class NSDSession:
+    """Lazy reader of one NSD-style HDF5 session (see the module docstring for the format).
+
+    Parameters
+    ----------
+    path : str or path
+    rois : str or list of str, optional
+        Keep only voxels of these ROIs.
+
+    Attributes
+    ----------
+    n_trials, n_voxels : int
+    stimulus_ids : ndarray of shape (n_trials,)
+    roi_labels : ndarray of shape (n_voxels,), str ("" = unlabelled)
+    voxel_ijk : ndarray of shape (n_voxels, 3) or None
+        In NIfTI ``(X, Y, Z)`` order.
+    affine : ndarray of shape (4, 4) or None
+    coords : ndarray of shape (n_voxels, 3) or None
+        World coordinates in mm.
+    """
+
+    def __init__(self, path, rois: str | Sequence[str] | None = None) -> None:
+        import h5py
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(
+                f"No NSD-style HDF5 file at {str(self.path)!r}; check the path."
+            )
+        try:
+            self._file = h5py.File(self.path, "r")  # read-only
+        except OSError as err:
+            raise OSError(
+                f"{str(self.path)!r} cannot be read as HDF5 (truncated, corrupt or another kind of "
+                f"file: {err}). Copy the file again from its source."
+            ) from None
+        f = self._file
+        missing = [k for k in ("betas", "stimulus_ids") if k not in f]
+        if missing:
+            present = sorted(f.keys())
+            self.close()
+            raise KeyError(
+                f"{str(self.path)!r} has no {' or '.join(repr(m) for m in missing)} dataset; it holds "
+                f"{present}. NSD-style files need 'betas' and 'stimulus_ids'."
+            )
+        self._betas = f["betas"]
+        ids = np.asarray(f["stimulus_ids"])
+        shape = self._betas.shape
+        if len(ids) != shape[0]:
+            self.close()
+            if len(ids) == shape[-1]:
+                raise ValueError(
+                    f"{str(self.path)!r}: betas have shape {shape} with the trials on the last "
+                    f"axis ({len(ids)} stimulus ids). Store betas as (n_trials, ...), e.g. "
+                    "write betas.T."
+                )
+            raise ValueError(
+                f"{str(self.path)!r}: the trial table has {len(ids)} rows but betas have "
+                f"{shape[0]} trials on axis 0."
+            )
+        self.stimulus_ids = check_stimulus_ids(ids, shape[0])
+        self.scale = float(
+            self._betas.attrs.get("scale", NSD_SCALE if self._betas.dtype == np.int16 else 1.0)
+        )
+        self.affine = np.asarray(f["affine"], dtype=np.float64) if "affine" in f else None
+        if len(shape) == 2:
+            self._columns = np.arange(shape[1])
+            self.voxel_ijk = (
+                np.asarray(f["voxel_ijk"], dtype=np.int64) if "voxel_ijk" in f else None
+            )
+            roi = np.asarray(f["roi"]) if "roi" in f else None
+            self.volume_shape = (
+                tuple(int(v) for v in f["volume_shape"]) if "volume_shape" in f else None
+            )
+        elif len(shape) == 4:
+            zyx = shape[1:]
+            mask = np.asarray(f["mask"]) > 0 if "mask" in f else np.ones(zyx, dtype=bool)
+            self._columns = np.flatnonzero(mask.ravel())
+            kji = np.stack(np.unravel_index(self._columns, zyx), axis=1)
+            self.voxel_ijk = kji[:, ::-1]  # (Z, Y, X) storage -> NIfTI (X, Y, Z)
+            roi = np.asarray(f["roi"]).ravel()[self._columns] if "roi" in f else None
+            self.volume_shape = tuple(int(v) for v in zyx[::-1])
+        else:
+            self.close()
+            raise ValueError(
+                f"{str(self.path)!r}: betas must be (n_trials, n_voxels) or (n_trials, Z, Y, X); "
+                f"got shape {shape}."
+            )
+        names = json.loads(f["roi"].attrs.get("roi_names", "{}")) if "roi" in f else {}
+        if roi is None:
+            self.roi_labels = np.full(len(self._columns), "", dtype=object).astype(str)
+        else:
+            self.roi_labels = np.array(
+                [names.get(str(int(r)), str(int(r))) if r else "" for r in roi]
+            )
+        if rois is not None:
+            wanted = [rois] if isinstance(rois, str) else list(rois)
+            present = sorted(set(self.roi_labels.tolist()) - {""})
+            unknown = [r for r in wanted if r not in present]
+            if unknown:
+                self.close()
+                raise ValueError(
+                    f"ROI(s) {unknown} match no voxel in {self.path.name}; it has {present}."
+                )
+            keep = np.isin(self.roi_labels, wanted)
+            self._columns = self._columns[keep]
+            self.roi_labels = self.roi_labels[keep]
+            if self.voxel_ijk is not None:
+                self.voxel_ijk = self.voxel_ijk[keep]
+
+    # ---------------------------------------------------------------- basics
+    @property
+    def n_trials(self) -> int:
+        return int(self._betas.shape[0])
+
+    @property
+    def n_voxels(self) -> int:
+        return len(self._columns)
+
+    @property
+    def coords(self) -> np.ndarray | None:
+        if self.voxel_ijk is None or self.affine is None:
+            return None
+        return self.voxel_ijk @ self.affine[:3, :3].T + self.affine[:3, 3]
+
+    def close(self) -> None:
+        """Close the file."""
+        if getattr(self, "_file", None) is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> NSDSession:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"NSDSession({str(self.path)!r}, n_trials={self.n_trials}, n_voxels={self.n_voxels})"
+
+    # ---------------------------------------------------------------- reading
+    def _read_columns(self, trials: slice | np.ndarray, columns: np.ndarray) -> np.ndarray:
+        """Read ``betas[trials, columns]`` through one covering slice of the flat voxel axis."""
+        lo, hi = int(columns.min()), int(columns.max()) + 1
+        d = self._betas
+        if d.ndim == 2:
+            if hi - lo > 2 * len(columns) and isinstance(trials, slice):
+                # scattered voxels (e.g. one ROI): point selection keeps memory to the batch
+                return np.asarray(d[trials, columns.tolist()], dtype=np.float32) / self.scale
+            block = d[trials, lo:hi]
+        else:  # volumetric: read the covering run of Z-slices, then flatten
+            zyx = d.shape[1:]
+            plane = zyx[1] * zyx[2]
+            z0, z1 = lo // plane, (hi - 1) // plane + 1
+            block = d[trials, z0:z1]
+            block = block.reshape(block.shape[0], -1)
+            lo = z0 * plane
+        return np.asarray(block[:, columns - lo], dtype=np.float32) / self.scale
+
+    def read(self, trials=None, voxels=None) -> np.ndarray:
+        """Betas in percent signal change, ``(n_trials_selected, n_voxels_selected)`` float32.
+
+        ``trials`` and ``voxels`` are index arrays or slices (default: all).
+        """
+        cols = self._columns if voxels is None else self._columns[voxels]
+        cols = np.atleast_1d(np.asarray(cols))
+        if len(cols) == 0:
+            raise ValueError("voxels selects no voxel.")
+        if trials is None or isinstance(trials, slice):
+            return self._read_columns(slice(None) if trials is None else trials, cols)
+        idx = np.atleast_1d(np.asarray(trials, dtype=np.int64))
+        if len(idx) == 0 or idx.min() < -self.n_trials or idx.max() >= self.n_trials:
+            raise IndexError(f"trials must be indices in [0, {self.n_trials}); got {trials!r}.")
+        unique, inverse = np.unique(idx % self.n_trials, return_inverse=True)
+        # h5py reads increasing indices only: read them sorted, then restore the order
+        return self._read_columns(unique.tolist(), cols)[inverse]
+
+    def iter_voxel_batches(
+        self, voxel_batch_size: int = 10_000
+    ) -> Iterator[tuple[slice, np.ndarray]]:
+        """Yield ``(voxel slice, betas (n_trials, batch))``, reading one batch at a time."""
+        if voxel_batch_size < 1:
+            raise ValueError(f"voxel_batch_size must be >= 1; got {voxel_batch_size}.")
+        for start in range(0, self.n_voxels, voxel_batch_size):
+            sel = slice(start, min(start + voxel_batch_size, self.n_voxels))
+            yield sel, self._read_columns(slice(None), self._columns[sel])
+
+    def iter_trial_batches(self, trial_batch_size: int = 256) -> Iterator[tuple[slice, np.ndarray]]:
+        """Yield ``(trial slice, betas (batch, n_voxels))``, reading one batch at a time."""
+        if trial_batch_size < 1:
+            raise ValueError(f"trial_batch_size must be >= 1; got {trial_batch_size}.")
+        for start in range(0, self.n_trials, trial_batch_size):
+            sel = slice(start, min(start + trial_batch_size, self.n_trials))
+            yield sel, self._read_columns(sel, self._columns)
+
+    def to_dataset(self, stimuli=None, name: str | None = None, voxel_batch_size: int = 10_000):
+        """Read the session (by voxel batches) into an :class:`~data_loaders.fmri.FMRIDataset`."""
+        from data_loaders.fmri.dataset import FMRIDataset
+
+        betas = np.empty((self.n_trials, self.n_voxels), dtype=np.float32)
+        for sel, block in self.iter_voxel_batches(voxel_batch_size):
+            betas[:, sel] = block
+        return FMRIDataset(
+            betas,
+            self.stimulus_ids,
+            stimuli=stimuli,
+            roi_labels=self.roi_labels,
+            coords=self.coords,
+            voxel_ijk=self.voxel_ijk,
+            affine=self.affine,
+            volume_shape=self.volume_shape,
+            name=name or self.path.stem,
+        )
