@@ -79,6 +79,23 @@ print(ds)
 print("V1 only:", ds.select_rois("V1"))
 
 # %% [markdown]
+# ## NSD-style HDF5, read lazily
+# NSD stores each session's betas as int16 (percent signal change x 300) in one
+# HDF5 file. `NSDSession` reads such files a batch of voxels (or trials) at a
+# time, so a 200,000-voxel session never has to sit in memory whole.
+
+# %%
+from data_loaders.fmri import NSDSession
+
+h5_path = sub.write_nsd_hdf5(workdir / "sub-01_session01.hdf5")
+with NSDSession(h5_path, rois=["FFA", "PPA"]) as session:
+    print(session)
+    for voxels, block in session.iter_voxel_batches(voxel_batch_size=50):
+        print(f"voxels {voxels.start}-{voxels.stop}: block {block.shape}, mean {block.mean():.3f}")
+    category_ds = session.to_dataset(stimuli=sim.stimuli.images)
+print(category_ds)
+
+# %% [markdown]
 # ## Where the voxels are, and what they were given
 # ROIs sit at typical MNI positions in both hemispheres. Early voxels' planted
 # receptive fields cover the opposite visual hemifield and grow from V1 to V4.
