@@ -1,5 +1,6 @@
 """fMRI voxel encoders and their metrics."""
 
 from neuro.encoders.metrics import voxel_correlation
+from neuro.encoders.ridge import VoxelRidgeCV
 
-__all__ = ["voxel_correlation"]
+__all__ = ["VoxelRidgeCV", "voxel_correlation"]

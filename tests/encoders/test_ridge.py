@@ -1,0 +1,125 @@
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import Ridge
+from sklearn.model_selection import KFold, ShuffleSplit, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from data_loaders.simulate import simulate_linear_encoding
+from neuro.encoders.ridge import VoxelRidgeCV
+
+
+@pytest.fixture
+def data():
+    sim = simulate_linear_encoding(
+        n_samples=90, n_features=7, n_voxels=9, snr=np.linspace(0.2, 5, 9), seed=0
+    )
+    return sim.X.astype(np.float64), sim.Y.astype(np.float64), sim
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_matches_sklearn_ridge_at_a_fixed_alpha(data, fit_intercept):
+    X, Y, _ = data
+    ours = VoxelRidgeCV(
+        alphas=[3.0], device="cpu", dtype="float64", fit_intercept=fit_intercept
+    ).fit(X, Y)
+    ref = Ridge(alpha=3.0, fit_intercept=fit_intercept).fit(X, Y)
+    np.testing.assert_allclose(ours.coef_, ref.coef_.T, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(ours.intercept_, np.broadcast_to(ref.intercept_, (9,)), atol=1e-10)
+    np.testing.assert_allclose(ours.predict(X), ref.predict(X), rtol=1e-8, atol=1e-10)
+
+
+def test_alpha_choice_matches_brute_force(data):
+    X, Y, _ = data
+    alphas = np.logspace(-2, 4, 7)
+    folds = list(KFold(5).split(X))
+    brute = np.zeros((len(alphas), Y.shape[1]))
+    for i, a in enumerate(alphas):
+        for tr, te in folds:
+            pred = Ridge(alpha=a).fit(X[tr], Y[tr]).predict(X[te])
+            brute[i] -= ((Y[te] - pred) ** 2).mean(0) / len(folds)
+    ours = VoxelRidgeCV(alphas=alphas, cv=5, device="cpu", dtype="float64").fit(X, Y)
+    np.testing.assert_allclose(ours.cv_scores_, brute, rtol=1e-8)
+    np.testing.assert_array_equal(ours.alpha_, alphas[brute.argmax(0)])
+    for v in range(Y.shape[1]):  # refit with each voxel's own alpha
+        ref = Ridge(alpha=ours.alpha_[v]).fit(X, Y[:, v])
+        np.testing.assert_allclose(ours.coef_[:, v], ref.coef_, rtol=1e-7, atol=1e-10)
+
+
+def test_noisier_voxels_get_larger_alphas(data):
+    X, Y, _ = data
+    model = VoxelRidgeCV(device="cpu").fit(X, Y)
+    assert model.alpha_[0] >= model.alpha_[-1]
+
+
+@pytest.mark.parametrize("batch", [1, 4, None])
+def test_voxel_batches_give_the_same_fit(data, batch):
+    X, Y, _ = data
+    full = VoxelRidgeCV(alphas=[0.1, 10.0, 1000.0], device="cpu", dtype="float64").fit(X, Y)
+    part = VoxelRidgeCV(
+        alphas=[0.1, 10.0, 1000.0], device="cpu", dtype="float64", voxel_batch_size=batch
+    ).fit(X, Y)
+    np.testing.assert_allclose(part.coef_, full.coef_, rtol=1e-10)
+    np.testing.assert_array_equal(part.alpha_, full.alpha_)
+
+
+def test_cv_accepts_splitters_and_index_lists(data):
+    X, Y, _ = data
+    splitter = ShuffleSplit(n_splits=3, test_size=0.3, random_state=0)
+    a = VoxelRidgeCV(cv=splitter, device="cpu").fit(X, Y)
+    b = VoxelRidgeCV(cv=list(splitter.split(X)), device="cpu").fit(X, Y)
+    np.testing.assert_array_equal(a.alpha_, b.alpha_)
+
+
+def test_torch_in_torch_out_and_float32(data):
+    X, Y, _ = data
+    model = VoxelRidgeCV(device="cpu").fit(torch.from_numpy(X), torch.from_numpy(Y))
+    pred = model.predict(torch.from_numpy(X))
+    assert isinstance(pred, torch.Tensor) and pred.dtype == torch.float32
+    assert isinstance(model.predict(X), np.ndarray)
+
+
+def test_recovers_planted_weights_and_works_in_sklearn_tools():
+    sim = simulate_linear_encoding(n_samples=600, n_features=7, n_voxels=9, snr=4.0, seed=1)
+    model = VoxelRidgeCV(device="cpu").fit(sim.X, sim.Y)
+    assert np.corrcoef(model.coef_.ravel(), sim.weights.ravel())[0, 1] > 0.98
+    pipe = make_pipeline(StandardScaler(), VoxelRidgeCV(device="cpu"))
+    scores = cross_val_score(pipe, sim.X, sim.Y, cv=3)
+    assert scores.shape == (3,) and np.all(scores > 0.8)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "args", "error", "message"),
+    [
+        (
+            {"alphas": [0.0, 1.0]},
+            None,
+            ValueError,
+            "alphas must be a non-empty list of finite numbers > 0",
+        ),
+        ({"cv": 1}, None, ValueError, r"cv must be an integer in \[2, n_samples"),
+        ({"voxel_batch_size": 0}, None, ValueError, "voxel_batch_size must be a positive integer"),
+        ({"device": "tpu"}, None, ValueError, "device must be"),
+        ({}, "nan", ValueError, "Y contains NaN"),
+        ({}, "rows", ValueError, "same number of samples; got 90 and 89"),
+    ],
+)
+def test_bad_input(data, kwargs, args, error, message):
+    X, Y, _ = data
+    Y = Y.copy()
+    if args == "nan":
+        Y[3, 2] = np.nan
+    if args == "rows":
+        Y = Y[:-1]
+    with pytest.raises(error, match=message):
+        VoxelRidgeCV(**kwargs).fit(X, Y)
+
+
+def test_predict_before_fit_and_wrong_width(data):
+    X, Y, _ = data
+    with pytest.raises(RuntimeError, match="not fitted yet"):
+        VoxelRidgeCV().predict(X)
+    model = VoxelRidgeCV(device="cpu").fit(X, Y)
+    with pytest.raises(ValueError, match="X has 6 features but the model was fitted with 7"):
+        model.predict(X[:, :6])
