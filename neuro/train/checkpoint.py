@@ -168,6 +168,16 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
             "written by torch.save). Resume from an earlier checkpoint or start again."
         )
     try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()  # torch.load does not check the CRCs
+    except (zipfile.BadZipFile, OSError) as err:
+        damaged = f"({err})"
+    if damaged is not None:
+        raise CheckpointError(
+            f"The checkpoint {str(path)!r} is corrupt: its entry {damaged} fails the archive's "
+            "checksum. Resume from an earlier checkpoint or start again."
+        )
+    try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         detail = next(

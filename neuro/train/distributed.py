@@ -36,7 +36,9 @@ __all__ = ["STRATEGIES", "Runtime", "global_rank", "is_rank_zero", "world_size"]
 _log = logging.getLogger(__name__)
 
 #: Accepted ``strategy`` values.
-STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true", "single_device")
+# (ddp_spawn is left out: it needs a function handed to launch(), which the
+# Trainer's loop is not; torchrun / SLURM / Fabric's own launcher cover the cases.)
+STRATEGIES = ("auto", "ddp", "ddp_find_unused_parameters_true", "single_device")
 
 # Environment variables that carry the process rank under torchrun, Fabric's own
 # launcher, SLURM and LSF, in the order Lightning reads them.

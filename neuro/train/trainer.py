@@ -39,6 +39,7 @@ from torch.utils.data import (
 from neuro._validation import check_choice, check_float, check_int
 from neuro.io import atomic_write_json, atomic_write_text, prepare_output_dir
 from neuro.train.checkpoint import (
+    CheckpointError,
     config_to_dict,
     load_checkpoint,
     make_checkpoint,
@@ -67,8 +68,11 @@ class TrainerConfig:
     max_epochs : int, default=10
         Passes over the training data.
     max_steps : int or None, default=None
-        Stop after this many optimizer steps, whatever the epoch. (A run
-        ended this way mid-epoch resumes at the start of the next epoch.)
+        Stop after this many optimizer steps, whatever the epoch. A run
+        stopped inside an epoch (by ``max_steps`` or a callback) saves its exact
+        position; resuming it with the same settings continues the epoch.
+        (Raising ``max_steps`` or ``max_epochs`` on resume is allowed but changes
+        the default cosine schedule, so it is no longer the same run.)
     batch_size : int, default=32
         Samples per process per forward pass. One optimizer step sees
         ``batch_size * world_size * grad_accum_steps`` samples.
@@ -160,33 +164,39 @@ class TrainerConfig:
     verbose: int = 1
 
     def __post_init__(self) -> None:
-        check_int("max_epochs", self.max_epochs, minimum=1)
-        check_int("max_steps", self.max_steps, minimum=1, allow_none=True)
-        check_int("batch_size", self.batch_size, minimum=1)
-        check_int("val_batch_size", self.val_batch_size, minimum=1, allow_none=True)
+        self.max_epochs = check_int("max_epochs", self.max_epochs, minimum=1)
+        self.max_steps = check_int("max_steps", self.max_steps, minimum=1, allow_none=True)
+        self.batch_size = check_int("batch_size", self.batch_size, minimum=1)
+        self.val_batch_size = check_int(
+            "val_batch_size", self.val_batch_size, minimum=1, allow_none=True
+        )
         check_float("lr", self.lr, minimum=0.0, strict_minimum=True)
         check_float("weight_decay", self.weight_decay, minimum=0.0)
-        check_int("warmup_steps", self.warmup_steps, minimum=0, allow_none=True)
+        self.warmup_steps = check_int("warmup_steps", self.warmup_steps, minimum=0, allow_none=True)
         check_float("min_lr_ratio", self.min_lr_ratio, minimum=0.0, maximum=1.0)
-        check_int("grad_accum_steps", self.grad_accum_steps, minimum=1)
+        self.grad_accum_steps = check_int("grad_accum_steps", self.grad_accum_steps, minimum=1)
         check_float(
             "grad_clip_norm", self.grad_clip_norm, minimum=0.0, strict_minimum=True, allow_none=True
         )
         check_choice("early_stopping_mode", self.early_stopping_mode, ("min", "max"))
-        check_int("early_stopping_patience", self.early_stopping_patience, minimum=1)
+        self.early_stopping_patience = check_int(
+            "early_stopping_patience", self.early_stopping_patience, minimum=1
+        )
         check_float("early_stopping_min_delta", self.early_stopping_min_delta, minimum=0.0)
-        check_int("val_every_n_epochs", self.val_every_n_epochs, minimum=1)
-        check_int(
+        self.val_every_n_epochs = check_int(
+            "val_every_n_epochs", self.val_every_n_epochs, minimum=1
+        )
+        self.checkpoint_every_n_steps = check_int(
             "checkpoint_every_n_steps", self.checkpoint_every_n_steps, minimum=1, allow_none=True
         )
-        check_int("num_workers", self.num_workers, minimum=0)
-        check_int("seed", self.seed, minimum=0)
+        self.num_workers = check_int("num_workers", self.num_workers, minimum=0)
+        self.seed = check_int("seed", self.seed, minimum=0)
         check_choice("precision", str(self.precision), PRECISIONS)
         self.precision = str(self.precision)
-        check_int("devices", self.devices, minimum=1)
-        check_int("num_nodes", self.num_nodes, minimum=1)
+        self.devices = check_int("devices", self.devices, minimum=1)
+        self.num_nodes = check_int("num_nodes", self.num_nodes, minimum=1)
         check_choice("strategy", self.strategy, STRATEGIES)
-        check_int("verbose", self.verbose, minimum=0)
+        self.verbose = check_int("verbose", self.verbose, minimum=0)
 
 
 class Callback:
@@ -240,11 +250,15 @@ class _EpochSampler(Sampler[int]):
     strided over ranks) plus a start offset, so a run resumed mid-epoch sees
     exactly the samples the interrupted one had not yet seen."""
 
-    def __init__(self, n: int, num_replicas: int, rank: int, shuffle: bool, seed: int) -> None:
+    def __init__(
+        self, n: int, num_replicas: int, rank: int, shuffle: bool, seed: int, pad: bool = True
+    ) -> None:
         self.n, self.num_replicas, self.rank = n, num_replicas, rank
-        self.shuffle, self.seed = shuffle, seed
+        self.shuffle, self.seed, self.pad = shuffle, seed, pad
         self.epoch, self.start = 0, 0
-        self.per_rank = math.ceil(n / num_replicas)
+        # padded: every rank gets the same count (training needs equal steps);
+        # unpadded: each sample once (validation metrics stay exact)
+        self.per_rank = math.ceil(n / num_replicas) if pad else len(range(rank, n, num_replicas))
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         self.epoch, self.start = epoch, start
@@ -256,6 +270,8 @@ class _EpochSampler(Sampler[int]):
             order = torch.randperm(self.n, generator=gen).tolist()
         else:
             order = list(range(self.n))
+        if not self.pad:
+            return order[self.rank :: self.num_replicas]
         total = self.per_rank * self.num_replicas
         while len(order) < total:  # pad by repeating, as DistributedSampler does
             order += order[: total - len(order)]
@@ -312,6 +328,19 @@ def _as_dataset(data: Any, name: str) -> tuple[Dataset, Callable | None]:
     if len(data) == 0:
         raise ValueError(f"{name} is empty (0 samples).")
     return data, collate
+
+
+def _batch_len(batch: Any) -> int:
+    """Samples in a batch: the first axis of its first tensor (1 if it holds none)."""
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[0]) if batch.ndim else 1
+    items = batch.values() if isinstance(batch, Mapping) else batch
+    if isinstance(items, (list, tuple)) or isinstance(batch, Mapping):
+        for item in items:
+            n = _batch_len(item)
+            if n:
+                return n
+    return 1
 
 
 def _metrics_dict(out: Any, where: str) -> dict[str, torch.Tensor]:
@@ -496,10 +525,11 @@ class Trainer:
         batch_size: int,
         shuffle: bool,
         drop_last: bool,
+        pad: bool = True,
     ) -> tuple[DataLoader, _EpochSampler]:
         rt = self.runtime
         sampler = _EpochSampler(
-            len(dataset), rt.world_size, rt.global_rank, shuffle, self.config.seed
+            len(dataset), rt.world_size, rt.global_rank, shuffle, self.config.seed, pad
         )
         # A private generator: creating the iterator must not draw from the
         # global RNG, or a resumed run would diverge from an uninterrupted one.
@@ -655,7 +685,7 @@ class Trainer:
         val_loader = None
         if val_set is not None:
             val_loader, _ = self._loader(
-                val_set, val_collate, cfg.val_batch_size or cfg.batch_size, False, False
+                val_set, val_collate, cfg.val_batch_size or cfg.batch_size, False, False, pad=False
             )
         steps_per_epoch = math.ceil(n_batches / cfg.grad_accum_steps)
         total_steps = cfg.max_epochs * steps_per_epoch
@@ -681,6 +711,7 @@ class Trainer:
             restore_checkpoint(
                 ckpt, model, optimizer, scheduler, rng=True, source=f"checkpoint {resume}"
             )
+            _check_resume_config(ckpt, cfg, resume)
             t = ckpt.get("trainer", {})
             start_epoch, start_batch = int(t.get("epoch", 0)), int(t.get("batch_in_epoch", 0))
             self.global_step = int(t.get("global_step", 0))
@@ -749,6 +780,12 @@ class Trainer:
                             f"{type(model).__name__}.training_step returned a dict without 'loss' "
                             f"(keys: {sorted(out)}); put the value to minimise under 'loss'."
                         )
+                    if not out["loss"].requires_grad:
+                        raise TypeError(
+                            f"{type(model).__name__}.training_step returned a loss that does not "
+                            "depend on any trainable parameter (no grad_fn): return the loss "
+                            "tensor itself, not a float or a .detach()ed / .item() value."
+                        )
                     rt.fabric.backward(out["loss"] / group_size)
                 for k, v in out.items():
                     step_metrics[k] = step_metrics.get(k, 0.0) + v.detach().float() / group_size
@@ -783,6 +820,10 @@ class Trainer:
                 step_metrics = {}
                 for cb in self.callbacks:
                     cb.on_step_end(self, self.global_step, values)
+                if self.callbacks and rt.world_size > 1:
+                    # a callback may stop one process only: all stop together, or DDP deadlocks
+                    flag = torch.tensor(float(self.should_stop), device=rt.device)
+                    self.should_stop = bool(rt.all_reduce(flag, op="sum") > 0)
                 if cfg.max_steps is not None and self.global_step >= cfg.max_steps:
                     done = True
                 if done or self.should_stop:
@@ -806,6 +847,22 @@ class Trainer:
                     )
             bar.close()
             start_batch = 0
+            # Stopped inside the epoch (max_steps or a callback): last.pt keeps the true
+            # position, so a resumed run finishes this epoch exactly as an uninterrupted one.
+            mid_epoch = batch_idx < n_batches
+            if mid_epoch:
+                self._save(
+                    "last.pt",
+                    model,
+                    optimizer,
+                    scheduler,
+                    {
+                        "epoch": epoch,
+                        "batch_in_epoch": batch_idx,
+                        "epoch_sums": {k: v.cpu() for k, v in epoch_sums.items()},
+                        "epoch_count": epoch_count,
+                    },
+                )
 
             # ---- end of epoch: metrics, validation, early stopping, checkpoint
             train_means = {}
@@ -826,7 +883,8 @@ class Trainer:
                 record.update(val_metrics)
                 for cb in self.callbacks:
                     cb.on_validation_end(self, val_metrics)
-                improved = self._early_stopping_update(val_metrics)
+                # a partial epoch's validation is reported, not used to stop or pick best.pt
+                improved = False if mid_epoch else self._early_stopping_update(val_metrics)
                 if improved and cfg.early_stopping_metric:
                     if cfg.restore_best:
                         best_state = {
@@ -843,12 +901,13 @@ class Trainer:
             self.history.append(record)
             _log.info("epoch %d: %s", epoch + 1, _format_record(record))
             epoch += 1
-            self._save(
-                "last.pt", model, optimizer, scheduler, {"epoch": epoch, "batch_in_epoch": 0}
-            )
             self._write_outputs()
             for cb in self.callbacks:
                 cb.on_epoch_end(self, epoch, record)
+            if not mid_epoch:  # after the callbacks, so the saved random state is current
+                self._save(
+                    "last.pt", model, optimizer, scheduler, {"epoch": epoch, "batch_in_epoch": 0}
+                )
 
         if cfg.early_stopping_metric and cfg.restore_best and best_state is not None:
             model.load_state_dict(best_state)
@@ -876,9 +935,10 @@ class Trainer:
                     out = _metrics_dict(
                         fmodel.validation_step(rt.to_device(batch)), f"{name}.validation_step"
                     )
+                n = _batch_len(batch)
                 for k, v in out.items():
-                    sums[k] = sums.get(k, 0.0) + v.detach().float()
-                count += 1
+                    sums[k] = sums.get(k, 0.0) + v.detach().float() * n
+                count += n
         fmodel.train()
         keys = sorted(sums)
         vec = torch.stack(
@@ -918,6 +978,25 @@ class Trainer:
                     self._bad_epochs,
                 )
         return better
+
+
+#: Settings that fix the data order and loop position; a resume must keep them.
+_RESUME_FIXED = ("batch_size", "grad_accum_steps", "shuffle", "drop_last", "seed")
+
+
+def _check_resume_config(ckpt: Mapping[str, Any], cfg: TrainerConfig, source: Any) -> None:
+    saved = ckpt.get("config", {}).get("trainer", {}).get("values", {})
+    changed = [
+        f"{k}: {saved[k]!r} -> {getattr(cfg, k)!r}"
+        for k in _RESUME_FIXED
+        if k in saved and saved[k] != getattr(cfg, k)
+    ]
+    if changed:
+        raise CheckpointError(
+            f"Cannot resume from {source}: these settings differ from the interrupted run's "
+            f"({'; '.join(changed)}), so the data order would not continue where it stopped. "
+            "Resume with the original settings, or start a new run in another folder."
+        )
 
 
 def _format_record(record: Mapping[str, Any]) -> str:

@@ -153,3 +153,22 @@ def test_config_class_mismatch():
 
     with pytest.raises(CheckpointError, match="config is a"):
         config_from_dict(Other, config_to_dict(RunConfig()))
+
+
+def test_flipped_bytes_are_caught(tmp_path):
+    path = save_checkpoint(tmp_path / "ck.pt", make_checkpoint(TinyRegressor()))
+    data = bytearray(path.read_bytes())
+    start = data.find(b"data/0") + 200  # inside the first stored tensor
+    data[start : start + 8] = bytes(8)
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="fails the archive's checksum"):
+        load_checkpoint(path)
+
+
+def test_files_get_the_usual_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = save_checkpoint(tmp_path / "ck.pt", make_checkpoint(TinyRegressor()))
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644

@@ -114,3 +114,49 @@ def test_non_backprop_loop_resumes_exactly(tmp_path):
     assert torch.equal(reference, resumed)
     # and Oja's rule found the top principal axis (the first input dimension)
     assert abs(float(reference[0, 0])) > 0.9
+
+
+class DrawOnEpochEnd(Callback):
+    """Uses the global generator at each epoch end (e.g. to pick an example to plot)."""
+
+    def on_epoch_end(self, trainer, epoch, record):
+        torch.randn(3)
+
+
+class StopAt(Callback):
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, trainer, step, metrics):
+        if step == self.step:
+            trainer.should_stop = True
+
+
+@pytest.mark.parametrize(
+    "first_run",
+    [
+        {"callbacks": [DrawOnEpochEnd(), Crash(9)]},  # random state saved after the callbacks
+        {"callbacks": [StopAt(9)]},  # a callback stops mid-epoch: resume finishes the epoch
+    ],
+    ids=["callback-draws-random", "stopped-mid-epoch"],
+)
+def test_resume_exact_with_callbacks(tmp_path, first_run):
+    extra = [DrawOnEpochEnd()] if isinstance(first_run["callbacks"][0], DrawOnEpochEnd) else []
+    ref_model, ref_history = train(tmp_path / "ref", callbacks=extra)
+    try:
+        _, first_history = train(tmp_path / "run", **first_run)
+        assert first_history[-1]["step"] == 9  # the stopped run reports where it stopped
+    except RuntimeError:
+        pass
+    resumed, history = train(tmp_path / "run", resume=True, init_seed=99, callbacks=extra)
+    _assert_same_weights(ref_model.state_dict(), resumed.state_dict())
+    assert _without_times(history) == _without_times(ref_history)
+
+
+def test_resume_with_other_data_order_settings_is_refused(tmp_path):
+    from neuro.train import CheckpointError
+
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(tmp_path / "run", callbacks=[Crash(5)])
+    with pytest.raises(CheckpointError, match=r"batch_size: 16 -> 8"):
+        train(tmp_path / "run", resume=True, batch_size=8)

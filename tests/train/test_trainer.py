@@ -346,3 +346,31 @@ def test_resuming_an_early_stopped_run_does_not_train_on(tmp_path):
     again = Trainer(max_epochs=10, batch_size=16, out_dir=tmp_path, **settings)
     assert again.fit(Flat(), (x, y), (x, y), resume="last") == history
     assert again.stopped_early
+
+
+def test_validation_metrics_are_means_over_samples():
+    x, y, _ = regression_data(n=33)  # batches of 16, 16 and 1
+    model = TinyRegressor(dropout=0.0)
+    history = Trainer(max_epochs=1, batch_size=16, lr=1e-9, **FAST).fit(model, (x, y), (x, y))
+    with torch.no_grad():
+        true = float(nn.functional.mse_loss(model(x), y))
+    assert history[0]["val_loss"] == pytest.approx(true, rel=1e-5)
+
+
+def test_loss_without_gradient_is_named():
+    x, y, _ = regression_data(n=16)
+
+    class Detached(TinyRegressor):
+        def training_step(self, batch):
+            return super().training_step(batch)["loss"].detach()
+
+    with pytest.raises(TypeError, match=r"Detached.training_step returned a loss that does not"):
+        Trainer(**FAST).fit(Detached(), (x, y))
+
+
+def test_numpy_integer_settings_are_accepted():
+    x, y, _ = regression_data(n=16)
+    history = Trainer(max_epochs=np.int64(1), batch_size=np.int64(8), **FAST).fit(
+        TinyRegressor(), (x, y)
+    )
+    assert history[0]["step"] == 2
