@@ -1,6 +1,25 @@
-"""fMRI voxel encoders and their metrics."""
+"""fMRI voxel encoders, their features and metrics, and their comparison.
 
-from neuro.encoders.metrics import voxel_correlation
+- :class:`VoxelRidgeCV` and :class:`BandedRidgeCV`: voxelwise ridge with a
+  cross-validated penalty per voxel (and per feature space);
+- :class:`ReadoutEncoder`: linear, factorized, Gaussian and semantic-modulated
+  readouts of feature maps, trained with :class:`neuro.train.Trainer`;
+- :class:`GaborFeatures`, :class:`BackboneFeatures`, :func:`pool_features`,
+  :func:`cached_features`: image features;
+- :func:`voxel_correlation`, :func:`voxel_r2`, :func:`noise_normalized`,
+  :func:`roi_summary`: metrics;
+- :func:`compare_encoders`: several encoders on one dataset, per voxel and ROI.
+"""
+
+from neuro.encoders.banded import BandedRidgeCV
+from neuro.encoders.metrics import noise_normalized, roi_summary, voxel_correlation, voxel_r2
 from neuro.encoders.ridge import VoxelRidgeCV
 
-__all__ = ["VoxelRidgeCV", "voxel_correlation"]
+__all__ = [
+    "BandedRidgeCV",
+    "VoxelRidgeCV",
+    "noise_normalized",
+    "roi_summary",
+    "voxel_correlation",
+    "voxel_r2",
+]

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.linear_model import Ridge
-from sklearn.model_selection import KFold, ShuffleSplit, cross_val_score
+from sklearn.model_selection import KFold, ShuffleSplit, TimeSeriesSplit, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -30,21 +30,68 @@ def test_matches_sklearn_ridge_at_a_fixed_alpha(data, fit_intercept):
     np.testing.assert_allclose(ours.predict(X), ref.predict(X), rtol=1e-8, atol=1e-10)
 
 
-def test_alpha_choice_matches_brute_force(data):
-    X, Y, _ = data
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize(
+    ("shape", "cv"),
+    [
+        ((90, 7), KFold(5)),  # features route, folds partition the samples
+        ((90, 7), ShuffleSplit(n_splits=3, test_size=0.3, random_state=0)),  # no partition
+        ((30, 45), KFold(5)),  # more features than samples: samples route
+        ((90, 7), TimeSeriesSplit(4)),  # training sets are not complements: samples route
+    ],
+)
+def test_alpha_choice_matches_brute_force(shape, cv, fit_intercept):
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal(shape) + 3.0  # offsets exercise the centring
+    Y = X[:, :7] @ rng.standard_normal((7, 9)) + 2 * rng.standard_normal((shape[0], 9)) + 5.0
     alphas = np.logspace(-2, 4, 7)
-    folds = list(KFold(5).split(X))
+    folds = list(cv.split(X))
     brute = np.zeros((len(alphas), Y.shape[1]))
     for i, a in enumerate(alphas):
         for tr, te in folds:
-            pred = Ridge(alpha=a).fit(X[tr], Y[tr]).predict(X[te])
+            pred = Ridge(alpha=a, fit_intercept=fit_intercept).fit(X[tr], Y[tr]).predict(X[te])
             brute[i] -= ((Y[te] - pred) ** 2).mean(0) / len(folds)
-    ours = VoxelRidgeCV(alphas=alphas, cv=5, device="cpu", dtype="float64").fit(X, Y)
+    ours = VoxelRidgeCV(
+        alphas=alphas, cv=cv, device="cpu", dtype="float64", fit_intercept=fit_intercept
+    ).fit(X, Y)
     np.testing.assert_allclose(ours.cv_scores_, brute, rtol=1e-8)
     np.testing.assert_array_equal(ours.alpha_, alphas[brute.argmax(0)])
     for v in range(Y.shape[1]):  # refit with each voxel's own alpha
-        ref = Ridge(alpha=ours.alpha_[v]).fit(X, Y[:, v])
+        ref = Ridge(alpha=ours.alpha_[v], fit_intercept=fit_intercept).fit(X, Y[:, v])
         np.testing.assert_allclose(ours.coef_[:, v], ref.coef_, rtol=1e-7, atol=1e-10)
+        np.testing.assert_allclose(ours.intercept_[v], ref.intercept_, rtol=1e-7, atol=1e-9)
+
+
+def test_matches_himalaya_ridge_cv():
+    pytest.importorskip("himalaya")
+    from himalaya.backend import set_backend
+    from himalaya.ridge import RidgeCV
+
+    set_backend("numpy")
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((110, 13)).astype(np.float32)
+    Y = X @ rng.standard_normal((13, 40)) + rng.standard_normal((110, 40)) * np.linspace(0.1, 8, 40)
+    Y = Y.astype(np.float32)
+    alphas = np.logspace(-2, 6, 17)
+    ref = RidgeCV(alphas=alphas, cv=5, fit_intercept=True).fit(X, Y)
+    ours = VoxelRidgeCV(alphas=alphas, cv=5, device="cpu").fit(X, Y)
+    np.testing.assert_allclose(ours.alpha_, np.asarray(ref.best_alphas_), rtol=1e-6)
+    ref_pred = np.asarray(ref.predict(X))
+    np.testing.assert_allclose(
+        ours.predict(X), ref_pred, rtol=1e-4, atol=1e-4 * np.abs(ref_pred).max()
+    )
+
+
+def test_y_is_not_modified_and_may_be_read_only(data):
+    X, Y, _ = data
+    Y32 = np.ascontiguousarray(Y, dtype=np.float32)
+    Y32.setflags(write=False)
+    before = Y32.copy()
+    VoxelRidgeCV(device="cpu").fit(X, Y32)
+    np.testing.assert_array_equal(Y32, before)
+    Yt = torch.from_numpy(before.copy())
+    VoxelRidgeCV(device="cpu", voxel_batch_size=4).fit(X, Yt)
+    np.testing.assert_array_equal(Yt.numpy(), before)
 
 
 def test_noisier_voxels_get_larger_alphas(data):
@@ -103,6 +150,14 @@ def test_recovers_planted_weights_and_works_in_sklearn_tools():
         ({"device": "tpu"}, None, ValueError, "device must be"),
         ({}, "nan", ValueError, "Y contains NaN"),
         ({}, "rows", ValueError, "same number of samples; got 90 and 89"),
+        ({"cv": 91}, None, ValueError, "fewer samples than folds"),
+        ({}, "inf", ValueError, "Y contains NaN or infinite values"),
+        ({}, "xnan", ValueError, "X contains NaN or infinite values"),
+        ({}, "1d-x", ValueError, r"X must be 2D \(n_samples, n_features\); got shape \(90,\)"),
+        ({"cv": [(np.arange(10), np.array([], int))]}, None, ValueError, "empty train or val"),
+        ({"cv": [(np.arange(10), np.array([95]))]}, None, ValueError, "not integers in"),
+        ({"dtype": "float16"}, None, ValueError, "dtype must be 'float32' or 'float64'"),
+        ({}, "bool", TypeError, "Y must hold numbers"),
     ],
 )
 def test_bad_input(data, kwargs, args, error, message):
@@ -112,6 +167,15 @@ def test_bad_input(data, kwargs, args, error, message):
         Y[3, 2] = np.nan
     if args == "rows":
         Y = Y[:-1]
+    if args == "inf":
+        Y[0, 0] = np.inf
+    if args == "xnan":
+        X = X.copy()
+        X[1, 1] = np.nan
+    if args == "1d-x":
+        X = X[:, 0]
+    if args == "bool":
+        Y = Y > 0
     with pytest.raises(error, match=message):
         VoxelRidgeCV(**kwargs).fit(X, Y)
 
