@@ -899,7 +899,8 @@ class Trainer:
                     )
             record["time_s"] = round(time.perf_counter() - t0, 4)
             self.history.append(record)
-            _log.info("epoch %d: %s", epoch + 1, _format_record(record))
+            if cfg.verbose > 0:
+                _log.info("epoch %d: %s", epoch + 1, _format_record(record))
             epoch += 1
             self._write_outputs()
             for cb in self.callbacks:
@@ -971,7 +972,7 @@ class Trainer:
             self._bad_epochs += 1
             if self._bad_epochs >= cfg.early_stopping_patience:
                 self.should_stop = self.stopped_early = True
-                _log.info(
+                (_log.info if cfg.verbose > 0 else _log.debug)(
                     "Early stopping: %s has not improved on %.6g for %d validations.",
                     name,
                     self.best_value,
