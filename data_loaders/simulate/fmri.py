@@ -100,6 +100,29 @@ class SimulatedStimuli:
     def __len__(self) -> int:
         return len(self.images)
 
+    def semantic_embedding(self, dim: int = 16, noise: float = 0.05, seed: int = 0) -> np.ndarray:
+        """A stand-in for a frozen semantic model's embedding of each image.
+
+        Each image's category coverage (the fraction of the image each
+        category covers) through a fixed random linear map to ``dim``
+        numbers, plus Gaussian noise of ``noise`` times the embedding's sd:
+        what a semantic image model such as CLIP encodes linearly about these
+        images. It describes the image, not any voxel, and feeds the
+        semantic-modulated readout the way a real frozen model would.
+
+        Returns
+        -------
+        ndarray of shape (n_stimuli, dim), float32
+        """
+        if dim < 1:
+            raise ValueError(f"dim must be >= 1; got {dim}.")
+        rng = np.random.default_rng(seed)
+        coverage = self.content.mean(axis=(2, 3))
+        proj = rng.standard_normal((coverage.shape[1], dim)) / np.sqrt(coverage.shape[1])
+        emb = coverage @ proj
+        emb = emb + noise * emb.std() * rng.standard_normal(emb.shape)
+        return emb.astype(np.float32)
+
 
 def _resize(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     from skimage.transform import resize

@@ -12,13 +12,28 @@
 """
 
 from neuro.encoders.banded import BandedRidgeCV
+from neuro.encoders.compare import EncoderComparison, compare_encoders
+from neuro.encoders.features import (
+    BackboneFeatures,
+    GaborFeatures,
+    cached_features,
+    pool_features,
+)
 from neuro.encoders.metrics import noise_normalized, roi_summary, voxel_correlation, voxel_r2
+from neuro.encoders.readouts import ReadoutEncoder
 from neuro.encoders.ridge import VoxelRidgeCV
 
 __all__ = [
+    "BackboneFeatures",
     "BandedRidgeCV",
+    "EncoderComparison",
+    "GaborFeatures",
+    "ReadoutEncoder",
     "VoxelRidgeCV",
+    "cached_features",
+    "compare_encoders",
     "noise_normalized",
+    "pool_features",
     "roi_summary",
     "voxel_correlation",
     "voxel_r2",

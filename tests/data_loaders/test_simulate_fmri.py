@@ -128,3 +128,15 @@ def test_write_nifti_round_trip(sim, tmp_path):
     assert np.array_equal(trials[:, 1], sub.stimulus_ids)
     with pytest.raises(FileExistsError, match="overwrite=True"):
         sub.write_nifti(tmp_path)
+
+
+def test_semantic_embedding_encodes_category_content(sim):
+    emb = sim.stimuli.semantic_embedding(dim=9, noise=0.0, seed=2)
+    assert emb.shape == (len(sim.stimuli), 9) and emb.dtype == np.float32
+    coverage = sim.stimuli.content.mean(axis=(2, 3))
+    # noise-free, the embedding is a linear map of the category coverage
+    coef, *_ = np.linalg.lstsq(coverage, emb, rcond=None)
+    np.testing.assert_allclose(coverage @ coef, emb, atol=1e-4)
+    np.testing.assert_array_equal(emb, sim.stimuli.semantic_embedding(dim=9, noise=0.0, seed=2))
+    with pytest.raises(ValueError, match="dim must be >= 1"):
+        sim.stimuli.semantic_embedding(dim=0)

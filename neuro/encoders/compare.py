@@ -1,0 +1,559 @@
+"""Fit several voxel encoders on one dataset and compare them per voxel and per ROI.
+
+:func:`compare_encoders` is the package's main job in one call: it splits a
+:class:`data_loaders.fmri.FMRIDataset` by stimulus (repeats of a stimulus
+never straddle the split), averages the repeats of each stimulus, computes
+image features once, fits every encoder on the same training stimuli, and
+scores each on the same held-out stimuli:
+
+* per voxel: Pearson r, R² and r² as a fraction of the noise ceiling of the
+  held-out averages (NSD's ncsnr, estimated from all repeats);
+* per ROI: the mean of each with a bootstrap confidence interval over voxels;
+* maps: one NIfTI r-map per encoder and the best encoder per voxel.
+
+Encoders are named (``"ridge"``, ``"linear"``, ``"factorized"``,
+``"gaussian"``, ``"semantic"``) or given as ``(name, estimator)`` pairs. The
+ridge model (:class:`~neuro.encoders.VoxelRidgeCV`) reads the flattened
+feature maps; the readouts (:class:`~neuro.encoders.ReadoutEncoder`) read
+the maps themselves, and the semantic readout also reads one semantic vector
+per stimulus when ``semantic`` is given.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neuro.encoders.metrics import noise_normalized, roi_summary, voxel_correlation, voxel_r2
+
+__all__ = ["ENCODERS", "EncoderComparison", "compare_encoders", "compute_features", "make_encoder"]
+
+logger = logging.getLogger(__name__)
+
+#: Encoders known by name: ridge on flattened maps, and the readout families.
+ENCODERS = ("ridge", "linear", "factorized", "gaussian", "semantic")
+
+_MIN_CEILING = 0.05
+
+
+def make_encoder(name: str, device: str = "auto", seed: int = 0, verbose: int = 0, **kwargs):
+    """An unfitted encoder for one of :data:`ENCODERS`.
+
+    Parameters
+    ----------
+    name : str
+        ``"ridge"`` gives :class:`~neuro.encoders.VoxelRidgeCV`; the others give
+        :class:`~neuro.encoders.ReadoutEncoder` with that readout.
+    device : str, default="auto"
+    seed : int, default=0
+        Seed of the readouts' initialisation and data order.
+    verbose : int, default=0
+    **kwargs
+        Passed to the estimator (e.g. ``epochs=`` for a readout, ``alphas=``
+        for ridge).
+    """
+    if name == "ridge":
+        from neuro.encoders.ridge import VoxelRidgeCV
+
+        return VoxelRidgeCV(device=device, **kwargs)
+    if name in ENCODERS:
+        from neuro.encoders.readouts import ReadoutEncoder
+
+        return ReadoutEncoder(readout=name, device=device, seed=seed, verbose=verbose, **kwargs)
+    raise ValueError(f"Unknown encoder {name!r}; choose from {list(ENCODERS)}.")
+
+
+def compute_features(
+    dataset,
+    extractor=None,
+    stimulus_ids=None,
+    image_size: tuple[int, int] | None = None,
+    batch_size: int = 256,
+) -> np.ndarray:
+    """Feature maps of a dataset's stimuli, computed in batches of images.
+
+    Parameters
+    ----------
+    dataset : FMRIDataset
+        Its ``stimuli`` are read ``batch_size`` images at a time.
+    extractor : object with ``transform(images)``, optional
+        Maps ``(n, 3, h, w)`` images to ``(n, C, H, W)`` feature maps (e.g.
+        :class:`~neuro.encoders.GaborFeatures`, or one layer of
+        :class:`~neuro.encoders.BackboneFeatures` wrapped in a function). None
+        means ``GaborFeatures()``.
+    stimulus_ids : array of int, optional
+        Which stimuli; default the distinct stimuli shown, sorted.
+    image_size : (h, w), optional
+        Resize images to this size before the extractor sees them.
+    batch_size : int, default=256
+
+    Returns
+    -------
+    ndarray of shape (len(stimulus_ids), C, H, W), float32
+    """
+    if dataset.stimuli is None:
+        raise ValueError(
+            "The dataset has no stimulus images, so features cannot be computed; give "
+            "stimuli= when creating it, or pass precomputed features=."
+        )
+    if extractor is None:
+        from neuro.encoders.features import GaborFeatures
+
+        extractor = GaborFeatures()
+    ids = np.unique(dataset.stimulus_ids) if stimulus_ids is None else np.asarray(stimulus_ids)
+    transform = extractor.transform if hasattr(extractor, "transform") else extractor
+    parts = []
+    for start in range(0, len(ids), batch_size):
+        images = dataset.stimuli.load(ids[start : start + batch_size], size=image_size)
+        out = transform(images)
+        if isinstance(out, Mapping):
+            if len(out) != 1:
+                raise ValueError(
+                    f"The extractor returned {len(out)} layers ({list(out)}); give an extractor "
+                    "of one layer, or compute features per layer and pass features=."
+                )
+            out = next(iter(out.values()))
+        parts.append(np.asarray(out, dtype=np.float32))
+    return np.concatenate(parts)
+
+
+@dataclass
+class EncoderComparison:
+    """Held-out accuracy of several encoders fitted on the same data.
+
+    Attributes
+    ----------
+    scores : dict {str: ndarray (n_voxels,)}
+        Pearson r of each encoder on the held-out stimulus averages.
+    r2 : dict {str: ndarray (n_voxels,)}
+        Coefficient of determination on the same data.
+    normalized : dict {str: ndarray (n_voxels,)}
+        ``sign(r) r² / ceiling``: the fraction of the explainable variance
+        explained (NaN where the ceiling is below 0.05).
+    ceiling_r2 : ndarray (n_voxels,)
+        Noise ceiling (fraction of variance) of the held-out averages.
+    roi_labels : ndarray (n_voxels,), str
+    table : pandas.DataFrame
+        Per ROI and encoder: voxel count, mean r with its 95% bootstrap
+        interval, median r, mean noise-normalised score with its interval.
+    fit_seconds : dict {str: float}
+    encoders : dict {str: fitted estimator}
+    n_train, n_test : int
+        Stimuli (averaged over their repeats) used to fit and to score.
+    dataset : FMRIDataset
+        The dataset compared on (for maps).
+    """
+
+    scores: dict[str, np.ndarray]
+    r2: dict[str, np.ndarray]
+    normalized: dict[str, np.ndarray]
+    ceiling_r2: np.ndarray
+    roi_labels: np.ndarray
+    table: Any
+    fit_seconds: dict[str, float]
+    encoders: dict[str, Any] = field(repr=False)
+    n_train: int = 0
+    n_test: int = 0
+    dataset: Any = field(default=None, repr=False)
+
+    @property
+    def names(self) -> list[str]:
+        """Encoder names in the order they were fitted."""
+        return list(self.scores)
+
+    def best_model(self) -> np.ndarray:
+        """Name of the encoder with the highest held-out r in each voxel."""
+        stacked = np.stack([self.scores[n] for n in self.names])
+        return np.asarray(self.names)[np.argmax(stacked, axis=0)]
+
+    def voxel_table(self):
+        """One row per voxel: ROI, ceiling, each encoder's r and normalised score, best encoder."""
+        import pandas as pd
+
+        cols: dict[str, Any] = {"roi": self.roi_labels, "ceiling_r2": self.ceiling_r2}
+        for n in self.names:
+            cols[f"r_{n}"] = self.scores[n]
+            cols[f"normalized_{n}"] = self.normalized[n]
+        cols["best_model"] = self.best_model()
+        return pd.DataFrame(cols)
+
+    def summary(self) -> str:
+        """The per-ROI table as text: mean r [95% CI] and noise-normalised score per encoder."""
+        t = self.table
+        lines = []
+        header = f"{'ROI':<8}{'voxels':>7}  " + "  ".join(f"{n:>24}" for n in self.names)
+        lines.append(header)
+        for roi in dict.fromkeys(t["roi"]):
+            rows = t[t["roi"] == roi].set_index("model")
+            cells = []
+            for n in self.names:
+                row = rows.loc[n]
+                cells.append(
+                    f"{row['r_mean']:5.2f} [{row['r_ci_low']:5.2f},{row['r_ci_high']:5.2f}] "
+                    f"{row['normalized_mean']:5.2f}"
+                )
+            n_vox = int(rows.iloc[0]["n_voxels"])
+            lines.append(f"{roi:<8}{n_vox:>7}  " + "  ".join(f"{c:>24}" for c in cells))
+        lines.append("cells: mean r [95% bootstrap CI] and mean fraction of the noise ceiling")
+        return "\n".join(lines)
+
+    def figure(self):
+        """Bar chart of the mean noise-normalised score per ROI and encoder, with 95% CIs."""
+        from neuro.plotting import new_figure
+
+        t = self.table[self.table["roi"] != "all"]
+        rois = list(dict.fromkeys(t["roi"]))
+        fig, axes = new_figure(size=(max(5.0, 0.9 * len(rois) + 2), 3.6))
+        ax = axes[0, 0]
+        width = 0.8 / max(len(self.names), 1)
+        x = np.arange(len(rois))
+        for i, n in enumerate(self.names):
+            rows = t[t["model"] == n].set_index("roi").loc[rois]
+            mean = rows["normalized_mean"].to_numpy(dtype=float)
+            err = np.stack(
+                [
+                    mean - rows["normalized_ci_low"].to_numpy(dtype=float),
+                    rows["normalized_ci_high"].to_numpy(dtype=float) - mean,
+                ]
+            )
+            ax.bar(x + (i - (len(self.names) - 1) / 2) * width, mean, width, yerr=err, label=n)
+        ax.set_xticks(x, rois)
+        ax.axhline(0, color="k", lw=0.5)
+        ax.set_ylabel("fraction of noise ceiling (r² / NC)")
+        ax.set_title(f"Held-out accuracy per ROI ({self.n_test} test stimuli)")
+        ax.legend(fontsize=8, ncols=min(len(self.names), 5))
+        return fig
+
+    def r_maps(self) -> dict:
+        """One NIfTI image of held-out r per encoder (NaN outside the dataset's voxels)."""
+        return {n: self.dataset.to_nifti(self.scores[n]) for n in self.names}
+
+    def best_model_map(self):
+        """NIfTI image of the best encoder per voxel: ``1 + index`` into :attr:`names`, 0 outside."""
+        best = np.asarray([self.names.index(b) + 1 for b in self.best_model()], dtype=np.float32)
+        return self.dataset.to_nifti(best, fill=0.0)
+
+    def metrics(self) -> dict:
+        """Headline numbers as a JSON-ready dict (per encoder and per ROI)."""
+        t = self.table
+        out: dict[str, Any] = {
+            "n_train_stimuli": self.n_train,
+            "n_test_stimuli": self.n_test,
+            "n_voxels": len(self.roi_labels),
+            "encoders": {},
+        }
+        for n in self.names:
+            rows = t[t["model"] == n].set_index("roi")
+            out["encoders"][n] = {
+                "fit_seconds": self.fit_seconds[n],
+                "mean_r": float(np.nanmean(self.scores[n])),
+                "mean_normalized": float(np.nanmean(self.normalized[n]))
+                if np.isfinite(self.normalized[n]).any()
+                else None,
+                "per_roi": {
+                    roi: {
+                        "n_voxels": int(r["n_voxels"]),
+                        "r": _finite(r["r_mean"]),
+                        "r_ci": [_finite(r["r_ci_low"]), _finite(r["r_ci_high"])],
+                        "normalized": _finite(r["normalized_mean"]),
+                    }
+                    for roi, r in rows.iterrows()
+                },
+            }
+        return out
+
+    def save(self, out, overwrite: bool = False, figures: bool = True) -> Path:
+        """Write the comparison to the folder ``out``.
+
+        Files: ``metrics.json``, ``roi_table.csv``, ``voxels.csv``,
+        ``maps/r_<encoder>.nii.gz`` and ``maps/best_model.nii.gz`` (with
+        ``maps/best_model_labels.tsv``) when the dataset knows where its voxels
+        lie, ``figures/roi_comparison.png`` and one glass-brain figure per
+        encoder, and ``models/<encoder>.*``: each fitted model
+        (``ReadoutEncoder.save`` format, or an ``.npz`` of the ridge weights).
+        Writing is atomic per file; an existing non-empty folder is refused
+        unless ``overwrite``.
+        """
+        from neuro.io import atomic_open, atomic_write_json, atomic_write_text, prepare_output_dir
+        from neuro.plotting import save_figure
+
+        out = prepare_output_dir(out, overwrite=overwrite)
+        atomic_write_json(out / "metrics.json", self.metrics())
+        atomic_write_text(out / "roi_table.csv", self.table.to_csv(index=False))
+        atomic_write_text(out / "voxels.csv", self.voxel_table().to_csv(index=False))
+        has_space = self.dataset is not None and self.dataset.voxel_ijk is not None
+        if has_space and self.dataset.affine is not None:
+            for n, img in self.r_maps().items():
+                _save_nifti(img, out / "maps" / f"r_{n}.nii.gz")
+            _save_nifti(self.best_model_map(), out / "maps" / "best_model.nii.gz")
+            labels = "index\tencoder\n" + "".join(
+                f"{i + 1}\t{n}\n" for i, n in enumerate(self.names)
+            )
+            atomic_write_text(out / "maps" / "best_model_labels.tsv", labels)
+        if figures:
+            save_figure(self.figure(), out / "figures" / "roi_comparison.png")
+            if has_space and self.dataset.affine is not None:
+                for n, img in self.r_maps().items():
+                    _glass_brain(img, f"{n}: held-out r", out / "figures" / f"r_{n}.png")
+        for n, est in self.encoders.items():
+            if hasattr(est, "save"):
+                est.save(out / "models" / f"{n}.pt", overwrite=overwrite)
+            else:
+                arrays = {
+                    k: np.asarray(v)
+                    for k, v in vars(est).items()
+                    if k.endswith("_") and isinstance(v, np.ndarray)
+                }
+                params = json.dumps(
+                    {k: v for k, v in est.get_params().items() if _jsonable(v)}, default=list
+                )
+                with atomic_open(out / "models" / f"{n}.npz", "wb") as fh:
+                    np.savez(fh, params=np.asarray(params), **arrays)
+        return out
+
+
+def _finite(x) -> float | None:
+    x = float(x)
+    return x if np.isfinite(x) else None
+
+
+def _jsonable(v) -> bool:
+    try:
+        json.dumps(v, default=list)
+    except TypeError:
+        return False
+    return True
+
+
+def _save_nifti(img, path: Path) -> None:
+    from neuro.io import atomic_open
+
+    with atomic_open(path, "wb") as fh:
+        fh.write(_nifti_bytes(img))
+
+
+def _nifti_bytes(img) -> bytes:
+    import gzip
+
+    import nibabel as nib
+
+    img = nib.Nifti1Image(np.asarray(img.dataobj, dtype=np.float32), img.affine)
+    return gzip.compress(img.to_bytes(), mtime=0)
+
+
+def _glass_brain(img, title: str, path: Path) -> None:
+    import nibabel as nib
+    from matplotlib.figure import Figure
+    from nilearn import plotting as nplot
+
+    from neuro.plotting import save_figure
+
+    fig = Figure(figsize=(7, 2.6))
+    data = np.nan_to_num(np.asarray(img.dataobj, dtype=np.float32))
+    img = nib.Nifti1Image(data, img.affine)
+    vmax = float(np.abs(data).max()) or 1.0
+    nplot.plot_glass_brain(
+        img, figure=fig, title=title, colorbar=True, plot_abs=False, vmax=vmax, cmap="RdBu_r"
+    )
+    save_figure(fig, path)
+
+
+def _averages(dataset):
+    responses, ids, counts = dataset.average_repeats()
+    return responses.astype(np.float32), ids, counts
+
+
+def _encoder_list(encoders, device, seed, verbose, readout_kwargs):
+    if isinstance(encoders, str):
+        encoders = [encoders]
+    items = list(encoders.items()) if isinstance(encoders, Mapping) else list(encoders)
+    if not items:
+        raise ValueError(f"encoders is empty; give one or more of {list(ENCODERS)}.")
+    out: dict[str, Any] = {}
+    for item in items:
+        if isinstance(item, str):
+            kwargs = {} if item == "ridge" else dict(readout_kwargs or {})
+            name, est = (
+                item,
+                make_encoder(item, device=device, seed=seed, verbose=verbose, **kwargs),
+            )
+        else:
+            name, est = item
+        if name in out:
+            raise ValueError(f"Encoder name {name!r} appears twice; give each a distinct name.")
+        out[name] = est
+    return out
+
+
+def compare_encoders(
+    dataset,
+    encoders: Sequence[str | tuple[str, Any]] | Mapping[str, Any] = ("ridge", "gaussian"),
+    features=None,
+    semantic=None,
+    test_size: float = 0.2,
+    test_stimuli=None,
+    seed: int = 0,
+    device: str = "auto",
+    readout_kwargs: Mapping[str, Any] | None = None,
+    image_size: tuple[int, int] | None = None,
+    n_boot: int = 2000,
+    verbose: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> EncoderComparison:
+    """Fit several encoders on the same training stimuli and score them on the same test stimuli.
+
+    Parameters
+    ----------
+    dataset : FMRIDataset
+        Single-trial responses with stimulus ids, ROI labels and, for maps,
+        voxel positions. Repeats of a stimulus are averaged before fitting.
+    encoders : list of names or (name, estimator) pairs, or dict, default=("ridge", "gaussian")
+        Names from :data:`ENCODERS`, or any estimator with ``fit(X, Y)`` and
+        ``predict(X)``. Ridge-like estimators (no ``readout`` attribute) get the
+        flattened maps; readouts get the maps.
+    features : array (n_stimuli, C, H, W), extractor, or None
+        Feature maps of every stimulus, indexed by stimulus id (as
+        ``dataset.stimulus_ids`` counts them); or an object with
+        ``transform(images)`` run on the stimuli shown; None means a Gabor
+        filter bank (:class:`~neuro.encoders.GaborFeatures`) on the images.
+    semantic : array (n_stimuli, D), optional
+        A semantic vector per stimulus (e.g. a frozen CLIP or language-model
+        embedding), indexed by stimulus id, for the ``"semantic"`` readout.
+        Without it that readout uses the pooled feature maps.
+    test_size : float, default=0.2
+        Fraction of distinct stimuli held out (ignored if ``test_stimuli``).
+    test_stimuli : array of int, optional
+        The held-out stimulus ids (e.g. NSD's shared 1000).
+    seed : int, default=0
+        Seed of the split and of the readouts.
+    device : str, default="auto"
+    readout_kwargs : dict, optional
+        Extra settings for the named readouts (``epochs``, ``lr``, ...).
+    image_size : (h, w), optional
+        Image size the feature extractor sees.
+    n_boot : int, default=2000
+        Bootstrap resamples for the per-ROI confidence intervals.
+    verbose : int, default=0
+    progress : callable(str), optional
+        Called with a message as each encoder starts (e.g. ``print``).
+
+    Returns
+    -------
+    EncoderComparison
+
+    Examples
+    --------
+    >>> from data_loaders.fmri import FMRIDataset
+    >>> from data_loaders.simulate.fmri import simulate_fmri
+    >>> sim = simulate_fmri(n_subjects=1, n_stimuli=60, image_size=32, voxels_per_roi=3, seed=0)
+    >>> ds = FMRIDataset.from_simulation(sim.subjects[0], sim.stimuli)
+    >>> maps = sim.feature_maps[:, None, ::4, ::4]  # the planted contrast energy, 8 x 8
+    >>> result = compare_encoders(ds, ["ridge"], features=maps, device="cpu")
+    >>> result.table.columns[:4].tolist()
+    ['roi', 'model', 'n_voxels', 'r_mean']
+    >>> sorted(result.table["roi"].unique())[:3]
+    ['FFA', 'LOC', 'PPA']
+    """
+    if dataset.roi_labels is None:
+        roi_labels = np.full(dataset.n_voxels, "all-voxels")
+    else:
+        roi_labels = np.where(dataset.roi_labels == "", "unlabelled", dataset.roi_labels)
+    est_by_name = _encoder_list(encoders, device, seed, verbose, readout_kwargs)
+    train, test = dataset.split(test_size=test_size, seed=seed, test_stimuli=test_stimuli)
+    y_train, ids_train, _ = _averages(train)
+    y_test, ids_test, counts_test = _averages(test)
+    if len(ids_train) < 5:
+        raise ValueError(
+            f"Only {len(ids_train)} distinct training stimuli; at least 5 are needed to fit and "
+            "cross-validate. Use more stimuli or a smaller test_size."
+        )
+
+    if features is None or hasattr(features, "transform") or callable(features):
+        ids = np.concatenate([ids_train, ids_test])
+        maps = compute_features(dataset, features, stimulus_ids=ids, image_size=image_size)
+        x_train, x_test = maps[: len(ids_train)], maps[len(ids_train) :]
+    else:
+        maps = np.asarray(features, dtype=np.float32)
+        if maps.ndim not in (2, 4):
+            raise ValueError(
+                f"features must have shape (n_stimuli, C, H, W) (or (n_stimuli, D) for ridge); "
+                f"got {maps.shape}."
+            )
+        top = int(max(ids_train.max(), ids_test.max()))
+        if len(maps) <= top:
+            raise ValueError(
+                f"features has {len(maps)} rows but the dataset shows stimulus id {top}; give one "
+                "row per stimulus, indexed by stimulus id."
+            )
+        x_train, x_test = maps[ids_train], maps[ids_test]
+    sem_train = sem_test = None
+    if semantic is not None:
+        sem = np.asarray(semantic, dtype=np.float32)
+        if sem.ndim != 2 or len(sem) <= int(max(ids_train.max(), ids_test.max())):
+            raise ValueError(
+                f"semantic must have shape (n_stimuli, D) with one row per stimulus id; got "
+                f"{sem.shape}."
+            )
+        sem_train, sem_test = sem[ids_train], sem[ids_test]
+
+    ceiling = dataset.noise_ceiling().r2(counts_test)
+    scores, r2s, normed, seconds = {}, {}, {}, {}
+    for name, est in est_by_name.items():
+        if progress is not None:
+            progress(f"fitting {name} on {len(ids_train)} stimuli x {dataset.n_voxels} voxels")
+        is_readout = hasattr(est, "readout")
+        xtr = x_train if is_readout else x_train.reshape(len(x_train), -1)
+        xte = x_test if is_readout else x_test.reshape(len(x_test), -1)
+        t0 = time.perf_counter()
+        if is_readout and getattr(est, "readout", None) == "semantic" and sem_train is not None:
+            est.fit(xtr, y_train, semantic=sem_train)
+            pred = est.predict(xte, semantic=sem_test)
+        else:
+            est.fit(xtr, y_train)
+            pred = est.predict(xte)
+        seconds[name] = time.perf_counter() - t0
+        pred = np.asarray(pred, dtype=np.float64)
+        scores[name] = voxel_correlation(y_test.astype(np.float64), pred)
+        r2s[name] = voxel_r2(y_test.astype(np.float64), pred)
+        normed[name] = noise_normalized(scores[name], ceiling, min_ceiling=_MIN_CEILING)
+        logger.info("%s: mean r %.3f (%.1f s)", name, float(np.mean(scores[name])), seconds[name])
+
+    table = _roi_table(scores, normed, roi_labels, n_boot=n_boot, seed=seed)
+    return EncoderComparison(
+        scores=scores,
+        r2=r2s,
+        normalized=normed,
+        ceiling_r2=ceiling,
+        roi_labels=roi_labels,
+        table=table,
+        fit_seconds=seconds,
+        encoders=est_by_name,
+        n_train=len(ids_train),
+        n_test=len(ids_test),
+        dataset=dataset,
+    )
+
+
+def _roi_table(scores, normed, roi_labels, n_boot: int, seed: int):
+    r_tab = roi_summary(scores, roi_labels, n_boot=n_boot, seed=seed)
+    n_tab = roi_summary(normed, roi_labels, n_boot=n_boot, seed=seed)
+    table = r_tab.rename(
+        columns={
+            "mean": "r_mean",
+            "ci_low": "r_ci_low",
+            "ci_high": "r_ci_high",
+            "median": "r_median",
+        }
+    )
+    table["normalized_mean"] = n_tab["mean"].to_numpy()
+    table["normalized_ci_low"] = n_tab["ci_low"].to_numpy()
+    table["normalized_ci_high"] = n_tab["ci_high"].to_numpy()
+    table["n_voxels_with_ceiling"] = n_tab["n_voxels"].to_numpy()
+    return table
