@@ -40,8 +40,14 @@ class Subcommand:
 SUBCOMMANDS: list[Subcommand] = [
     Subcommand(
         "demo",
-        "Train a small voxel encoder on simulated fMRI data through the Trainer and report how "
-        "well it recovers the planted receptive fields.",
+        "Simulate a subject, fit ridge and the readout encoders, print the per-ROI table of "
+        "noise-normalised accuracy, write brain maps and figures, and check the planted truth.",
+        "neuro.encoders.demo",
+    ),
+    Subcommand(
+        "train-demo",
+        "Train a linear voxel encoder on planted linear responses through the shared Trainer "
+        "(precision, several devices, exact --resume) and report the recovery.",
         "neuro.demo",
     ),
     Subcommand(
@@ -49,6 +55,12 @@ SUBCOMMANDS: list[Subcommand] = [
         "Simulate an fMRI experiment with planted receptive fields and write it to disk as "
         "NIfTI (and BIDS) with its stimuli and ground truth.",
         "data_loaders.simulate.command",
+    ),
+    Subcommand(
+        "fit-encoder",
+        "Fit and compare voxel encoders (ridge and readouts) on fMRI data (NIfTI, NSD-style "
+        "HDF5, or a simulated subject) and write per-ROI tables, brain maps and figures.",
+        "neuro.encoders.command",
     ),
 ]
 

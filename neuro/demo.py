@@ -1,4 +1,4 @@
-"""``neuro demo``: the package's main job on built-in data.
+"""``neuro train-demo``: the shared Trainer on a voxel encoder whose answer is known.
 
 Simulates voxels with planted linear receptive fields
 (:func:`data_loaders.simulate.simulate_linear_encoding`), trains a linear
@@ -8,7 +8,8 @@ known noise ceiling and how well the planted weights are recovered. Writes
 ``config.json``, ``metrics.jsonl`` (per epoch), ``metrics.json`` (final),
 ``voxels.csv``, ``demo.png`` and ``checkpoints/`` into ``--out``.
 
-Run it with ``make demo`` or ``neuro demo --out runs/demo``.
+Run it with ``neuro train-demo --out runs/train-demo`` (add ``--devices 2`` or
+``--precision bf16-mixed`` to try the Trainer's options, ``--resume`` to continue).
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ class LinearVoxelEncoder(nn.Module):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``neuro demo``."""
+    """Options of ``neuro train-demo``."""
     d = DemoConfig()
     parser.add_argument("--n-samples", type=int, default=d.n_samples, help="simulated stimuli")
     parser.add_argument(
@@ -110,7 +111,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Entry point of ``neuro demo``."""
+    """Entry point of ``neuro train-demo``."""
     cfg = DemoConfig(
         n_samples=args.n_samples,
         n_features=args.n_features,
@@ -251,7 +252,7 @@ def _plot(history, r_test, ceiling, planted, learned, path) -> None:
 
 def _format_summary(s: dict[str, Any]) -> str:
     lines = [
-        "neuro demo: linear voxel encoder on simulated fMRI (planted receptive fields)",
+        "neuro train-demo: linear voxel encoder on simulated fMRI (planted receptive fields)",
         f"  data            {s['n_train']} train / {s['n_val']} validation / {s['n_test']} test stimuli, "
         f"{s['config']['n_voxels']} voxels, SNR {s['config']['snr']}",
         f"  run             {s['epochs_run']} epochs on {s['device']} ({s['precision']}, "

@@ -41,7 +41,7 @@ def test_version(capsys):
 
 def test_subcommand_help_has_common_options(capsys):
     with pytest.raises(SystemExit):
-        main(["demo", "--help"])
+        main(["train-demo", "--help"])
     out = capsys.readouterr().out
     for option in (
         "--device",
@@ -64,7 +64,7 @@ def test_console_script_runs():
 
 def test_demo_writes_outputs_and_recovers_the_planted_fields(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), *TINY]) == 0
+    assert main(["train-demo", "--out", str(out), *TINY]) == 0
     printed = capsys.readouterr().out
     assert "weight recovery" in printed
     for name in (
@@ -84,7 +84,7 @@ def test_demo_writes_outputs_and_recovers_the_planted_fields(tmp_path, capsys):
 
 def test_demo_quality_with_default_sizes(tmp_path):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "-q", "--device", "cpu", "--epochs", "15"]) == 0
+    assert main(["train-demo", "--out", str(out), "-q", "--device", "cpu", "--epochs", "15"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test_r_over_ceiling"] > 0.9
     assert metrics["weight_recovery_r_mean"] > 0.8
@@ -94,18 +94,18 @@ def test_existing_output_is_refused_then_overwritten(tmp_path, capsys):
     out = tmp_path / "demo"
     out.mkdir()
     (out / "mine.txt").write_text("keep")
-    assert main(["demo", "--out", str(out), *TINY]) == 2
+    assert main(["train-demo", "--out", str(out), *TINY]) == 2
     err = capsys.readouterr().err
     assert "exists and is not empty" in err and "--overwrite" in err and "Traceback" not in err
-    assert main(["demo", "--out", str(out), "--overwrite", *TINY]) == 0
+    assert main(["train-demo", "--out", str(out), "--overwrite", *TINY]) == 0
     assert (out / "mine.txt").read_text() == "keep"
 
 
 def test_resume_continues_a_run(tmp_path):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), *TINY]) == 0
+    assert main(["train-demo", "--out", str(out), *TINY]) == 0
     args = [a if a != "3" else "5" for a in TINY]  # more epochs
-    assert main(["demo", "--out", str(out), "--resume", *args]) == 0
+    assert main(["train-demo", "--out", str(out), "--resume", *args]) == 0
     assert json.loads((out / "metrics.json").read_text())["epochs_run"] == 5
 
 
@@ -118,19 +118,19 @@ def test_resume_continues_a_run(tmp_path):
     ],
 )
 def test_bad_input_is_one_clear_line(tmp_path, capsys, args, message):
-    assert main(["demo", "--out", str(tmp_path / "o"), *TINY, *args]) == 2
+    assert main(["train-demo", "--out", str(tmp_path / "o"), *TINY, *args]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
 
 
 def test_resume_without_checkpoint(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path / "none"), "--resume", *TINY]) == 2
+    assert main(["train-demo", "--out", str(tmp_path / "none"), "--resume", *TINY]) == 2
     assert "does not exist" in capsys.readouterr().err
 
 
 def test_register_rejects_duplicates():
     with pytest.raises(ValueError, match="already registered"):
-        register_subcommand("demo", "again", "neuro.demo")
+        register_subcommand("train-demo", "again", "neuro.demo")
 
 
 def test_simulate_fmri_writes_a_readable_study(tmp_path, capsys):

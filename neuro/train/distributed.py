@@ -9,7 +9,7 @@ Launching
 ---------
 One process (the default) needs nothing. For several GPUs on one machine::
 
-    torchrun --standalone --nproc_per_node=4 -m neuro demo --devices 4
+    torchrun --standalone --nproc_per_node=4 -m neuro train-demo --devices 4
 
 For several machines, start the same command on each node with torchrun's
 rendezvous flags (``--nnodes``, ``--node_rank``, ``--rdzv_endpoint``) and pass
