@@ -183,7 +183,9 @@ def run(args: argparse.Namespace) -> int:
     if args.features == "gabor":
         from neuro.encoders.features import GaborFeatures
 
-        extractor = GaborFeatures(map_size=args.map_size, device=args.device)
+        extractor = GaborFeatures(
+            map_size=args.map_size, image_size=args.image_size, device=args.device
+        )
         features = extractor
         if args.feature_cache is not None:
             from neuro.encoders.features import cached_features

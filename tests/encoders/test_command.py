@@ -97,3 +97,24 @@ def test_demo_compares_encoders_and_checks_the_truth(tmp_path, capsys):
     assert truth["gaussian"]["median_center_error"] < 0.6
     for rel in ("ground_truth.png", "roi_table.csv", "maps/best_model.nii.gz"):
         assert (out / rel).is_file(), rel
+
+
+def test_fit_encoder_on_nsd_hdf5_with_a_feature_cache(tmp_path, capsys):
+    from data_loaders.simulate.fmri import simulate_fmri
+
+    sim = simulate_fmri(n_subjects=1, n_stimuli=60, image_size=32, voxels_per_roi=2, seed=4)
+    h5 = sim.subjects[0].write_nsd_hdf5(tmp_path / "session.hdf5")
+    np.save(tmp_path / "images.npy", sim.stimuli.images)
+    cache = tmp_path / "features.h5"
+    base = ["fit-encoder", "--hdf5", str(h5), "--images", str(tmp_path / "images.npy")]
+    base += ["--model", "ridge", "--feature-cache", str(cache), "--map-size", "8", "-q"]
+    base += ["--image-size", "32", "--rois", "V1", "V2", "V3"]
+    assert main([*base, "--out", str(tmp_path / "a")]) == 0
+    assert cache.is_file()
+    stamp = cache.stat().st_mtime_ns
+    assert main([*base, "--out", str(tmp_path / "b")]) == 0
+    assert cache.stat().st_mtime_ns == stamp  # read back, not rewritten
+    a = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    b = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert a["encoders"]["ridge"]["mean_r"] == b["encoders"]["ridge"]["mean_r"]
+    assert set(a["encoders"]["ridge"]["per_roi"]) == {"V1", "V2", "V3", "all"}
