@@ -42,10 +42,8 @@ from data_loaders.fmri import FMRIDataset
 from data_loaders.simulate.fmri import simulate_fmri
 from neuro.encoders import (
     GaborFeatures,
-    ReadoutEncoder,
     VoxelRidgeCV,
     compare_encoders,
-    pool_features,
 )
 
 # The test suite sets NEURO_TUTORIAL_SMALL=1 to run the same code with smaller numbers.
