@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -503,7 +504,16 @@ def compare_encoders(
             )
         sem_train, sem_test = sem[ids_train], sem[ids_test]
 
-    ceiling = dataset.noise_ceiling().r2(counts_test)
+    _, trial_counts = np.unique(dataset.stimulus_ids, return_counts=True)
+    if (trial_counts >= 2).any():
+        ceiling = dataset.noise_ceiling().r2(counts_test)
+    else:
+        warnings.warn(
+            "No stimulus was shown more than once, so there is no noise ceiling; the "
+            "noise-normalised scores are NaN (r and R² are still reported).",
+            stacklevel=2,
+        )
+        ceiling = np.full(dataset.n_voxels, np.nan)
     scores, r2s, normed, seconds = {}, {}, {}, {}
     for name, est in est_by_name.items():
         if progress is not None:

@@ -134,3 +134,15 @@ def test_make_encoder_names():
     assert isinstance(make_encoder("ridge", device="cpu"), VoxelRidgeCV)
     with pytest.raises(ValueError, match="choose from"):
         make_encoder("forest")
+
+
+def test_without_repeats_scores_but_no_ceiling(rng):
+    x = rng.standard_normal((100, 2, 4, 4)).astype("float32")
+    betas = x.reshape(100, -1) @ rng.standard_normal((32, 9)) + rng.standard_normal((100, 9))
+    ds = FMRIDataset(betas, np.arange(100), roi_labels=["A"] * 4 + ["B"] * 5)
+    with pytest.warns(UserWarning, match="no noise ceiling"):
+        result = compare_encoders(ds, ["ridge"], features=x, device="cpu", n_boot=50)
+    assert result.scores["ridge"].mean() > 0.8
+    assert np.isnan(result.normalized["ridge"]).all()
+    assert "A" in result.summary()
+    assert result.metrics()["encoders"]["ridge"]["mean_normalized"] is None
