@@ -62,6 +62,12 @@ SUBCOMMANDS: list[Subcommand] = [
         "HDF5, or a simulated subject) and write per-ROI tables, brain maps and figures.",
         "neuro.encoders.command",
     ),
+    Subcommand(
+        "dendrites",
+        "Every number of the sparse-pattern theory of active dendrites for one segment (n, a, s, "
+        "theta, m, noise), optionally checked by simulation.",
+        "neuro.dendrites.command",
+    ),
 ]
 
 
