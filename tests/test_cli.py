@@ -149,3 +149,13 @@ def test_simulate_fmri_writes_a_readable_study(tmp_path, capsys):
         assert (out / "sub-01" / f"sub-01_{name}").is_file()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["subjects"][0]["n_trials"] == 24
+
+
+def test_dendrites_subcommand_answers_a_query(tmp_path, capsys):
+    out = tmp_path / "q"
+    args = ["dendrites", "--n", "2000", "--a", "32", "--s", "30", "--theta", "15", "-q"]
+    assert main([*args, "--out", str(out)]) == 0
+    assert "3.26957e-21" in capsys.readouterr().out
+    assert json.loads((out / "metrics.json").read_text())
+    assert main([*args, "--out", str(tmp_path / "bad"), "--theta", "31"]) == 2
+    assert "theta" in capsys.readouterr().err
