@@ -169,7 +169,6 @@ def load_dataset(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``neuro fit-encoder``."""
     from neuro.encoders.compare import compare_encoders
-    from neuro.train.progress import progress
 
     models = args.model or ["ridge", "gaussian"]
     models = list(dict.fromkeys(models))
@@ -205,15 +204,6 @@ def run(args: argparse.Namespace) -> int:
     if args.test_stimuli is not None:
         test_stimuli = np.loadtxt(args.test_stimuli, dtype=np.int64, ndmin=1)
     print(f"neuro fit-encoder: {dataset}")
-    bar = progress(total=len(models), desc="encoders", verbose=args.verbose + 1, unit="model")
-    started = []
-
-    def on_start(message: str) -> None:
-        if started:
-            bar.update(1)
-        started.append(message)
-        bar.set_postfix_str(message.split(" on ")[0])
-
     result = compare_encoders(
         dataset,
         models,
@@ -226,10 +216,7 @@ def run(args: argparse.Namespace) -> int:
         readout_kwargs=readout_kwargs,
         image_size=size,
         verbose=args.verbose,
-        progress=on_start,
     )
-    bar.update(1)
-    bar.close()
     result.save(args.out, overwrite=args.overwrite)
     print(result.summary())
     print(f"wrote {args.out}")

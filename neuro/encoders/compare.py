@@ -25,7 +25,7 @@ import json
 import logging
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -406,7 +406,6 @@ def compare_encoders(
     image_size: tuple[int, int] | None = None,
     n_boot: int = 2000,
     verbose: int = 0,
-    progress: Callable[[str], None] | None = None,
 ) -> EncoderComparison:
     """Fit several encoders on the same training stimuli and score them on the same test stimuli.
 
@@ -442,8 +441,8 @@ def compare_encoders(
     n_boot : int, default=2000
         Bootstrap resamples for the per-ROI confidence intervals.
     verbose : int, default=0
-    progress : callable(str), optional
-        Called with a message as each encoder starts (e.g. ``print``).
+        1 shows a progress bar over the encoders; 2 also the readouts' own
+        training bars and epoch logs.
 
     Returns
     -------
@@ -466,7 +465,7 @@ def compare_encoders(
         roi_labels = np.full(dataset.n_voxels, "all-voxels")
     else:
         roi_labels = np.where(dataset.roi_labels == "", "unlabelled", dataset.roi_labels)
-    est_by_name = _encoder_list(encoders, device, seed, verbose, readout_kwargs)
+    est_by_name = _encoder_list(encoders, device, seed, max(verbose - 1, 0), readout_kwargs)
     train, test = dataset.split(test_size=test_size, seed=seed, test_stimuli=test_stimuli)
     y_train, ids_train, _ = _averages(train)
     y_test, ids_test, counts_test = _averages(test)
@@ -514,10 +513,12 @@ def compare_encoders(
             stacklevel=2,
         )
         ceiling = np.full(dataset.n_voxels, np.nan)
+    from neuro.train.progress import progress
+
     scores, r2s, normed, seconds = {}, {}, {}, {}
-    for name, est in est_by_name.items():
-        if progress is not None:
-            progress(f"fitting {name} on {len(ids_train)} stimuli x {dataset.n_voxels} voxels")
+    bar = progress(est_by_name.items(), desc="encoders", verbose=verbose, unit="model")
+    for name, est in bar:
+        bar.set_postfix_str(f"fitting {name}")
         is_readout = hasattr(est, "readout")
         xtr = x_train if is_readout else x_train.reshape(len(x_train), -1)
         xte = x_test if is_readout else x_test.reshape(len(x_test), -1)

@@ -66,7 +66,6 @@ def run(args: argparse.Namespace) -> int:
     from neuro.encoders.features import GaborFeatures
     from neuro.io import atomic_write_json, prepare_output_dir
     from neuro.plotting import save_figure
-    from neuro.train.progress import progress
 
     _check(args)
     out = prepare_output_dir(args.out, overwrite=args.overwrite)
@@ -92,15 +91,6 @@ def run(args: argparse.Namespace) -> int:
     )
     semantic = sim.stimuli.semantic_embedding(seed=args.seed)
     readout_kwargs = {} if args.epochs is None else {"epochs": args.epochs}
-    bar = progress(total=len(models), desc="encoders", verbose=args.verbose, unit="model")
-    started: list[str] = []
-
-    def on_start(message: str) -> None:
-        if started:
-            bar.update(1)
-        started.append(message)
-        bar.set_postfix_str(message.split(" on ")[0])
-
     result = compare_encoders(
         dataset,
         models,
@@ -109,11 +99,8 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
         readout_kwargs=readout_kwargs,
-        verbose=max(args.verbose - 1, 0),
-        progress=on_start,
+        verbose=args.verbose,
     )
-    bar.update(1)
-    bar.close()
     result.save(out, overwrite=True)
     truth = _ground_truth(result, subject, args.repeats)
     metrics = result.metrics()
