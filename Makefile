@@ -48,4 +48,4 @@ notebooks: $(STAMP)
 	$(VENV)/bin/jupytext --to ipynb tutorials/*.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
