@@ -13,9 +13,13 @@
 Images are float arrays or tensors ``(n, 3, H, W)`` or ``(n, H, W, 3)`` in
 ``[0, 1]`` (grayscale ``(n, H, W)`` too), or a
 :class:`data_loaders.stimuli.ImageSet`, which is read ``batch_size`` images at
-a time so memory stays bounded. Map coordinates follow the rest of the
-package: row ``i`` of a map is ``y`` (top to bottom), column ``j`` is ``x``
-(left to right).
+a time so memory stays bounded.
+
+Map coordinates follow the rest of the package (and
+``torch.nn.functional.grid_sample`` with ``align_corners=False``): a point
+``(x, y)`` in ``[-1, 1]²`` has ``x`` running left to right and ``y`` top to
+bottom, and lies in map cell ``[..., row, col]`` with
+``row = floor((y + 1) / 2 * H)`` and ``col = floor((x + 1) / 2 * W)``.
 """
 
 from __future__ import annotations
@@ -24,8 +28,10 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
+import types
 from collections.abc import Callable, Iterator, Sequence
 from numbers import Integral
 from pathlib import Path
@@ -145,13 +151,19 @@ class GaborFeatures(TransformerMixin, BaseEstimator):
         size (then all images must share one size).
     device : str, default="auto"
     batch_size : int, default=64
-        Images filtered at once; bounds memory.
+        Images filtered at once; bounds memory, which peaks near
+        ``16 * batch_size * channels * (1.5 H) * (1.5 W)`` bytes (two complex64
+        spectra of the padded images): about 230 MB for 64 images of 64 x 64
+        with 24 channels.
 
     Attributes
     ----------
+    channels : list of (float, float)
+        ``(frequency in cycles/pixel, orientation in degrees)`` per channel,
+        frequency-major: channel ``i * n_orientations + k`` is frequency ``i``
+        at orientation ``k``.
     channel_names : list of str
-        ``"f=<cycles/px> ori=<degrees>"`` per channel, frequency-major: channel
-        ``i * n_orientations + k`` is frequency ``i`` at orientation ``k``.
+        The same as ``"f=<cycles/px> ori=<degrees>"``.
 
     Examples
     --------
@@ -183,15 +195,20 @@ class GaborFeatures(TransformerMixin, BaseEstimator):
         self.batch_size = batch_size
 
     def _check(self) -> tuple[np.ndarray, torch.device]:
-        for name in ("n_orientations", "map_size", "batch_size"):
+        for name, default in (("n_orientations", 8), ("map_size", 16), ("batch_size", 64)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-                raise ValueError(f"{name} must be a positive integer; got {value!r}.")
-        if self.image_size is not None and (
-            not isinstance(self.image_size, Integral) or self.image_size < 8
-        ):
+                raise ValueError(
+                    f"{name} must be a positive integer (e.g. the default {name}={default}); "
+                    f"got {value!r}."
+                )
+        size = self.image_size
+        if size is not None and (isinstance(size, bool) or not isinstance(size, Integral)):
+            raise ValueError(f"image_size must be None or an integer >= 8; got {size!r}.")
+        if size is not None and size < 8:
             raise ValueError(
-                f"image_size must be None or an integer >= 8; got {self.image_size!r}."
+                f"image_size must be None or an integer >= 8; got {size!r}. Use None to "
+                "keep the images' own size."
             )
         freqs = np.atleast_1d(np.asarray(self.frequencies, dtype=np.float64))
         if (
@@ -201,19 +218,21 @@ class GaborFeatures(TransformerMixin, BaseEstimator):
             or np.any(freqs > 0.5)
         ):
             raise ValueError(
-                f"frequencies must be cycles per pixel in (0, 0.5] (0.5 is the Nyquist limit); "
-                f"got {self.frequencies!r}."
+                f"frequencies must be cycles per pixel in (0, 0.5] (0.5 is the Nyquist limit), "
+                f"e.g. (0.25, 0.125, 0.0625); got {self.frequencies!r}. To give cycles per "
+                "image, divide by the image side in pixels."
             )
         return freqs, resolve_device(self.device)
 
     @property
-    def channel_names(self) -> list[str]:
+    def channels(self) -> list[tuple[float, float]]:
         freqs, _ = self._check()
-        return [
-            f"f={f:g} ori={round(180 * k / self.n_orientations):d}"
-            for f in freqs
-            for k in range(self.n_orientations)
-        ]
+        n = self.n_orientations
+        return [(float(f), 180 * k / n) for f in freqs for k in range(n)]
+
+    @property
+    def channel_names(self) -> list[str]:
+        return [f"f={f:g} ori={ori:g}" for f, ori in self.channels]
 
     def fit(self, images=None, y=None) -> GaborFeatures:
         """Nothing to learn; checks the settings and returns self."""
@@ -264,7 +283,7 @@ class GaborFeatures(TransformerMixin, BaseEstimator):
 
 
 # ---------------------------------------------------------------- backbone
-class BackboneFeatures:
+class BackboneFeatures(BaseEstimator):
     """Activations of any torch network at named layers, read with forward hooks.
 
     Parameters
@@ -285,12 +304,18 @@ class BackboneFeatures:
     image_size : int or None, default=None
         Resize images to ``image_size x image_size`` first.
     n_prefix_tokens : int, default=0
-        For token outputs ``(b, tokens, D)`` (transformers): tokens before the
-        patch grid (1 for a CLS token) are dropped, and the rest, when they
-        form a square grid, become a map ``(b, D, h, w)``; otherwise the tokens
-        are averaged to ``(b, D, 1, 1)``.
+        For token outputs ``(b, tokens, D)`` (transformers, batch first): the
+        first ``n_prefix_tokens`` tokens (1 for a CLS token, more with
+        register tokens) are dropped, and the rest, when they form a square
+        grid in row-major patch order, become a map ``(b, D, h, w)``;
+        otherwise the remaining tokens are averaged to ``(b, D, 1, 1)``.
 
-    Outputs: ``(b, C, H, W)`` layers are kept; ``(b, D)`` become ``(b, D, 1, 1)``.
+    Notes
+    -----
+    Layer outputs ``(b, C, H, W)`` are kept; ``(b, D)`` become
+    ``(b, D, 1, 1)``; a tuple output (as some attention blocks return) is
+    read at its first element. Hooks are removed, and the model's device and
+    train/eval mode restored, when :meth:`transform` returns or raises.
 
     Examples
     --------
@@ -321,23 +346,17 @@ class BackboneFeatures:
         self.image_size = image_size
         self.n_prefix_tokens = n_prefix_tokens
 
-    def get_params(self, deep: bool = False) -> dict[str, Any]:
-        """Settings that define the features (for cache fingerprints)."""
-        return {
-            "model": type(self.model).__name__,
-            "n_parameters": sum(p.numel() for p in self.model.parameters()),
-            "layers": list(self._layer_names()),
-            "preprocess": self.preprocess
-            if isinstance(self.preprocess, str)
-            else repr(self.preprocess),
-            "image_size": self.image_size,
-            "n_prefix_tokens": self.n_prefix_tokens,
-        }
+    def fit(self, images=None, y=None) -> BackboneFeatures:
+        """Nothing to learn; returns self."""
+        return self
 
     def _layer_names(self) -> list[str]:
         layers = [self.layers] if isinstance(self.layers, str) else list(self.layers)
-        if not layers:
-            raise ValueError("layers is empty; name at least one module of the model.")
+        if not layers or not all(isinstance(n, str) for n in layers):
+            raise ValueError(
+                f"layers must be a module name or a non-empty list of them (as in "
+                f"model.named_modules()); got {self.layers!r}."
+            )
         return layers
 
     def _to_map(self, out) -> torch.Tensor:
@@ -363,7 +382,8 @@ class BackboneFeatures:
         if missing:
             some = [n for n in modules if n][:12]
             raise ValueError(
-                f"Layer(s) {missing} are not modules of the model; some names it has: {some}."
+                f"Layer(s) {missing} are not modules of the model; some names it has: {some} "
+                "(all: [name for name, _ in model.named_modules()])."
             )
         device = resolve_device(self.device)
         if self.preprocess == "imagenet":
@@ -394,6 +414,12 @@ class BackboneFeatures:
                 for batch in iter_image_batches(images, self.batch_size, size):
                     x = batch.to(device)
                     self.model(prep(x) if prep is not None else x)
+                    silent = [n for n in names if n not in captured]
+                    if silent:
+                        raise ValueError(
+                            f"Layer(s) {silent} produced no output: the model's forward pass "
+                            "does not call them. Choose modules that forward() uses."
+                        )
                     for n in names:
                         results[n].append(captured.pop(n).float().cpu().numpy())
         finally:
@@ -452,15 +478,42 @@ def pool_features(maps, method: str = "mean", grid: int = 2):
 
 
 # -------------------------------------------------------------------- cache
-def _fingerprint(extractor, images, batch_size: int = 256) -> str:
+def _describe(value) -> Any:
+    """A JSON-able description of one setting that is the same in every session."""
+    if isinstance(value, torch.nn.Module):  # architecture and every weight
+        h = hashlib.sha1(repr(value).encode())
+        for name, tensor in value.state_dict().items():
+            h.update(name.encode())
+            h.update(_tensor_bytes(tensor))
+        return f"{type(value).__qualname__} sha1={h.hexdigest()}"
+    if isinstance(value, (np.ndarray, torch.Tensor)):
+        return f"array sha1={hashlib.sha1(_tensor_bytes(torch.as_tensor(value))).hexdigest()}"
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_describe(v) for v in value]
+    if isinstance(value, types.FunctionType):
+        return f"{value.__module__}.{value.__qualname__}"
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))  # no memory addresses
+
+
+def _tensor_bytes(tensor: torch.Tensor) -> np.ndarray:
+    """The raw bytes of a tensor (any dtype, any device) as a uint8 array."""
+    return tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
+
+
+def _fingerprint(extractor, images) -> str:
     """SHA-1 of the extractor's settings and of every image's float32 bytes."""
     h = hashlib.sha1()
-    params = extractor.get_params() if hasattr(extractor, "get_params") else {}
-    settings = {k: v for k, v in params.items() if k not in ("device", "batch_size")}
+    params = extractor.get_params() if hasattr(extractor, "get_params") else vars(extractor)
+    settings = {k: _describe(v) for k, v in params.items() if k not in ("device", "batch_size")}
     h.update(type(extractor).__name__.encode())
     h.update(json.dumps(settings, sort_keys=True, default=repr).encode())
+    image_size = getattr(extractor, "image_size", None)
+    size = None if image_size is None else (image_size, image_size)
+    batch_size = getattr(extractor, "batch_size", 64)
     n = 0
-    for batch in iter_image_batches(images, batch_size):
+    for batch in iter_image_batches(images, batch_size, size):
         h.update(np.ascontiguousarray(batch.numpy(), dtype=np.float32).tobytes())
         n += len(batch)
     h.update(str(n).encode())
@@ -473,10 +526,14 @@ def cached_features(extractor, images, path, key: str | None = None, overwrite: 
     Parameters
     ----------
     extractor : GaborFeatures, BackboneFeatures or any object with ``transform``
-        Its settings (``get_params()``) are part of the cache's fingerprint.
+        Its settings (``get_params()``, else its attributes) are part of the
+        cache's fingerprint, except ``device`` and ``batch_size``; a torch
+        model enters by its architecture and a hash of every weight, a
+        function by its qualified name.
     images : array, tensor or ImageSet
-        Hashed (in batches) into the fingerprint, so another image set is
-        detected.
+        Hashed into the fingerprint (as float32, ``batch_size`` images at a
+        time, resized to the extractor's ``image_size`` if it has one), so
+        another image set is detected. The images are never modified.
     path : str or path-like
         The HDF5 cache file; created if missing. Each ``key`` is a group.
     key : str, optional
@@ -520,7 +577,7 @@ def cached_features(extractor, images, path, key: str | None = None, overwrite: 
                     stored = group.attrs.get("fingerprint")
                     if stored == fingerprint:
                         if group.attrs.get("kind") == "dict":
-                            return {name: group[name][()] for name in group.attrs["names"]}
+                            return {str(n): group[n][()] for n in group.attrs["names"]}
                         return group["features"][()]
                     if not overwrite:
                         raise FeatureCacheError(
@@ -528,9 +585,9 @@ def cached_features(extractor, images, path, key: str | None = None, overwrite: 
                             "images. Pass overwrite=True to recompute it, use another key, or "
                             "delete the file."
                         )
-        except OSError as exc:
-            if isinstance(exc, FeatureCacheError):
-                raise
+        except FeatureCacheError:
+            raise
+        except (OSError, KeyError) as exc:
             raise FeatureCacheError(
                 f"{path} is not a readable HDF5 feature cache ({exc}); delete it and run again."
             ) from exc
