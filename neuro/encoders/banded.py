@@ -377,6 +377,26 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
             return pred.to(X.device)
         return pred.cpu().numpy()
 
+    def save(self, path, overwrite: bool = False):
+        """Write the fitted model to one ``.npz`` file (settings and arrays, no pickle).
+
+        A scikit-learn splitter given as ``cv`` is not saved (the loaded model
+        predicts; refitting it uses the default ``cv``). Writing is atomic and
+        an existing file is refused unless ``overwrite``.
+        """
+        from neuro.encoders._persist import save_fitted
+
+        if not hasattr(self, "coef_"):
+            raise RuntimeError("This BandedRidgeCV is not fitted yet; call fit(X, Y) first.")
+        return save_fitted(self, path, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path) -> BandedRidgeCV:
+        """A fitted model from a file written by :meth:`save`."""
+        from neuro.encoders._persist import load_fitted
+
+        return load_fitted(cls, path)
+
     def score(self, X, Y, sample_weight=None) -> float:
         """Mean over voxels of the Pearson r between prediction and data."""
         return _mean_r(self.predict(X), Y, sample_weight)

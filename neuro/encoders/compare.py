@@ -282,7 +282,7 @@ class EncoderComparison:
         Writing is atomic per file; an existing non-empty folder is refused
         unless ``overwrite``.
         """
-        from neuro.io import atomic_open, atomic_write_json, atomic_write_text, prepare_output_dir
+        from neuro.io import atomic_write_json, atomic_write_text, prepare_output_dir
         from neuro.plotting import save_figure
 
         out = prepare_output_dir(out, overwrite=overwrite)
@@ -305,18 +305,8 @@ class EncoderComparison:
                     _glass_brain(img, f"{n}: held-out r", out / "figures" / f"r_{n}.png")
         for n, est in self.encoders.items():
             if hasattr(est, "save"):
-                est.save(out / "models" / f"{n}.pt", overwrite=overwrite)
-            else:
-                arrays = {
-                    k: np.asarray(v)
-                    for k, v in vars(est).items()
-                    if k.endswith("_") and isinstance(v, np.ndarray)
-                }
-                params = json.dumps(
-                    {k: v for k, v in est.get_params().items() if _jsonable(v)}, default=list
-                )
-                with atomic_open(out / "models" / f"{n}.npz", "wb") as fh:
-                    np.savez(fh, params=np.asarray(params), **arrays)
+                suffix = ".pt" if hasattr(est, "readout") else ".npz"
+                est.save(out / "models" / f"{n}{suffix}", overwrite=overwrite)
         return out
 
 

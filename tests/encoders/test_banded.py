@@ -177,3 +177,14 @@ def test_predict_before_fit_and_wrong_width(data):
     model = BandedRidgeCV(groups=[3, 4, 2], n_iter=2, device="cpu").fit(X, Y)
     with pytest.raises(ValueError, match="X has 8 features but the model was fitted with 9"):
         model.predict(X[:, :8])
+
+
+def test_save_load_roundtrip(rng, tmp_path):
+    X = rng.standard_normal((50, 7))
+    Y = X @ rng.standard_normal((7, 8))
+    model = BandedRidgeCV(groups=[3, 4], n_iter=3, alphas=[0.1, 10.0], device="cpu").fit(X, Y)
+    back = BandedRidgeCV.load(model.save(tmp_path / "banded.npz"))
+    np.testing.assert_array_equal(back.predict(X, split=True), model.predict(X, split=True))
+    assert [g.tolist() for g in back.groups_] == [g.tolist() for g in model.groups_]
+    with pytest.raises(ValueError, match="holds a 'BandedRidgeCV', not a VoxelRidgeCV"):
+        VoxelRidgeCV.load(tmp_path / "banded.npz")

@@ -187,3 +187,21 @@ def test_predict_before_fit_and_wrong_width(data):
     model = VoxelRidgeCV(device="cpu").fit(X, Y)
     with pytest.raises(ValueError, match="X has 6 features but the model was fitted with 7"):
         model.predict(X[:, :6])
+
+
+def test_save_load_roundtrip(rng, tmp_path):
+    X = rng.standard_normal((60, 7))
+    Y = X @ rng.standard_normal((7, 9)) + 0.1 * rng.standard_normal((60, 9))
+    model = VoxelRidgeCV(alphas=[0.1, 1.0, 10.0], cv=KFold(3), device="cpu").fit(X, Y)
+    path = model.save(tmp_path / "ridge.npz")
+    back = VoxelRidgeCV.load(path)
+    np.testing.assert_array_equal(back.predict(X), model.predict(X))
+    np.testing.assert_array_equal(back.alpha_, model.alpha_)
+    assert back.cv == 5  # a splitter object is not saved; the default comes back
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        model.save(path)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        VoxelRidgeCV().save(tmp_path / "unfitted.npz")
+    (tmp_path / "junk.npz").write_bytes(b"junk")
+    with pytest.raises(ValueError, match="not a file written by VoxelRidgeCV.save"):
+        VoxelRidgeCV.load(tmp_path / "junk.npz")
