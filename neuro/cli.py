@@ -68,6 +68,12 @@ SUBCOMMANDS: list[Subcommand] = [
         "theta, m, noise), optionally checked by simulation.",
         "neuro.dendrites.command",
     ),
+    Subcommand(
+        "connectome",
+        "Dynamic functional connectome of calcium traces from several animals (or a simulation "
+        "with planted communities): affinities, non-negative tensor factorisation, communities.",
+        "neuro.connectome.command",
+    ),
 ]
 
 

@@ -1,0 +1,493 @@
+"""Calcium imaging traces from several animals: one container, three file formats.
+
+:class:`CalciumData` holds traces of shape ``(animals, neurons, time)`` on a
+shared list of neuron labels and a shared clock, so that neuron ``i`` means the
+same identified cell in every animal (as in C. elegans whole-brain imaging). A
+neuron that was not recorded in an animal is a row of NaN in that animal: it is
+kept, counted by :attr:`CalciumData.missing`, and the analyses decide what to do
+with it (:mod:`neuro.connectome` masks the pairs it takes part in). A trace
+that is NaN only at some frames is refused, since a gap is not a missing
+neuron; interpolate it first.
+
+Readers
+    :func:`load_calcium` picks the reader from the suffix:
+
+    * ``.npy``: the bare ``(animals, neurons, time)`` array; give
+      ``sampling_rate`` (and labels, epochs) as arguments;
+    * ``.npz``: arrays named as in the HDF5 layout below;
+    * ``.h5`` / ``.hdf5``: the layout below, written by :func:`save_calcium_hdf5`;
+    * ``.nwb``: one NWB file per animal, read with pynwb (``pip install
+      'neuro[nwb]'``) by :func:`load_calcium_nwb`.
+
+HDF5 layout
+    ``traces``
+        float dataset ``(animals, neurons, time)``, NaN rows for neurons
+        missing in an animal; attribute ``sampling_rate`` in Hz (required).
+    ``neuron_labels``
+        ``(neurons,)`` UTF-8 strings (optional; default ``"n0", "n1", ...``).
+    ``animal_ids``
+        ``(animals,)`` UTF-8 strings (optional; default ``"animal0", ...``).
+    ``epochs/name``, ``epochs/start``, ``epochs/stop``
+        optional annotation of stimulus or behavioural epochs, one row each:
+        a UTF-8 name and start / stop times in seconds from the first frame
+        (``stop`` exclusive). Epochs are shared by all animals (one protocol).
+
+Examples
+--------
+>>> import numpy as np
+>>> traces = np.random.default_rng(0).random((2, 3, 50))
+>>> traces[1, 2] = np.nan                        # neuron 2 not recorded in animal 1
+>>> data = CalciumData(traces, sampling_rate=5.0, epochs=[Epoch("stim", 2.0, 6.0)])
+>>> data.shape, int(data.missing.sum())
+((2, 3, 50), 1)
+>>> int(data.epoch_mask("stim").sum())           # frames 10..29
+20
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "CalciumData",
+    "CalciumDataWarning",
+    "Epoch",
+    "align_animals",
+    "load_calcium",
+    "load_calcium_nwb",
+    "save_calcium_hdf5",
+]
+
+_NWB_HINT = "Reading NWB files needs pynwb: pip install 'neuro[nwb]' (or pip install pynwb)."
+
+
+class CalciumDataWarning(UserWarning):
+    """Something in the traces was changed or is unusual; the message says what."""
+
+
+@dataclass(frozen=True)
+class Epoch:
+    """A named interval of the recording, in seconds from the first frame.
+
+    Attributes
+    ----------
+    name : str
+        E.g. ``"stimulus"`` or ``"spontaneous"``; several epochs may share a name.
+    start, stop : float
+        Seconds; ``stop`` is exclusive.
+    """
+
+    name: str
+    start: float
+    stop: float
+
+    def frames(self, sampling_rate: float, n_frames: int) -> tuple[int, int]:
+        """Frame range ``[first, last)`` covered by the epoch, clipped to the recording."""
+        first = int(np.clip(np.ceil(self.start * sampling_rate - 1e-9), 0, n_frames))
+        last = int(np.clip(np.ceil(self.stop * sampling_rate - 1e-9), 0, n_frames))
+        return first, max(first, last)
+
+
+def _check_epochs(epochs) -> tuple[Epoch, ...]:
+    out = []
+    for i, e in enumerate(epochs or ()):
+        if not isinstance(e, Epoch):
+            try:
+                e = Epoch(str(e[0]), float(e[1]), float(e[2]))
+            except (TypeError, ValueError, IndexError):
+                raise ValueError(
+                    f"epochs[{i}] must be an Epoch or a (name, start_s, stop_s) tuple; got {e!r}."
+                ) from None
+        if not (np.isfinite(e.start) and np.isfinite(e.stop)) or e.stop <= e.start:
+            raise ValueError(
+                f"epochs[{i}] ({e.name!r}) must have finite start < stop in seconds; "
+                f"got start={e.start}, stop={e.stop}."
+            )
+        out.append(e)
+    return tuple(out)
+
+
+@dataclass
+class CalciumData:
+    """Calcium traces ``(animals, neurons, time)`` with labels, clock and epochs.
+
+    Parameters
+    ----------
+    traces : array-like of shape (n_animals, n_neurons, n_frames)
+        Fluorescence (e.g. dF/F) on a shared frame clock. A neuron missing in
+        an animal is a row of NaN; any other NaN or infinite value is an error.
+        A 2-D array ``(neurons, time)`` is refused: add the animal axis with
+        ``traces[None]``.
+    sampling_rate : float
+        Frames per second (Hz).
+    neuron_labels : sequence of str, optional
+        One unique label per neuron; default ``"n0", "n1", ...``.
+    animal_ids : sequence of str, optional
+        One unique id per animal; default ``"animal0", ...``.
+    epochs : sequence of Epoch or (name, start_s, stop_s), optional
+        Stimulus or behavioural epochs, shared by all animals.
+
+    Raises
+    ------
+    ValueError
+        Wrong dimensionality; fewer than 2 neurons or frames; NaN gaps inside
+        a recorded trace; an animal in which every neuron is missing; labels of
+        the wrong length or repeated; a non-positive sampling rate.
+    """
+
+    traces: np.ndarray
+    sampling_rate: float
+    neuron_labels: tuple[str, ...] | None = None
+    animal_ids: tuple[str, ...] | None = None
+    epochs: tuple[Epoch, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        x = np.asarray(self.traces, dtype=np.float64)
+        if x.ndim != 3:
+            fix = (
+                " For one animal, add the animal axis: traces[None]."
+                if x.ndim == 2
+                else " Stack animals on axis 0 and put time last."
+            )
+            raise ValueError(
+                f"traces must have shape (animals, neurons, time), 3 dimensions; got "
+                f"{x.ndim} dimension(s) with shape {x.shape}.{fix}"
+            )
+        n_animals, n_neurons, n_frames = x.shape
+        if n_animals < 1 or n_neurons < 2 or n_frames < 2:
+            raise ValueError(
+                f"traces need at least 1 animal, 2 neurons and 2 frames; got shape {x.shape}."
+            )
+        finite = np.isfinite(x)
+        if np.isinf(x).any():
+            raise ValueError(f"traces hold {int(np.isinf(x).sum())} infinite value(s).")
+        missing = ~finite.any(axis=2)
+        gaps = ~finite.all(axis=2) & ~missing
+        if gaps.any():
+            a, n = np.argwhere(gaps)[0]
+            raise ValueError(
+                f"{int(gaps.sum())} trace(s) are NaN at some frames but not all (first: animal "
+                f"{a}, neuron {n}, {int((~finite[a, n]).sum())} NaN frames). NaN marks a neuron "
+                "missing in an animal (a whole row); interpolate gaps before loading."
+            )
+        empty = missing.all(axis=1)
+        if empty.any():
+            raise ValueError(
+                f"animal(s) {np.flatnonzero(empty).tolist()} have every neuron missing (all NaN); "
+                "drop those animals from traces."
+            )
+        rate = float(self.sampling_rate)
+        if not np.isfinite(rate) or rate <= 0:
+            raise ValueError(f"sampling_rate must be > 0 Hz; got {self.sampling_rate!r}.")
+        self.traces, self.sampling_rate = x, rate
+        self.neuron_labels = _labels(self.neuron_labels, n_neurons, "neuron_labels", "n")
+        self.animal_ids = _labels(self.animal_ids, n_animals, "animal_ids", "animal")
+        self.epochs = _check_epochs(self.epochs)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """``(n_animals, n_neurons, n_frames)``."""
+        return tuple(self.traces.shape)
+
+    @property
+    def missing(self) -> np.ndarray:
+        """Bool ``(n_animals, n_neurons)``: True where a neuron was not recorded."""
+        return np.isnan(self.traces).all(axis=2)
+
+    @property
+    def times(self) -> np.ndarray:
+        """Frame times in seconds, shape ``(n_frames,)``."""
+        return np.arange(self.traces.shape[2]) / self.sampling_rate
+
+    @property
+    def epoch_names(self) -> list[str]:
+        """Distinct epoch names, in order of first appearance."""
+        return list(dict.fromkeys(e.name for e in self.epochs))
+
+    def epoch_mask(self, name: str) -> np.ndarray:
+        """Bool ``(n_frames,)``: frames inside any epoch called ``name``."""
+        if name not in self.epoch_names:
+            raise KeyError(f"no epoch named {name!r}; the epochs are {self.epoch_names}.")
+        n_frames = self.traces.shape[2]
+        mask = np.zeros(n_frames, dtype=bool)
+        for e in self.epochs:
+            if e.name == name:
+                first, last = e.frames(self.sampling_rate, n_frames)
+                mask[first:last] = True
+        return mask
+
+
+def _labels(labels, n: int, what: str, prefix: str) -> tuple[str, ...]:
+    if labels is None:
+        return tuple(f"{prefix}{i}" for i in range(n))
+    labels = tuple(str(v.decode() if isinstance(v, bytes) else v) for v in labels)
+    if len(labels) != n:
+        raise ValueError(f"{what} has {len(labels)} entries but the traces have {n}.")
+    if len(set(labels)) != n:
+        dup = sorted({v for v in labels if labels.count(v) > 1})
+        raise ValueError(f"{what} must be unique; repeated: {dup[:5]}.")
+    return labels
+
+
+def align_animals(
+    traces: Sequence[np.ndarray], labels: Sequence[Sequence[str]]
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Put per-animal recordings of different neurons on one list of labels.
+
+    Parameters
+    ----------
+    traces : sequence of arrays of shape (n_neurons_a, n_frames)
+        One array per animal, with the same number of frames.
+    labels : sequence of sequences of str
+        The neuron labels of each animal's rows.
+
+    Returns
+    -------
+    aligned : ndarray of shape (n_animals, n_labels, n_frames)
+        NaN rows where an animal lacks a neuron.
+    union : tuple of str
+        Every label, in order of first appearance.
+
+    Examples
+    --------
+    >>> a = np.ones((2, 4)); b = np.zeros((2, 4))
+    >>> x, names = align_animals([a, b], [["AWB", "AIY"], ["AIY", "ASH"]])
+    >>> names, x.shape, bool(np.isnan(x[1, 0]).all())
+    (('AWB', 'AIY', 'ASH'), (2, 3, 4), True)
+    """
+    if len(traces) != len(labels):
+        raise ValueError(f"got {len(traces)} trace arrays but {len(labels)} label lists.")
+    union = tuple(dict.fromkeys(str(v) for lab in labels for v in lab))
+    index = {v: i for i, v in enumerate(union)}
+    n_frames = {np.shape(t)[-1] for t in traces}
+    if len(n_frames) != 1:
+        raise ValueError(
+            f"every animal must have the same number of frames; got {sorted(n_frames)}. "
+            "Resample or crop to a shared clock first."
+        )
+    out = np.full((len(traces), len(union), n_frames.pop()), np.nan)
+    for a, (t, lab) in enumerate(zip(traces, labels, strict=True)):
+        t = np.asarray(t, dtype=np.float64)
+        if t.ndim != 2 or len(lab) != len(t):
+            raise ValueError(
+                f"animal {a}: traces must be (neurons, frames) with one label per row; got "
+                f"shape {t.shape} and {len(lab)} labels."
+            )
+        out[a, [index[str(v)] for v in lab]] = t
+    return out, union
+
+
+# ----------------------------------------------------------------------------- writers/readers
+def save_calcium_hdf5(path, data: CalciumData, overwrite: bool = False) -> Path:
+    """Write ``data`` in the HDF5 layout of this module, atomically.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> data = CalciumData(np.arange(12.0).reshape(1, 2, 6), sampling_rate=2.0)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     p = save_calcium_hdf5(os.path.join(d, "x.h5"), data)
+    ...     load_calcium(p).neuron_labels
+    ('n0', 'n1')
+    """
+    import h5py
+
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    text = h5py.string_dtype("utf-8")
+    try:
+        with h5py.File(tmp, "w") as f:
+            d = f.create_dataset("traces", data=data.traces)
+            d.attrs["sampling_rate"] = data.sampling_rate
+            f.create_dataset("neuron_labels", data=list(data.neuron_labels), dtype=text)
+            f.create_dataset("animal_ids", data=list(data.animal_ids), dtype=text)
+            if data.epochs:
+                g = f.create_group("epochs")
+                g.create_dataset("name", data=[e.name for e in data.epochs], dtype=text)
+                g.create_dataset("start", data=[e.start for e in data.epochs])
+                g.create_dataset("stop", data=[e.stop for e in data.epochs])
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def _strings(values) -> list[str]:
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in np.asarray(values).tolist()]
+
+
+def _read_hdf5(path: Path, sampling_rate) -> CalciumData:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        if "traces" not in f:
+            raise KeyError(
+                f"{path} has no 'traces' dataset (found {sorted(f)}); see the HDF5 layout in "
+                "data_loaders.calcium."
+            )
+        traces = f["traces"][()]
+        rate = f["traces"].attrs.get("sampling_rate", sampling_rate)
+        if rate is None:
+            raise ValueError(
+                f"{path}: the 'traces' dataset has no 'sampling_rate' attribute; pass "
+                "sampling_rate= (Hz) to load_calcium."
+            )
+        labels = _strings(f["neuron_labels"][()]) if "neuron_labels" in f else None
+        animals = _strings(f["animal_ids"][()]) if "animal_ids" in f else None
+        epochs = []
+        if "epochs" in f:
+            g = f["epochs"]
+            epochs = list(zip(_strings(g["name"][()]), g["start"][()], g["stop"][()], strict=True))
+    return CalciumData(traces, float(rate), labels, animals, epochs)
+
+
+def _read_npz(path: Path, sampling_rate) -> CalciumData:
+    with np.load(path, allow_pickle=False) as f:
+        if "traces" not in f:
+            raise KeyError(f"{path} has no 'traces' array (found {sorted(f.files)}).")
+        rate = float(f["sampling_rate"]) if "sampling_rate" in f else sampling_rate
+        if rate is None:
+            raise ValueError(f"{path} holds no 'sampling_rate'; pass sampling_rate= (Hz).")
+        epochs = []
+        if "epoch_name" in f:
+            epochs = list(
+                zip(_strings(f["epoch_name"]), f["epoch_start"], f["epoch_stop"], strict=True)
+            )
+        return CalciumData(
+            f["traces"],
+            rate,
+            _strings(f["neuron_labels"]) if "neuron_labels" in f else None,
+            _strings(f["animal_ids"]) if "animal_ids" in f else None,
+            epochs,
+        )
+
+
+def load_calcium(
+    path,
+    sampling_rate: float | None = None,
+    neuron_labels: Sequence[str] | None = None,
+    epochs: Sequence | None = None,
+) -> CalciumData:
+    """Read traces from ``.npy``, ``.npz``, ``.h5``/``.hdf5`` or ``.nwb``.
+
+    Parameters
+    ----------
+    path : str or path, or a sequence of ``.nwb`` paths (one per animal)
+    sampling_rate : float, optional
+        Hz; required for ``.npy``, used by the others only when the file has none.
+    neuron_labels : sequence of str, optional
+        For ``.npy`` files.
+    epochs : sequence of Epoch or (name, start_s, stop_s), optional
+        For ``.npy`` files (the other formats store their own).
+
+    Returns
+    -------
+    CalciumData
+    """
+    if isinstance(path, (list, tuple)):
+        return load_calcium_nwb(path)
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such traces file: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        if sampling_rate is None:
+            raise ValueError(
+                f"{path.name} is a bare array: pass sampling_rate= (Hz), or store the traces as "
+                ".h5/.npz with a sampling rate."
+            )
+        return CalciumData(np.load(path), sampling_rate, neuron_labels, None, epochs or ())
+    if suffix == ".npz":
+        return _read_npz(path, sampling_rate)
+    if suffix in (".h5", ".hdf5"):
+        return _read_hdf5(path, sampling_rate)
+    if suffix == ".nwb":
+        return load_calcium_nwb([path])
+    raise ValueError(
+        f"cannot read traces from {path.name!r}: expected a .npy, .npz, .h5, .hdf5 or .nwb file."
+    )
+
+
+def load_calcium_nwb(paths: Sequence, series: str | None = None) -> CalciumData:
+    """Read one NWB file per animal and align their neurons by label.
+
+    In each file, the fluorescence is the first ``RoiResponseSeries`` found in
+    ``processing["ophys"]`` (inside ``DfOverF`` or ``Fluorescence``; or the
+    one called ``series``), with data ``(time, rois)``. Neuron labels come from
+    a ``label`` column of its ROI table when present, else the ROI ids. Epochs
+    come from the file's ``epochs`` table (its ``tags`` or a ``name`` column)
+    of the first file. Files must share the sampling rate and number of frames.
+
+    Raises
+    ------
+    ImportError
+        pynwb is not installed (``pip install 'neuro[nwb]'``).
+    """
+    try:
+        from pynwb import NWBHDF5IO
+    except ImportError as err:
+        raise ImportError(_NWB_HINT) from err
+
+    traces, labels, rates, epochs = [], [], [], []
+    for i, p in enumerate(paths):
+        if not Path(p).exists():
+            raise FileNotFoundError(f"no such NWB file: {p}")
+        with NWBHDF5IO(str(p), "r") as io:
+            nwb = io.read()
+            rrs = _find_roi_series(nwb, series, p)
+            data = np.asarray(rrs.data[()], dtype=np.float64).T
+            rate = rrs.rate
+            if rate is None:
+                ts = np.asarray(rrs.timestamps[()])
+                rate = 1.0 / float(np.median(np.diff(ts)))
+            table = rrs.rois.table
+            region = np.asarray(rrs.rois.data[()])
+            if "label" in table.colnames:
+                names = [str(table["label"][int(j)]) for j in region]
+            else:
+                names = [str(table.id[int(j)]) for j in region]
+            if i == 0 and nwb.epochs is not None:
+                df = nwb.epochs.to_dataframe()
+                key = "name" if "name" in df.columns else "tags"
+                for _, row in df.iterrows():
+                    name = row[key]
+                    name = name[0] if isinstance(name, (list, tuple, np.ndarray)) else name
+                    epochs.append((str(name), float(row["start_time"]), float(row["stop_time"])))
+        traces.append(data)
+        labels.append(names)
+        rates.append(float(rate))
+    if not np.allclose(rates, rates[0], rtol=1e-6):
+        raise ValueError(f"the NWB files have different sampling rates: {rates} Hz.")
+    aligned, union = align_animals(traces, labels)
+    ids = [Path(p).stem for p in paths]
+    return CalciumData(aligned, rates[0], union, ids if len(set(ids)) == len(ids) else None, epochs)
+
+
+def _find_roi_series(nwb, name, path):
+    if "ophys" not in nwb.processing:
+        raise KeyError(f"{path}: no 'ophys' processing module with fluorescence traces.")
+    found = []
+    for iface in nwb.processing["ophys"].data_interfaces.values():
+        for s in getattr(iface, "roi_response_series", {}).values():
+            found.append(s)
+    if name is not None:
+        found = [s for s in found if s.name == name]
+    if not found:
+        raise KeyError(f"{path}: no RoiResponseSeries{' named ' + repr(name) if name else ''}.")
+    if len(found) > 1 and name is None:
+        warnings.warn(
+            f"{path}: {len(found)} RoiResponseSeries; reading {found[0].name!r} (pass series=).",
+            CalciumDataWarning,
+            stacklevel=3,
+        )
+    return found[0]

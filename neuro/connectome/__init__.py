@@ -1,0 +1,60 @@
+"""Dynamic functional connectomes from multi-animal calcium imaging (Dyballa et al., 2024).
+
+- :mod:`neuro.connectome.affinity`: the derivative-based pairwise affinity per
+  time point (and a correlation baseline), batched over pairs in torch, into a
+  ``(time bins, animals, pairs)`` tensor: :func:`affinity_tensor`;
+- :mod:`neuro.connectome.ntf`: non-negative CP of that tensor with tensorly
+  (HALS or multiplicative updates, numpy or pytorch backend), rank selection
+  from error and stability (:func:`select_rank`), and the estimator
+  :class:`DynamicConnectome`;
+- :mod:`neuro.connectome.communities`: each component as a weighted networkx
+  graph, partitioned by Louvain (:func:`find_communities`);
+- :mod:`neuro.connectome.plots`: factors with epochs, sorted affinity
+  matrices, network drawings, rank-selection figure.
+"""
+
+from neuro.connectome.affinity import (
+    affinity_tensor,
+    check_traces,
+    correlation_affinity,
+    derivative_affinity,
+    pair_index,
+)
+from neuro.connectome.communities import (
+    ComponentCommunities,
+    component_graph,
+    find_communities,
+    pairs_to_matrix,
+    partition,
+    write_graphml,
+)
+from neuro.connectome.ntf import (
+    DynamicConnectome,
+    NTFResult,
+    RankSelection,
+    check_rank,
+    factor_match_score,
+    fit_ntf,
+    select_rank,
+)
+
+__all__ = [
+    "ComponentCommunities",
+    "DynamicConnectome",
+    "NTFResult",
+    "RankSelection",
+    "affinity_tensor",
+    "check_rank",
+    "check_traces",
+    "component_graph",
+    "correlation_affinity",
+    "derivative_affinity",
+    "factor_match_score",
+    "find_communities",
+    "fit_ntf",
+    "pair_index",
+    "pairs_to_matrix",
+    "partition",
+    "select_rank",
+    "write_graphml",
+]

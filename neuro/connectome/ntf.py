@@ -1,0 +1,699 @@
+"""Non-negative tensor factorisation (NTF) of the affinity tensor, with tensorly.
+
+The tensor ``X`` of shape ``(time bins, animals, pairs)`` (see
+:func:`neuro.connectome.affinity.affinity_tensor`) is approximated by a
+non-negative CP model of rank ``R``,
+
+    X[t, a, p] ~ sum_r  w_r * T[t, r] * A[a, r] * P[p, r],
+
+where, for component ``r``, ``P[:, r]`` says which neuron pairs interact,
+``T[:, r]`` when, and ``A[:, r]`` in which animals. Factor columns are scaled
+to unit Euclidean norm, the scale kept in ``w``, and components are sorted by
+``w``.
+
+Solvers: tensorly's ``non_negative_parafac_hals`` (HALS, the default) or
+``non_negative_parafac`` (multiplicative updates, ``method="mu"``), on tensorly's
+``"numpy"`` or ``"pytorch"`` backend. The backend is set only inside
+``tensorly.backend_context`` (thread-local), so the caller's backend is never
+changed.
+
+Missing entries (pairs with a neuron not recorded in an animal, NaN in the
+tensor) are not data: with ``missing="em"`` (default) they are imputed by the
+model itself, i.e. the fit minimises the error on the observed entries only.
+For ``method="mu"`` this is tensorly's masked update (``mask=``); HALS has no
+mask, so the HALS fit alternates blocks of ``em_block`` HALS iterations
+(warm-started) with refilling the missing entries by the current
+reconstruction (expectation-maximisation). ``missing="zero"`` treats them as
+zero affinity instead (biases the animal factor of animals with missing
+neurons downward). The number of missing entries is reported.
+
+Rank selection (:func:`select_rank`): for each candidate rank, ``n_restarts``
+fits from random starts; the *error* is the relative reconstruction error on
+observed entries, ``||X - X_hat|| / ||X||``, of the best restart, and the
+*stability* the mean factor match score (:func:`factor_match_score`) of the
+other restarts with the best one. The selected rank is the largest rank
+reached by increasing the rank while each step is stable
+(``stability >= stability_threshold``) and lowers the error by at least
+``min_gain``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tensorly as tl
+from scipy.optimize import linear_sum_assignment
+from tensorly.decomposition import non_negative_parafac, non_negative_parafac_hals
+
+from neuro.train.device import resolve_device
+from neuro.train.progress import progress
+
+__all__ = [
+    "DynamicConnectome",
+    "NTFResult",
+    "RankSelection",
+    "check_rank",
+    "factor_match_score",
+    "fit_ntf",
+    "select_rank",
+]
+
+METHODS = ("hals", "mu")
+BACKENDS = ("numpy", "pytorch")
+
+
+@dataclass
+class NTFResult:
+    """One non-negative CP fit.
+
+    Attributes
+    ----------
+    weights : ndarray of shape (rank,)
+        Component scales, in decreasing order.
+    factors : list of 3 ndarrays
+        ``[time (n_bins, rank), animals (n_animals, rank), pairs (n_pairs, rank)]``,
+        non-negative, columns of unit norm.
+    error : float
+        Relative reconstruction error on the observed entries.
+    n_missing : int
+        Missing (NaN) entries of the tensor.
+    method, backend : str
+    """
+
+    weights: np.ndarray
+    factors: list
+    error: float
+    n_missing: int = 0
+    method: str = "hals"
+    backend: str = "numpy"
+
+    @property
+    def rank(self) -> int:
+        """Number of components."""
+        return len(self.weights)
+
+    def reconstruct(self) -> np.ndarray:
+        """The model tensor ``(n_bins, n_animals, n_pairs)``."""
+        t, a, p = self.factors
+        return np.einsum("r,tr,ar,pr->tap", self.weights, t, a, p)
+
+
+def check_rank(rank, shape) -> int:
+    """Validate a CP rank against the tensor ``shape = (n_bins, n_animals, n_pairs)``.
+
+    Each component needs its own time course and pair pattern, so the rank may
+    not exceed ``min(n_bins, n_pairs)``.
+
+    Examples
+    --------
+    >>> check_rank(3, (10, 2, 45))
+    3
+    """
+    if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)):
+        raise TypeError(f"rank must be an integer; got {rank!r}.")
+    limit = int(min(shape[0], shape[2]))
+    if rank < 1:
+        raise ValueError(f"rank must be >= 1; got {rank}.")
+    if rank > limit:
+        raise ValueError(
+            f"rank={rank} is larger than the tensor allows: with {shape[0]} time bins and "
+            f"{shape[2]} neuron pairs at most min(n_bins, n_pairs) = {limit} components can be "
+            "told apart. Use a smaller rank, or more time bins (a smaller bin_size)."
+        )
+    return int(rank)
+
+
+def _normalise(weights, factors):
+    norms = [np.linalg.norm(f, axis=0) for f in factors]
+    w = np.asarray(weights, dtype=np.float64) * np.prod(norms, axis=0)
+    factors = [f / np.where(n > 0, n, 1.0) for f, n in zip(factors, norms, strict=True)]
+    order = np.argsort(-w, kind="stable")
+    return w[order], [f[:, order] for f in factors]
+
+
+def _error(x, observed, weights, factors) -> float:
+    t, a, p = factors
+    model = np.einsum("r,tr,ar,pr->tap", weights, t, a, p)
+    diff = np.where(observed, x - model, 0.0)
+    return float(np.linalg.norm(diff) / max(np.linalg.norm(np.where(observed, x, 0.0)), 1e-300))
+
+
+@contextlib.contextmanager
+def _backend(name: str):
+    with tl.backend_context(name, local_threadsafe=True):
+        yield
+
+
+def fit_ntf(
+    tensor,
+    rank: int,
+    method: str = "hals",
+    n_iter_max: int = 200,
+    tol: float = 1e-8,
+    init: str = "random",
+    random_state: int | None = 0,
+    backend: str = "numpy",
+    device: str = "cpu",
+    missing: str = "em",
+    em_block: int = 10,
+) -> NTFResult:
+    """Fit a non-negative CP model to a ``(time, animals, pairs)`` tensor.
+
+    Parameters
+    ----------
+    tensor : array of shape (n_bins, n_animals, n_pairs)
+        Non-negative; NaN marks missing entries.
+    rank : int
+        Number of components, ``1 <= rank <= min(n_bins, n_pairs)``.
+    method : {"hals", "mu"}, default="hals"
+        tensorly's HALS or multiplicative updates.
+    n_iter_max : int, default=200
+        Iterations (sweeps over the three factors).
+    tol : float, default=1e-8
+        Stop when the relative error changes by less than this (0 = never
+        stop early, and no per-iteration error is computed).
+    init : {"random", "svd"}, default="random"
+    random_state : int or None, default=0
+    backend : {"numpy", "pytorch"}, default="numpy"
+        tensorly backend, set only for this call.
+    device : str, default="cpu"
+        Torch device for the pytorch backend ("auto" allowed).
+    missing : {"em", "zero"}, default="em"
+        How NaN entries are handled (see the module docstring).
+    em_block : int, default=10
+        HALS iterations between refills of missing entries (``missing="em"``).
+
+    Returns
+    -------
+    NTFResult
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> f = [rng.random((9, 2)), rng.random((4, 2)), rng.random((15, 2))]
+    >>> x = np.einsum("tr,ar,pr->tap", *f)
+    >>> res = fit_ntf(x, rank=2, n_iter_max=300)
+    >>> res.factors[0].shape, res.error < 0.01
+    ((9, 2), True)
+    """
+    x = np.asarray(tensor, dtype=np.float64)
+    if x.ndim != 3:
+        raise ValueError(
+            f"tensor must have shape (time bins, animals, pairs); got shape {x.shape}."
+        )
+    rank = check_rank(rank, x.shape)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}.")
+    if missing not in ("em", "zero"):
+        raise ValueError(f"missing must be 'em' or 'zero'; got {missing!r}.")
+    if init not in ("random", "svd"):
+        raise ValueError(f"init must be 'random' or 'svd'; got {init!r}.")
+    observed = np.isfinite(x)
+    if (x[observed] < 0).any():
+        raise ValueError("tensor must be non-negative (affinities are >= 0).")
+    if not observed.any() or not np.any(x[observed] > 0):
+        raise ValueError("tensor has no positive observed entry to factorise.")
+    n_missing = int((~observed).sum())
+    use_mask = n_missing > 0 and missing == "em"
+    filled = np.where(observed, x, float(x[observed].mean()) if use_mask else 0.0)
+
+    dev = str(resolve_device(device)) if backend == "pytorch" else None
+    with _backend(backend):
+        kw = {"device": dev} if backend == "pytorch" else {}
+        t = tl.tensor(filled, **kw)
+        common = dict(tol=tol, random_state=random_state)
+        if method == "mu":
+            mask = tl.tensor(observed.astype(np.float64), **kw)
+            cp = non_negative_parafac(
+                t,
+                rank,
+                n_iter_max=n_iter_max,
+                init=init,
+                mask=mask if use_mask else None,
+                **common,
+            )
+        elif not use_mask:
+            cp = non_negative_parafac_hals(t, rank, n_iter_max=n_iter_max, init=init, **common)
+        else:
+            cp, done, current = None, 0, init
+            while done < n_iter_max:
+                block = min(em_block, n_iter_max - done)
+                cp = non_negative_parafac_hals(t, rank, n_iter_max=block, init=current, **common)
+                done += block
+                model = tl.to_numpy(tl.cp_to_tensor(cp))
+                t = tl.tensor(np.where(observed, x, model), **kw)
+                current = cp
+        weights = tl.to_numpy(cp.weights)
+        factors = [tl.to_numpy(f) for f in cp.factors]
+    weights, factors = _normalise(weights, factors)
+    err = _error(np.where(observed, x, 0.0), observed, weights, factors)
+    return NTFResult(weights, factors, err, n_missing, method, backend)
+
+
+def factor_match_score(a: NTFResult, b: NTFResult) -> float:
+    """Mean congruence of two CP fits' components after the best pairing.
+
+    The congruence of components ``r`` and ``s`` is the product over the three
+    modes of the cosines between their factor columns; components are paired
+    by the Hungarian algorithm. 1 = the same decomposition (up to order and
+    scale), 0 = nothing shared.
+
+    Examples
+    --------
+    >>> f = [np.eye(3), np.ones((2, 3)), np.eye(3)]
+    >>> r = NTFResult(np.ones(3), f, 0.0)
+    >>> s = NTFResult(np.ones(3), [m[:, ::-1] for m in f], 0.0)
+    >>> factor_match_score(r, s)
+    1.0
+    """
+    if a.rank != b.rank:
+        raise ValueError(f"fits of different ranks ({a.rank}, {b.rank}) cannot be matched.")
+    cong = np.ones((a.rank, b.rank))
+    for fa, fb in zip(a.factors, b.factors, strict=True):
+        na = fa / np.maximum(np.linalg.norm(fa, axis=0), 1e-300)
+        nb = fb / np.maximum(np.linalg.norm(fb, axis=0), 1e-300)
+        cong *= na.T @ nb
+    rows, cols = linear_sum_assignment(-cong)
+    return round(float(cong[rows, cols].mean()), 12)
+
+
+@dataclass
+class RankSelection:
+    """Result of :func:`select_rank`.
+
+    Attributes
+    ----------
+    table : list of dict
+        Per rank: ``rank``, ``error`` (best restart), ``error_mean``,
+        ``error_sd``, ``stability``, ``n_restarts``.
+    rank : int
+        The selected rank.
+    fits : dict of int to NTFResult
+        The best fit at each rank.
+    """
+
+    table: list
+    rank: int
+    fits: dict = field(repr=False)
+
+    def format_table(self) -> str:
+        """The table as aligned text, the selected rank marked."""
+        lines = ["rank  error    error_mean  error_sd  stability"]
+        for row in self.table:
+            mark = "  <- selected" if row["rank"] == self.rank else ""
+            lines.append(
+                f"{row['rank']:>4d}  {row['error']:.4f}   {row['error_mean']:.4f}      "
+                f"{row['error_sd']:.4f}    {row['stability']:.3f}{mark}"
+            )
+        return "\n".join(lines)
+
+
+def select_rank(
+    tensor,
+    ranks=(2, 3, 4, 5),
+    n_restarts: int = 4,
+    stability_threshold: float = 0.9,
+    min_gain: float = 0.01,
+    random_state: int = 0,
+    verbose: int = 0,
+    **fit_kwargs,
+) -> RankSelection:
+    """Choose the NTF rank from reconstruction error and stability across restarts.
+
+    Parameters
+    ----------
+    tensor : array of shape (n_bins, n_animals, n_pairs)
+    ranks : sequence of int, default=(2, 3, 4, 5)
+    n_restarts : int, default=4
+        Random starts per rank (>= 2 to measure stability).
+    stability_threshold : float, default=0.9
+        Least mean factor match score for a rank to count as stable.
+    min_gain : float, default=0.01
+        Least decrease of the relative error for a step up in rank to be worth it.
+    random_state : int, default=0
+    verbose : int, default=0
+    **fit_kwargs
+        Passed to :func:`fit_ntf` (``method``, ``n_iter_max``, ``backend``, ...).
+
+    Returns
+    -------
+    RankSelection
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> f = [rng.random((12, 2)) ** 4, rng.random((3, 2)), rng.random((20, 2)) ** 4]
+    >>> sel = select_rank(np.einsum("tr,ar,pr->tap", *f), ranks=(1, 2, 3), n_restarts=3)
+    >>> sel.rank
+    2
+    """
+    ranks = sorted({int(r) for r in ranks})
+    if not ranks:
+        raise ValueError("ranks must hold at least one rank.")
+    if n_restarts < 2:
+        raise ValueError(f"n_restarts must be >= 2 to measure stability; got {n_restarts}.")
+    shape = np.shape(tensor)
+    for r in ranks:
+        check_rank(r, shape)
+    table, fits = [], {}
+    bar = progress(total=len(ranks) * n_restarts, desc="rank selection", verbose=verbose)
+    for r in ranks:
+        runs = []
+        for k in range(n_restarts):
+            runs.append(fit_ntf(tensor, r, random_state=random_state + 1000 * r + k, **fit_kwargs))
+            bar.update(1)
+        errors = np.array([f.error for f in runs])
+        best = runs[int(np.argmin(errors))]
+        others = [f for f in runs if f is not best]
+        stability = float(np.mean([factor_match_score(best, f) for f in others]))
+        fits[r] = best
+        table.append(
+            {
+                "rank": r,
+                "error": float(errors.min()),
+                "error_mean": float(errors.mean()),
+                "error_sd": float(errors.std()),
+                "stability": stability,
+                "n_restarts": n_restarts,
+            }
+        )
+    bar.close()
+    chosen = ranks[0]
+    for prev, row in itertools.pairwise(table):
+        if row["stability"] >= stability_threshold and prev["error"] - row["error"] >= min_gain:
+            chosen = row["rank"]
+        else:
+            break
+    return RankSelection(table, chosen, fits)
+
+
+# ----------------------------------------------------------------------------- estimator
+class DynamicConnectome:
+    """Dynamic functional connectome of multi-animal calcium traces.
+
+    ``fit`` builds the affinity tensor (:func:`~neuro.connectome.affinity.affinity_tensor`),
+    factorises it by NTF (:func:`fit_ntf`, or :func:`select_rank` when
+    ``rank=None``), and partitions each component's pair factor into
+    communities (:func:`~neuro.connectome.communities.find_communities`).
+
+    Parameters
+    ----------
+    rank : int or None, default=None
+        Number of components; None selects it among ``ranks``.
+    ranks : sequence of int, default=(2, 3, 4, 5)
+        Candidates when ``rank=None``.
+    affinity : {"derivative", "correlation"}, default="derivative"
+    bin_size : int, default=20
+        Steps averaged per time bin of the tensor.
+    smooth, scale : float, default=1.0, 50.0
+        Derivative affinity settings.
+    method : {"hals", "mu"}, default="hals"
+    backend : {"numpy", "pytorch"}, default="numpy"
+    n_iter_max : int, default=300
+    tol : float, default=1e-8
+    n_restarts : int, default=4
+        Random restarts: the best (lowest error) fit is kept, and with
+        ``rank=None`` the restarts also measure stability.
+    missing : {"em", "zero"}, default="em"
+    community_method : {"louvain", "greedy"}, default="louvain"
+    resolution : float, default=1.0
+        Modularity resolution of the community method.
+    edge_threshold : float, default=0.35
+        Pair weights below this fraction of a component's largest are dropped
+        before partitioning (see :func:`~neuro.connectome.communities.find_communities`).
+    pair_batch_size : int, default=2048
+        Neuron pairs processed at once when computing affinities.
+    device : str, default="auto"
+        Torch device for affinities (and the pytorch backend).
+    random_state : int, default=0
+    verbose : int, default=0
+
+    Attributes
+    ----------
+    affinity_ : ndarray of shape (n_bins, n_animals, n_pairs)
+    pairs_ : ndarray of shape (n_pairs, 2)
+    weights_ : ndarray of shape (rank_,)
+    time_factors_ : ndarray of shape (n_bins, rank_)
+    animal_factors_ : ndarray of shape (n_animals, rank_)
+    pair_factors_ : ndarray of shape (n_pairs, rank_)
+    communities_ : list of ComponentCommunities
+        One per component.
+    rank_ : int
+    rank_selection_ : RankSelection or None
+    reconstruction_error_ : float
+    n_missing_entries_ : int
+    bin_times_ : ndarray of shape (n_bins,)
+        Centre of each bin, seconds (frames if no sampling rate is known).
+
+    Examples
+    --------
+    >>> from data_loaders.simulate.calcium import simulate_calcium
+    >>> sim = simulate_calcium(n_animals=3, n_neurons=16, n_frames=600, n_communities=2,
+    ...                        community_size=5, n_blocks=6, seed=0)
+    >>> model = DynamicConnectome(rank=3, n_restarts=2, device="cpu").fit(sim.data)
+    >>> model.time_factors_.shape, model.animal_factors_.shape, model.pair_factors_.shape
+    ((30, 3), (3, 3), (120, 3))
+    >>> len(model.communities_)
+    3
+    """
+
+    def __init__(
+        self,
+        rank: int | None = None,
+        ranks=(2, 3, 4, 5),
+        affinity: str = "derivative",
+        bin_size: int = 20,
+        smooth: float = 1.0,
+        scale: float = 50.0,
+        method: str = "hals",
+        backend: str = "numpy",
+        n_iter_max: int = 300,
+        tol: float = 1e-8,
+        n_restarts: int = 4,
+        missing: str = "em",
+        community_method: str = "louvain",
+        resolution: float = 1.0,
+        edge_threshold: float = 0.35,
+        pair_batch_size: int = 2048,
+        device: str = "auto",
+        random_state: int = 0,
+        verbose: int = 0,
+    ) -> None:
+        self.rank = rank
+        self.ranks = ranks
+        self.affinity = affinity
+        self.bin_size = bin_size
+        self.smooth = smooth
+        self.scale = scale
+        self.method = method
+        self.backend = backend
+        self.n_iter_max = n_iter_max
+        self.tol = tol
+        self.n_restarts = n_restarts
+        self.missing = missing
+        self.community_method = community_method
+        self.resolution = resolution
+        self.edge_threshold = edge_threshold
+        self.pair_batch_size = pair_batch_size
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def get_params(self, deep: bool = True) -> dict:
+        """Constructor arguments (scikit-learn convention)."""
+        names = self.__init__.__code__.co_varnames[1 : self.__init__.__code__.co_argcount]
+        return {k: getattr(self, k) for k in names}
+
+    def set_params(self, **params) -> DynamicConnectome:
+        """Set constructor arguments (scikit-learn convention)."""
+        for k, v in params.items():
+            if k not in self.get_params():
+                raise ValueError(f"unknown parameter {k!r} for DynamicConnectome.")
+            setattr(self, k, v)
+        return self
+
+    def _tensor(self, traces) -> np.ndarray:
+        from neuro.connectome.affinity import affinity_tensor
+
+        return affinity_tensor(
+            traces,
+            method=self.affinity,
+            bin_size=self.bin_size,
+            smooth=self.smooth,
+            scale=self.scale,
+            pair_batch_size=self.pair_batch_size,
+            device=self.device,
+            verbose=self.verbose,
+        )
+
+    def _fit_kwargs(self) -> dict:
+        dev = self.device if self.backend == "pytorch" else "cpu"
+        return dict(
+            method=self.method,
+            n_iter_max=self.n_iter_max,
+            tol=self.tol,
+            backend=self.backend,
+            device=dev,
+            missing=self.missing,
+        )
+
+    def fit(self, traces, y=None) -> DynamicConnectome:
+        """Compute affinities, factorise them and find communities.
+
+        Parameters
+        ----------
+        traces : CalciumData, array or tensor of shape (n_animals, n_neurons, n_frames)
+            NaN rows mark neurons missing in an animal.
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        from neuro.connectome.communities import find_communities
+
+        if self.n_restarts < 1:
+            raise ValueError(f"n_restarts must be >= 1; got {self.n_restarts}.")
+        self.affinity_ = self._tensor(traces)
+        n_neurons = int(np.shape(getattr(traces, "traces", traces))[1])
+        self.pairs_ = np.stack(np.triu_indices(n_neurons, k=1), axis=1)
+        self.neuron_labels_ = list(
+            getattr(traces, "neuron_labels", None) or [f"n{i}" for i in range(n_neurons)]
+        )
+        rate = getattr(traces, "sampling_rate", None)
+        centres = (np.arange(self.affinity_.shape[0]) + 0.5) * self.bin_size
+        self.bin_times_ = centres / rate if rate else centres
+        self.epochs_ = list(getattr(traces, "epochs", ()) or ())
+        if self.rank is None:
+            sel = select_rank(
+                self.affinity_,
+                ranks=self.ranks,
+                n_restarts=max(2, self.n_restarts),
+                random_state=self.random_state,
+                verbose=self.verbose,
+                **self._fit_kwargs(),
+            )
+            self.rank_selection_, self.rank_ = sel, sel.rank
+            best = sel.fits[sel.rank]
+        else:
+            check_rank(self.rank, self.affinity_.shape)
+            self.rank_selection_, self.rank_ = None, int(self.rank)
+            runs = [
+                fit_ntf(
+                    self.affinity_,
+                    self.rank_,
+                    random_state=self.random_state + k,
+                    **self._fit_kwargs(),
+                )
+                for k in range(self.n_restarts)
+            ]
+            best = min(runs, key=lambda r: r.error)
+        self.ntf_ = best
+        self.weights_ = best.weights
+        self.time_factors_, self.animal_factors_, self.pair_factors_ = best.factors
+        self.reconstruction_error_ = best.error
+        self.n_missing_entries_ = best.n_missing
+        self.communities_ = find_communities(
+            self.pair_factors_,
+            n_neurons,
+            labels=self.neuron_labels_,
+            method=self.community_method,
+            resolution=self.resolution,
+            seed=self.random_state,
+            edge_threshold=self.edge_threshold,
+        )
+        for r, c in enumerate(self.communities_):
+            c.graph.graph["weight"] = float(self.weights_[r])
+            c.graph.graph["time_factor"] = self.time_factors_[:, r]
+            c.graph.graph["animal_factor"] = self.animal_factors_[:, r]
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "pair_factors_"):
+            raise RuntimeError("This DynamicConnectome is not fitted yet; call fit(traces) first.")
+
+    def score(self, traces=None, y=None) -> float:
+        """Fraction of the affinity tensor explained, ``1 - relative error``.
+
+        With ``traces`` (same shape as in ``fit``) the fitted model is compared
+        with their affinity tensor; without, with the training tensor.
+        """
+        self._check_fitted()
+        x = self.affinity_ if traces is None else self._tensor(traces)
+        if x.shape != self.affinity_.shape:
+            raise ValueError(
+                f"traces give a tensor of shape {x.shape}, fitted on {self.affinity_.shape}."
+            )
+        observed = np.isfinite(x)
+        return 1.0 - _error(np.where(observed, x, 0.0), observed, self.weights_, self.ntf_.factors)
+
+    def connectome_at(self, time_bin: int, animal: int | None = None) -> np.ndarray:
+        """The modelled affinity matrix ``(n_neurons, n_neurons)`` at one time bin.
+
+        Sums the components' pair factors weighted by their time factor at
+        ``time_bin`` (and animal factor of ``animal``, or the mean over animals).
+        """
+        from neuro.connectome.communities import pairs_to_matrix
+
+        self._check_fitted()
+        a = self.animal_factors_.mean(0) if animal is None else self.animal_factors_[int(animal)]
+        w = self.weights_ * self.time_factors_[int(time_bin)] * a
+        return pairs_to_matrix(self.pair_factors_ @ w, len(self.neuron_labels_))
+
+    def save(self, path, overwrite: bool = False) -> Path:
+        """Write factors (``factors.npz``), ``metrics.json`` and one GraphML per component.
+
+        ``path`` is a folder, prepared with :func:`neuro.io.prepare_output_dir`.
+        """
+        from neuro.connectome.communities import write_graphml
+        from neuro.io import atomic_open, atomic_write_json, prepare_output_dir
+
+        self._check_fitted()
+        out = prepare_output_dir(path, overwrite=overwrite)
+        with atomic_open(out / "factors.npz", "wb") as fh:
+            np.savez(
+                fh,
+                weights=self.weights_,
+                time_factors=self.time_factors_,
+                animal_factors=self.animal_factors_,
+                pair_factors=self.pair_factors_,
+                pairs=self.pairs_,
+                bin_times=self.bin_times_,
+                neuron_labels=np.array(self.neuron_labels_),
+                community_labels=np.stack([c.labels for c in self.communities_]),
+            )
+        for r, c in enumerate(self.communities_):
+            write_graphml(c.graph, out / f"component_{r}.graphml")
+        atomic_write_json(out / "metrics.json", self.metrics())
+        return out
+
+    def metrics(self) -> dict:
+        """What the fit found, as JSON-ready numbers."""
+        self._check_fitted()
+        params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()}
+        return {
+            "params": params,
+            "rank": self.rank_,
+            "reconstruction_error": self.reconstruction_error_,
+            "n_missing_entries": self.n_missing_entries_,
+            "tensor_shape": list(self.affinity_.shape),
+            "weights": self.weights_.tolist(),
+            "rank_table": None if self.rank_selection_ is None else self.rank_selection_.table,
+            "communities": [c.summary() for c in self.communities_],
+        }
+
+    @staticmethod
+    def load_factors(path) -> dict:
+        """Read what :meth:`save` wrote: the arrays of ``factors.npz`` and ``metrics.json``."""
+        path = Path(path)
+        with np.load(path / "factors.npz") as f:
+            out = {k: f[k] for k in f.files}
+        out["metrics"] = json.loads((path / "metrics.json").read_text())
+        return out

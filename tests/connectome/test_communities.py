@@ -1,0 +1,42 @@
+"""Communities: planted blocks in a weighted graph, GraphML output."""
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from neuro.connectome.communities import find_communities, pairs_to_matrix, partition, write_graphml
+
+
+@pytest.mark.parametrize("method", ["louvain", "greedy"])
+def test_planted_blocks_are_found(rng, method):
+    labels = np.repeat([0, 1, 2], [5, 7, 9])
+    n = len(labels)
+    i, j = np.triu_indices(n, 1)
+    w = np.where(labels[i] == labels[j], 1.0, 0.05) * rng.uniform(0.8, 1.2, len(i))
+    from neuro.connectome.communities import component_graph
+
+    found, q = partition(component_graph(w, n), method=method)
+    from sklearn.metrics import adjusted_rand_score
+
+    assert adjusted_rand_score(labels, found) == 1.0 and q > 0.5
+
+
+def test_core_and_graph_attributes(rng, tmp_path):
+    n = 9
+    m = 0.02 * rng.random((n, n))
+    m[:4, :4] = 1.0
+    i, j = np.triu_indices(n, 1)
+    comps = find_communities(m[i, j][:, None], n, labels=[f"c{k}" for k in range(n)])
+    c = comps[0]
+    assert np.flatnonzero(c.core).tolist() == [0, 1, 2, 3]
+    assert c.core_density > 10 * c.background_density
+    assert c.summary()["core"] == ["c0", "c1", "c2", "c3"]
+    c.graph.graph["time_factor"] = np.arange(3.0)
+    write_graphml(c.graph, tmp_path / "g.graphml")
+    g = nx.read_graphml(tmp_path / "g.graphml")
+    assert g.number_of_nodes() == n and g.graph["time_factor"] == "0,1,2"
+
+
+def test_pairs_to_matrix_checks_length():
+    with pytest.raises(ValueError, match="n_pairs"):
+        pairs_to_matrix(np.ones(4), 4)

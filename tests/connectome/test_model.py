@@ -1,0 +1,71 @@
+"""DynamicConnectome on the simulator: planted epochs, animals and communities recovered."""
+
+import json
+
+import numpy as np
+import pytest
+
+from data_loaders.simulate.calcium import simulate_calcium
+from neuro.connectome import DynamicConnectome
+from neuro.connectome.command import evaluate_recovery
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return simulate_calcium(
+        n_animals=4, n_neurons=30, n_frames=1600, community_size=7, noise=0.3, seed=3
+    )
+
+
+@pytest.fixture(scope="module")
+def fitted(sim):
+    return DynamicConnectome(rank=4, n_restarts=2, device="cpu").fit(sim.data)
+
+
+def test_recovery_at_moderate_noise(sim, fitted):
+    rec = evaluate_recovery(fitted, sim.truth)
+    assert len({row["component"] for row in rec["communities"]}) == 3
+    for row in rec["communities"]:
+        assert row["time_correlation"] > 0.6, row
+        assert row["peak_bin_active_fraction"] > 0.5, row  # time factor peaks in its epoch
+        assert row["animal_cosine"] > 0.9, row
+        assert row["ari"] >= 0.8, row
+    assert rec["ari_all"] >= 0.8
+
+
+def test_fitted_attributes_score_and_save(sim, fitted, tmp_path):
+    n_bins = fitted.affinity_.shape[0]
+    assert fitted.time_factors_.shape == (n_bins, 4)
+    assert fitted.animal_factors_.shape == (4, 4)
+    assert fitted.pair_factors_.shape == (435, 4)
+    assert len(fitted.communities_) == 4
+    assert 0 < fitted.score() <= 1
+    assert fitted.connectome_at(3, animal=1).shape == (30, 30)
+    out = fitted.save(tmp_path / "fit")
+    loaded = DynamicConnectome.load_factors(out)
+    np.testing.assert_allclose(loaded["pair_factors"], fitted.pair_factors_)
+    assert json.loads((out / "metrics.json").read_text())["rank"] == 4
+    assert len(list(out.glob("component_*.graphml"))) == 4
+
+
+def test_missing_neurons_are_reported(rng):
+    sim = simulate_calcium(
+        n_animals=3,
+        n_neurons=14,
+        n_frames=500,
+        n_communities=2,
+        community_size=4,
+        n_blocks=6,
+        missing_fraction=0.1,
+        seed=1,
+    )
+    model = DynamicConnectome(rank=2, n_restarts=1, bin_size=25, device="cpu").fit(sim.data)
+    assert model.n_missing_entries_ > 0
+    assert np.isfinite(model.pair_factors_).all()
+
+
+def test_unfitted_and_too_large_rank(sim):
+    with pytest.raises(RuntimeError, match="not fitted"):
+        DynamicConnectome().score()
+    with pytest.raises(ValueError, match="larger than the tensor allows"):
+        DynamicConnectome(rank=500, device="cpu").fit(sim.data)
