@@ -74,6 +74,12 @@ SUBCOMMANDS: list[Subcommand] = [
         "with planted communities): affinities, non-negative tensor factorisation, communities.",
         "neuro.connectome.command",
     ),
+    Subcommand(
+        "rnn",
+        "Train RNNs with trainable neuron timescales on N-parity or N-DMS under the single- and "
+        "multi-head curricula; compare the taus, network timescales, robustness and forgetting.",
+        "neuro.rnn.command",
+    ),
 ]
 
 

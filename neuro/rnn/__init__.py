@@ -1,0 +1,64 @@
+"""Recurrent networks that learn memory tasks, and where their long timescales come from.
+
+Khajehabdollahi et al., "Emergent mechanisms for long timescales depend on
+training curriculum and affect performance in memory tasks" (ICLR 2024):
+
+* :mod:`~neuro.rnn.tasks`: N-parity and N-DMS streams (batched generators and
+  gymnasium environments);
+* :mod:`~neuro.rnn.models`: a leaky RNN with a trainable timescale per neuron,
+  GRU and LSTM baselines;
+* :mod:`~neuro.rnn.curricula`: single-head and multi-head curricula on the
+  shared Trainer;
+* :mod:`~neuro.rnn.timescales`: autocorrelation timescales, ablation,
+  perturbation and retention;
+* :mod:`~neuro.rnn.experiment`: the paper's comparison end to end.
+"""
+
+from neuro.rnn.curricula import (
+    CURRICULA,
+    CurriculumConfig,
+    CurriculumResult,
+    evaluate,
+    train_curriculum,
+)
+from neuro.rnn.experiment import CurriculumComparison, compare_curricula
+from neuro.rnn.models import MODELS, GRUNetwork, LeakyRNN, LSTMNetwork, build_model
+from neuro.rnn.tasks import TASKS, DMSEnv, ParityEnv, make_batch, reference_labels
+from neuro.rnn.timescales import (
+    TimescaleResult,
+    ablation_curve,
+    autocorrelation,
+    fit_timescales,
+    network_timescales,
+    perturbation_curve,
+    retention,
+    simulate_activity,
+)
+
+__all__ = [
+    "CURRICULA",
+    "MODELS",
+    "TASKS",
+    "CurriculumComparison",
+    "CurriculumConfig",
+    "CurriculumResult",
+    "DMSEnv",
+    "GRUNetwork",
+    "LSTMNetwork",
+    "LeakyRNN",
+    "ParityEnv",
+    "TimescaleResult",
+    "ablation_curve",
+    "autocorrelation",
+    "build_model",
+    "compare_curricula",
+    "evaluate",
+    "fit_timescales",
+    "make_batch",
+    "network_timescales",
+    "perturbation_curve",
+    "reference_labels",
+    "retention",
+    "simulate_activity",
+    "train_curriculum",
+]

@@ -1,0 +1,448 @@
+"""Curricula for the memory tasks: single-head and multi-head, trained with the shared Trainer.
+
+single-head
+    One output head. The network trains on one N at a time and moves to
+    N + 1 once it solves N; earlier N are no longer trained (and may be
+    forgotten).
+multi-head
+    One output head per N. The network trains on every N from ``n_start``
+    to the current one together (cross-entropy summed over the active
+    heads); a head for N + 1 joins when all are solved.
+
+"Solved", after each epoch, is the paper's rule: accuracy on fresh
+validation batches above ``threshold`` both averaged over the active heads
+and on the largest N. Training uses the paper's optimiser (SGD, lr 0.05,
+momentum 0.1, Nesterov, gradient-norm clip 2.0, batches of 256, 600 steps
+per epoch) through :class:`neuro.train.Trainer`, so runs use any device and
+precision, and a run killed midway resumes exactly from ``out_dir``
+(``resume="last"``): the curriculum's state (current N, the epoch each N was
+solved, the taus then) lives in buffers of the trained module and travels
+in its checkpoints.
+
+>>> cfg = CurriculumConfig(task="parity", kind="multi", hidden_size=16, n_max=3,
+...                        steps_per_epoch=5, batch_size=16, max_epochs=2)
+>>> result = train_curriculum(cfg, device="cpu")
+>>> [r["N"] for r in result.history]
+[2, 2]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+from neuro._validation import check_choice, check_float, check_int
+from neuro.rnn.models import MODELS, LeakyRNN, RecurrentNetwork, build_model
+from neuro.rnn.tasks import TASKS, check_ns, make_batch
+from neuro.train import Callback, Trainer, load_checkpoint, save_checkpoint
+
+__all__ = ["CURRICULA", "CurriculumConfig", "CurriculumResult", "evaluate", "train_curriculum"]
+
+#: Curriculum kinds.
+CURRICULA = ("single", "multi")
+
+
+@dataclass
+class CurriculumConfig:
+    """Settings of one curriculum run (saved in its checkpoints).
+
+    Parameters
+    ----------
+    task : {"parity", "dms"}, default="parity"
+    kind : {"single", "multi"}, default="multi"
+        Single-head or multi-head curriculum (see the module docstring).
+    n_start : int, default=2
+        First N (the paper starts at 2).
+    n_max : int, default=20
+        Largest N; the run stops once it is solved. The multi-head model
+        gets ``n_max - n_start + 1`` heads.
+    threshold : float, default=0.98
+        Accuracy, in (0, 1], above which N counts as solved.
+    model : {"leaky", "gru", "lstm"}, default="leaky"
+    hidden_size : int, default=500
+        The paper's size; 50-100 suffice for N up to about 6 on a CPU.
+    tau_init : (float, float), default=(1.0, 2.0)
+        Leaky RNN: initial taus uniform in this range (>= 1).
+    train_tau : bool, default=True
+        Leaky RNN: train the taus (False: fixed at their start).
+    tau_parametrization : {"clamp", "softplus"}, default="clamp"
+        See :class:`~neuro.rnn.models.LeakyRNN`.
+    max_epochs : int, default=100
+        Budget of epochs.
+    steps_per_epoch : int, default=600
+    batch_size : int, default=256
+    val_batches : int, default=4
+        Fresh batches of ``batch_size`` sequences to measure accuracy on
+        after each epoch.
+    lr : float, default=0.05
+    momentum : float, default=0.1
+    grad_clip_norm : float, default=2.0
+    seq_len : int or (int, int) or None, default=None
+        Fixed sequence length or range; None draws each batch's length from
+        ``[N + 2, 4 N + 2]`` with N the largest active N.
+    """
+
+    task: str = "parity"
+    kind: str = "multi"
+    n_start: int = 2
+    n_max: int = 20
+    threshold: float = 0.98
+    model: str = "leaky"
+    hidden_size: int = 500
+    tau_init: tuple[float, float] = (1.0, 2.0)
+    train_tau: bool = True
+    tau_parametrization: str = "clamp"
+    max_epochs: int = 100
+    steps_per_epoch: int = 600
+    batch_size: int = 256
+    val_batches: int = 4
+    lr: float = 0.05
+    momentum: float = 0.1
+    grad_clip_norm: float = 2.0
+    seq_len: Any = None
+
+    def __post_init__(self) -> None:
+        check_choice("task", self.task, TASKS)
+        check_choice("kind", self.kind, CURRICULA)
+        check_choice("model", self.model, MODELS)
+        check_ns(self.task, [self.n_start, self.n_max], self.seq_len)
+        if self.n_max < self.n_start:
+            raise ValueError(f"n_max ({self.n_max}) must be >= n_start ({self.n_start}).")
+        t = self.threshold
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t <= 1:
+            raise ValueError(
+                f"threshold must be an accuracy in (0, 1] (e.g. 0.98, the paper's); got {t!r}."
+            )
+        for name in ("hidden_size", "max_epochs", "steps_per_epoch", "batch_size", "val_batches"):
+            setattr(self, name, check_int(name, getattr(self, name), minimum=1))
+        check_float("lr", self.lr, minimum=0.0, strict_minimum=True)
+        check_float("momentum", self.momentum, minimum=0.0)
+        check_float("grad_clip_norm", self.grad_clip_norm, minimum=0.0, strict_minimum=True)
+        lo, hi = self.tau_init
+        if lo < 1 or hi < lo:
+            raise ValueError(
+                f"tau_init must be (low, high) with 1 <= low <= high (timescales in steps); got "
+                f"{self.tau_init!r}."
+            )
+        self.tau_init = (float(lo), float(hi))
+        if isinstance(self.seq_len, list):
+            self.seq_len = tuple(self.seq_len)
+
+    @property
+    def n_heads(self) -> int:
+        return 1 if self.kind == "single" else self.n_max - self.n_start + 1
+
+    def active_ns(self, n: int) -> list[int]:
+        """The N values trained together when the curriculum stands at ``n``."""
+        return [n] if self.kind == "single" else list(range(self.n_start, n + 1))
+
+    def head_of(self, n: int) -> int:
+        """Index of the head that answers N = ``n``."""
+        return 0 if self.kind == "single" else n - self.n_start
+
+    def build_model(self) -> RecurrentNetwork:
+        return build_model(
+            self.model,
+            hidden_size=self.hidden_size,
+            n_heads=self.n_heads,
+            tau_init=self.tau_init,
+            train_tau=self.train_tau,
+            tau_parametrization=self.tau_parametrization,
+        )
+
+
+class _CurriculumModule(nn.Module):
+    """The network, its loss, and the curriculum's state (as buffers, so checkpoints hold it)."""
+
+    def __init__(self, network: RecurrentNetwork, config: CurriculumConfig) -> None:
+        super().__init__()
+        self.network = network
+        self.config = config
+        n_levels = config.n_max - config.n_start + 1
+        self.register_buffer("level", torch.tensor(config.n_start))
+        self.register_buffer("epoch_counter", torch.tensor(0))
+        self.register_buffer("solved_epoch", torch.full((n_levels,), -1))
+        taus = torch.full((n_levels, network.hidden_size), float("nan"))
+        self.register_buffer("solved_taus", taus)
+
+    def active(self) -> tuple[list[int], list[int]]:
+        n = int(self.level)
+        ns = self.config.active_ns(n)
+        return ns, [self.config.head_of(k) for k in ns]
+
+    def _step(self, batch) -> dict[str, torch.Tensor]:
+        x, y = batch[0][0], batch[1][0]  # each dataset item is a whole batch
+        ns, heads = self.active()
+        logits = self.network(x, heads)  # (B, k, 2)
+        losses = F.cross_entropy(logits.transpose(1, 2), y, reduction="none").mean(0)  # (k,)
+        acc = (logits.argmax(-1) == y).float().mean(0)
+        out = {"loss": losses.sum(), "acc_mean": acc.mean().detach(), "acc_last": acc[-1].detach()}
+        return out | {f"acc_N{n}": a for n, a in zip(ns, acc.detach(), strict=True)}
+
+    def training_step(self, batch):
+        return self._step(batch)
+
+    def validation_step(self, batch):
+        out = self._step(batch)
+        out["N"] = self.level.float()
+        return out
+
+
+class _TaskBatches(Dataset):
+    """``length`` batches of the curriculum's current task, each seeded by (seed, epoch, index)."""
+
+    def __init__(self, module: _CurriculumModule, length: int, seed: int, fresh: bool) -> None:
+        self.module, self.length, self.seed, self.fresh = module, length, seed, fresh
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int):
+        cfg = self.module.config
+        ns, _ = self.module.active()
+        epoch = int(self.module.epoch_counter) if self.fresh else -1
+        gen = torch.Generator().manual_seed(
+            int(np.random.SeedSequence([self.seed, epoch + 1, i]).generate_state(1)[0])
+        )
+        return make_batch(cfg.task, ns, cfg.batch_size, cfg.seq_len, generator=gen)
+
+
+class _Advance(Callback):
+    """After each validation: record a solved N and move on (or stop at ``n_max``)."""
+
+    def __init__(self, module: _CurriculumModule, snapshot_dir: Path | None, verbose: int):
+        self.module, self.snapshot_dir, self.verbose = module, snapshot_dir, verbose
+        self.snapshots: dict[int, dict[str, torch.Tensor]] = {}
+
+    def on_validation_end(self, trainer, metrics) -> None:
+        m, cfg = self.module, self.module.config
+        if not (
+            metrics["val_acc_mean"] > cfg.threshold and metrics["val_acc_last"] > cfg.threshold
+        ):
+            return
+        n = int(m.level)
+        i = n - cfg.n_start
+        m.solved_epoch[i] = int(m.epoch_counter)
+        if isinstance(m.network, LeakyRNN):
+            m.solved_taus[i] = m.network.taus.detach().to(m.solved_taus.device)
+        state = {k: v.detach().cpu().clone() for k, v in m.network.state_dict().items()}
+        self.snapshots[n] = state
+        if self.snapshot_dir is not None:
+            save_checkpoint(self.snapshot_dir / f"N{n}.pt", {"model": state, "N": n})
+        if n >= cfg.n_max:
+            trainer.should_stop = True
+        else:
+            m.level.fill_(n + 1)
+
+    def on_epoch_end(self, trainer, epoch, record) -> None:
+        self.module.epoch_counter.add_(1)
+
+
+@dataclass
+class CurriculumResult:
+    """What a curriculum run produced.
+
+    Attributes
+    ----------
+    config : CurriculumConfig
+    network : RecurrentNetwork
+        The trained network (on the CPU).
+    history : list of dict
+        One record per epoch: ``N`` (the N trained that epoch), ``val_acc_mean``,
+        ``val_acc_last``, ``val_acc_N{n}`` per active N, ``train_loss``, ...
+    solved_epoch : dict
+        ``{N: epoch (1-based) in which N was solved}``.
+    solved_taus : dict
+        Leaky RNN: ``{N: taus (hidden,) when N was solved}``.
+    snapshots : dict
+        ``{N: state_dict of the network when N was solved}``.
+    """
+
+    config: CurriculumConfig
+    network: RecurrentNetwork
+    history: list[dict[str, Any]]
+    solved_epoch: dict[int, int] = field(default_factory=dict)
+    solved_taus: dict[int, np.ndarray] = field(default_factory=dict)
+    snapshots: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
+
+    @property
+    def n_reached(self) -> int:
+        """The largest N solved (``n_start - 1`` if none was)."""
+        return max(self.solved_epoch, default=self.config.n_start - 1)
+
+    def n_over_epochs(self) -> np.ndarray:
+        """The N trained in each epoch, ``(epochs,)``."""
+        return np.array([int(r["N"]) for r in self.history])
+
+    def network_at(self, n: int) -> RecurrentNetwork:
+        """A copy of the network as it was when N = ``n`` was solved."""
+        if n not in self.snapshots:
+            raise KeyError(f"N={n} was not solved in this run; solved: {sorted(self.snapshots)}.")
+        net = self.config.build_model()
+        net.load_state_dict(self.snapshots[n])
+        return net.eval()
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready figures of the run."""
+        out: dict[str, Any] = {
+            "task": self.config.task,
+            "kind": self.config.kind,
+            "model": self.config.model,
+            "epochs": len(self.history),
+            "n_reached": self.n_reached,
+            "solved_epoch": {str(k): v for k, v in sorted(self.solved_epoch.items())},
+        }
+        if self.solved_taus:
+            out["mean_tau_at_solve"] = {
+                str(k): float(np.mean(v)) for k, v in sorted(self.solved_taus.items())
+            }
+        return out
+
+
+def train_curriculum(
+    config: CurriculumConfig | None = None,
+    *,
+    network: RecurrentNetwork | None = None,
+    out_dir: str | Path | None = None,
+    resume: str | Path | None = None,
+    overwrite: bool = False,
+    device: str = "auto",
+    precision: str = "32",
+    compile: bool = False,
+    seed: int = 0,
+    verbose: int = 0,
+) -> CurriculumResult:
+    """Train a network through a curriculum until ``n_max`` is solved or the epochs run out.
+
+    Parameters
+    ----------
+    config : CurriculumConfig, optional
+        Default: the paper's settings on N-parity, multi-head.
+    network : RecurrentNetwork, optional
+        Default ``config.build_model()``; it needs ``config.n_heads`` heads.
+    out_dir : path, optional
+        Where the Trainer writes ``config.json``, ``metrics.jsonl`` and
+        checkpoints, and where ``snapshots/N{n}.pt`` keep the network as
+        each N was solved. Needed to resume.
+    resume : "last" or path, optional
+        Continue a killed run in ``out_dir`` exactly.
+    overwrite : bool, default=False
+        Allow writing into a non-empty ``out_dir``.
+    device, precision, compile, seed, verbose
+        As for :class:`neuro.train.Trainer`.
+
+    Returns
+    -------
+    CurriculumResult
+    """
+    config = CurriculumConfig() if config is None else config
+    if not isinstance(config, CurriculumConfig):
+        raise TypeError(f"config must be a CurriculumConfig; got {type(config).__name__}.")
+    torch.manual_seed(seed)
+    network = config.build_model() if network is None else network
+    if network.n_heads < config.n_heads:
+        raise ValueError(
+            f"The {config.kind}-head curriculum up to N={config.n_max} needs {config.n_heads} "
+            f"heads; the network has {network.n_heads}."
+        )
+    module = _CurriculumModule(network, config)
+    snap_dir = Path(out_dir) / "snapshots" if out_dir is not None else None
+    advance = _Advance(module, snap_dir, verbose)
+    trainer = Trainer(
+        out_dir=out_dir,
+        overwrite=overwrite,
+        callbacks=[advance],
+        optimizer=lambda params: torch.optim.SGD(
+            params, lr=config.lr, momentum=config.momentum, nesterov=config.momentum > 0
+        ),
+        scheduler=False,
+        max_epochs=config.max_epochs,
+        batch_size=1,
+        shuffle=False,
+        grad_clip_norm=config.grad_clip_norm,
+        seed=seed,
+        device=device,
+        precision=precision,
+        compile=compile,
+        verbose=verbose,
+    )
+    history = trainer.fit(
+        module,
+        _TaskBatches(module, config.steps_per_epoch, seed, fresh=True),
+        _TaskBatches(module, config.val_batches, seed + 1, fresh=False),
+        resume=resume,
+        run_config=config,
+    )
+    if snap_dir is not None and snap_dir.is_dir():  # snapshots written before a resume
+        for path in sorted(snap_dir.glob("N*.pt")):
+            n = int(path.stem[1:])
+            advance.snapshots.setdefault(n, load_checkpoint(path)["model"])
+    module = module.cpu()
+    solved = {
+        config.n_start + i: int(e) + 1 for i, e in enumerate(module.solved_epoch.tolist()) if e >= 0
+    }
+    taus = {}
+    if isinstance(network, LeakyRNN):
+        taus = {n: module.solved_taus[n - config.n_start].numpy().copy() for n in solved}
+    result = CurriculumResult(
+        config=config,
+        network=network.cpu().eval(),
+        history=[{**r, "N": round(r.get("val_N", 0))} for r in history],
+        solved_epoch=solved,
+        solved_taus=taus,
+        snapshots=advance.snapshots,
+    )
+    if out_dir is not None:
+        from neuro.io import atomic_write_json
+
+        atomic_write_json(Path(out_dir) / "curriculum.json", result.summary())
+    return result
+
+
+@torch.no_grad()
+def evaluate(
+    network: RecurrentNetwork,
+    task: str,
+    n: int,
+    head: int = 0,
+    n_sequences: int = 1024,
+    seq_len: Any = None,
+    seed: int = 0,
+    batch_size: int = 256,
+) -> float:
+    """Accuracy of ``network``'s ``head`` on N = ``n`` over fresh seeded sequences.
+
+    The same ``seed`` gives the same sequences and initial states, so two
+    networks (or one before and after a change) are compared on equal terms.
+
+    Sequences are drawn as in training for that N (length ``[n + 2, 4 n + 2]``
+    unless ``seq_len``), in batches of ``batch_size``.
+    """
+    check_ns(task, [n], seq_len)
+    network.eval()
+    device = next(network.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+    correct = total = 0
+    cuda = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):  # the random initial states, seeded too
+        torch.manual_seed(seed)
+        while total < n_sequences:
+            b = min(batch_size, n_sequences - total)
+            x, y = make_batch(task, [n], b, seq_len, generator=gen, device=device)
+            pred = network(x, [head]).argmax(-1)
+            correct += int((pred == y).sum())
+            total += b
+    return correct / total
+
+
+def _config_json(config: CurriculumConfig) -> str:
+    return json.dumps(dataclasses.asdict(config))

@@ -1,0 +1,241 @@
+"""Recurrent networks for the memory tasks: a leaky RNN with a trainable timescale per neuron,
+and GRU / LSTM baselines behind the same interface.
+
+Every model here maps bit streams ``x (batch, T, input_size)`` to hidden
+activity ``(batch, T, hidden_size)`` and reads any subset of its two-class
+output heads from the last step:
+
+>>> model = LeakyRNN(hidden_size=16, n_heads=3)
+>>> x = torch.rand(4, 9, 1).round()
+>>> model(x, heads=[0, 2]).shape  # (batch, heads, classes)
+torch.Size([4, 2, 2])
+>>> model.hidden_states(x).shape
+torch.Size([4, 9, 16])
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from neuro._validation import check_choice, check_int
+
+__all__ = ["MODELS", "GRUNetwork", "LSTMNetwork", "LeakyRNN", "RecurrentNetwork", "build_model"]
+
+#: Model names accepted by :func:`build_model`.
+MODELS = ("leaky", "gru", "lstm")
+
+
+class RecurrentNetwork(nn.Module):
+    """Base class: a recurrent core plus ``n_heads`` linear two-class heads.
+
+    Subclasses implement :meth:`hidden_states`. The heads read the hidden
+    state at the last step.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, n_heads: int, n_classes: int = 2):
+        super().__init__()
+        self.input_size = check_int("input_size", input_size, minimum=1)
+        self.hidden_size = check_int("hidden_size", hidden_size, minimum=1)
+        check_int("n_heads", n_heads, minimum=1)
+        self.heads = nn.ModuleList(nn.Linear(hidden_size, n_classes) for _ in range(n_heads))
+
+    @property
+    def n_heads(self) -> int:
+        return len(self.heads)
+
+    def run(self, x: torch.Tensor, state=None) -> tuple[torch.Tensor, object]:
+        """Hidden activity ``(batch, T, hidden_size)`` and the state to continue from.
+
+        ``state`` is what a previous call returned (None: the initial state),
+        so long inputs can be fed in chunks.
+        """
+        raise NotImplementedError
+
+    def hidden_states(self, x: torch.Tensor, state=None) -> torch.Tensor:
+        """Hidden activity ``(batch, T, hidden_size)`` for input ``x (batch, T, input_size)``."""
+        return self.run(x, state)[0]
+
+    def final_state(self, x: torch.Tensor) -> torch.Tensor:
+        """Hidden state at the last step, ``(batch, hidden_size)``."""
+        return self.hidden_states(x)[:, -1]
+
+    def read(self, h: torch.Tensor, heads: Sequence[int] | None = None) -> torch.Tensor:
+        """Logits ``(batch, len(heads), n_classes)`` of hidden states ``h (batch, hidden)``."""
+        idx = range(self.n_heads) if heads is None else heads
+        return torch.stack([self.heads[int(i)](h) for i in idx], 1)
+
+    def forward(self, x: torch.Tensor, heads: Sequence[int] | None = None) -> torch.Tensor:
+        """Logits ``(batch, len(heads), n_classes)`` at the last step (all heads by default)."""
+        if x.ndim != 3 or x.shape[2] != self.input_size:
+            raise ValueError(
+                f"x must have shape (batch, T, {self.input_size}); got {tuple(x.shape)}. Bit "
+                "streams from neuro.rnn.tasks.make_batch have this shape."
+            )
+        return self.read(self.final_state(x), heads)
+
+
+class LeakyRNN(RecurrentNetwork):
+    """Leaky rate network with one trainable timescale ``tau_i >= 1`` per neuron.
+
+    ``h_t = LeakyReLU((1 - 1/tau) * h_{t-1} + (W_rec h_{t-1} + W_in x_t + b) / tau)``
+
+    with ``W_rec``'s diagonal held at zero (no self-connections: a neuron's
+    own memory lives in its ``tau`` only), as in Khajehabdollahi et al.
+    (ICLR 2024). The initial state is ``0.1 U(0, 1)`` per neuron and sample.
+
+    Parameters
+    ----------
+    input_size : int, default=1
+    hidden_size : int, default=500
+        The paper's size; 50-100 neurons suffice for N up to about 6 on a CPU.
+    n_heads : int, default=1
+        Two-class output heads (the multi-head curriculum uses one per N).
+    tau_init : (float, float), default=(1.0, 2.0)
+        Taus start uniform in this range (the paper's ``1 + U(0, 1)``); both
+        ends must be >= 1.
+    train_tau : bool, default=True
+        False freezes the taus at their initial values.
+    tau_parametrization : {"clamp", "softplus"}, default="clamp"
+        How ``tau >= 1`` is kept: "clamp" stores ``tau`` and uses
+        ``max(tau, 1)`` (the paper's choice; no gradient while below 1);
+        "softplus" stores ``r`` with ``tau = 1 + softplus(r)`` (smooth, never
+        stuck).
+    negative_slope : float, default=0.01
+        Of the LeakyReLU.
+    fused : bool, default=True
+        Compute each step as one matrix product with the merged matrix
+        ``A = diag(1 - 1/tau) + diag(1/tau) W_rec`` and the input drive
+        precomputed for all steps (same numbers as the literal update; 1.2-1.5x
+        faster for training on a CPU, see ``benchmarks/rnn.py``, and another
+        1.3-1.6x through ``torch.compile``). False runs the update as written
+        above.
+
+    Attributes
+    ----------
+    taus : Tensor (hidden_size,)
+        The effective timescales (>= 1), in steps.
+
+    Shapes: ``hidden_states(x)`` takes ``(batch, T, input_size)`` and returns
+    ``(batch, T, hidden_size)``.
+    """
+
+    def __init__(
+        self,
+        input_size: int = 1,
+        hidden_size: int = 500,
+        n_heads: int = 1,
+        tau_init: tuple[float, float] = (1.0, 2.0),
+        train_tau: bool = True,
+        tau_parametrization: str = "clamp",
+        negative_slope: float = 0.01,
+        fused: bool = True,
+    ) -> None:
+        super().__init__(input_size, hidden_size, n_heads)
+        lo, hi = (
+            (float(tau_init), float(tau_init))
+            if isinstance(tau_init, (int, float))
+            else (
+                float(tau_init[0]),
+                float(tau_init[1]),
+            )
+        )
+        if not (math.isfinite(lo) and math.isfinite(hi)) or lo < 1 or hi < lo:
+            raise ValueError(
+                f"tau_init must be a range (low, high) with 1 <= low <= high (a timescale below "
+                f"one step is not a leaky neuron); got {tau_init!r}."
+            )
+        check_choice("tau_parametrization", tau_parametrization, ("clamp", "softplus"))
+        self.tau_parametrization = tau_parametrization
+        self.negative_slope = float(negative_slope)
+        self.fused = bool(fused)
+        self.w_in = nn.Linear(input_size, hidden_size)
+        self.w_rec = nn.Linear(hidden_size, hidden_size)
+        self.register_buffer("off_diagonal", 1.0 - torch.eye(hidden_size), persistent=False)
+        with torch.no_grad():
+            self.w_rec.weight.mul_(self.off_diagonal)
+        tau0 = lo + (hi - lo) * torch.rand(hidden_size)
+        if tau_parametrization == "softplus":
+            # tau = 1 + softplus(r)  <=>  r = log(expm1(tau - 1)); keep tau - 1 off zero
+            raw = torch.log(torch.expm1((tau0 - 1).clamp_min(1e-4)))
+        else:
+            raw = tau0
+        self.tau_raw = nn.Parameter(raw, requires_grad=train_tau)
+
+    @property
+    def taus(self) -> torch.Tensor:
+        if self.tau_parametrization == "softplus":
+            return 1 + F.softplus(self.tau_raw)
+        return self.tau_raw.clamp(min=1.0)
+
+    def recurrent_weight(self) -> torch.Tensor:
+        """``W_rec`` with its diagonal at zero, ``(hidden, hidden)``."""
+        return self.w_rec.weight * self.off_diagonal
+
+    def initial_state(self, batch: int, device=None) -> torch.Tensor:
+        """``0.1 U(0, 1)``, ``(batch, hidden)``."""
+        return 0.1 * torch.rand(batch, self.hidden_size, device=device)
+
+    def run(self, x: torch.Tensor, state: torch.Tensor | None = None):
+        h = self.initial_state(x.shape[0], x.device) if state is None else state
+        tau = self.taus
+        inv = 1.0 / tau
+        w = self.recurrent_weight()
+        drive = self.w_in(x) + self.w_rec.bias  # (batch, T, hidden)
+        out = []
+        if self.fused:
+            a_t = (
+                (1 - inv)[:, None] * torch.eye(self.hidden_size, device=w.device) + inv[:, None] * w
+            ).T
+            drive = drive * inv
+            for t in range(x.shape[1]):
+                h = F.leaky_relu(torch.addmm(drive[:, t], h, a_t), self.negative_slope)
+                out.append(h)
+        else:
+            for t in range(x.shape[1]):
+                h = F.leaky_relu((1 - inv) * h + (h @ w.T + drive[:, t]) * inv, self.negative_slope)
+                out.append(h)
+        return torch.stack(out, 1), h
+
+
+class _GatedNetwork(RecurrentNetwork):
+    cell: type[nn.Module] = nn.GRU
+
+    def __init__(self, input_size: int = 1, hidden_size: int = 500, n_heads: int = 1) -> None:
+        super().__init__(input_size, hidden_size, n_heads)
+        self.rnn = self.cell(input_size, hidden_size, batch_first=True)
+
+    def run(self, x: torch.Tensor, state=None):
+        return self.rnn(x, state)
+
+
+class GRUNetwork(_GatedNetwork):
+    """A one-layer ``torch.nn.GRU`` with the same heads and interface as :class:`LeakyRNN`.
+
+    Shapes: ``hidden_states(x)`` takes ``(batch, T, input_size)`` and returns
+    ``(batch, T, hidden_size)``.
+    """
+
+    cell = nn.GRU
+
+
+class LSTMNetwork(_GatedNetwork):
+    """A one-layer ``torch.nn.LSTM`` with the same heads and interface as :class:`LeakyRNN`.
+
+    Its hidden states are the LSTM's outputs ``h_t`` (not the cell states).
+    """
+
+    cell = nn.LSTM
+
+
+def build_model(kind: str = "leaky", **kwargs) -> RecurrentNetwork:
+    """A model by name: ``"leaky"`` (:class:`LeakyRNN`), ``"gru"`` or ``"lstm"``."""
+    check_choice("model", kind, MODELS)
+    cls = {"leaky": LeakyRNN, "gru": GRUNetwork, "lstm": LSTMNetwork}[kind]
+    if kind != "leaky":
+        kwargs = {k: v for k, v in kwargs.items() if k in ("input_size", "hidden_size", "n_heads")}
+    return cls(**kwargs)

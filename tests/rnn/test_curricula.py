@@ -1,0 +1,111 @@
+"""Curricula: the advance rule, learning small N, exact resume, forgetting, bad settings."""
+
+import numpy as np
+import pytest
+import torch
+
+from neuro.rnn.curricula import CurriculumConfig, evaluate, train_curriculum
+from neuro.rnn.models import LeakyRNN
+from neuro.rnn.timescales import retention
+
+TINY = dict(hidden_size=12, steps_per_epoch=3, batch_size=16, val_batches=1)
+
+
+@pytest.mark.parametrize("kind", ["single", "multi"])
+def test_advance_rule_moves_one_n_per_solved_epoch_and_stops_at_n_max(kind):
+    cfg = CurriculumConfig(kind=kind, n_start=2, n_max=5, threshold=0.01, max_epochs=10, **TINY)
+    res = train_curriculum(cfg, device="cpu")
+    # any accuracy passes 0.01: one N per epoch, and the run ends once N=5 is solved
+    assert res.n_over_epochs().tolist() == [2, 3, 4, 5]
+    assert res.solved_epoch == {2: 1, 3: 2, 4: 3, 5: 4} and res.n_reached == 5
+    assert sorted(res.snapshots) == [2, 3, 4, 5]
+    last = res.history[-1]
+    active = [2, 3, 4, 5] if kind == "multi" else [5]
+    assert sorted(k for k in last if k.startswith("val_acc_N")) == [f"val_acc_N{n}" for n in active]
+    assert res.network.n_heads == (4 if kind == "multi" else 1)
+    assert set(res.solved_taus) == {2, 3, 4, 5}
+
+
+def test_threshold_of_one_never_advances_a_random_network():
+    cfg = CurriculumConfig(n_max=4, threshold=1.0, max_epochs=2, **TINY)
+    res = train_curriculum(cfg, device="cpu")
+    assert res.n_over_epochs().tolist() == [2, 2] and res.n_reached == 1 and not res.snapshots
+
+
+@pytest.mark.parametrize("kind", ["single", "multi"])
+def test_learns_small_parity(kind):
+    cfg = CurriculumConfig(
+        kind=kind,
+        hidden_size=32,
+        n_max=3,
+        threshold=0.9,
+        steps_per_epoch=40,
+        batch_size=64,
+        max_epochs=25,
+    )
+    res = train_curriculum(cfg, device="cpu", seed=0)
+    assert res.n_reached == 3, res.history[-1]
+    assert np.all(np.diff(res.n_over_epochs()) >= 0)
+    net = res.network_at(3)
+    assert evaluate(net, "parity", 3, head=cfg.head_of(3), n_sequences=1024, seed=5) > 0.85
+    acc = retention(res.network, "parity", [2, 3], cfg.head_of)
+    assert set(acc) == {2, 3} and acc[3] > 0.85
+
+
+def test_dms_curriculum_runs():
+    cfg = CurriculumConfig(
+        task="dms", hidden_size=32, n_max=3, steps_per_epoch=40, batch_size=64, max_epochs=12
+    )
+    res = train_curriculum(cfg, device="cpu")
+    assert res.n_reached >= 2
+
+
+def test_resume_continues_exactly(tmp_path):
+    base = dict(kind="multi", n_max=6, threshold=0.7, **TINY)
+    full = train_curriculum(
+        CurriculumConfig(max_epochs=5, **base), out_dir=tmp_path / "a", device="cpu", seed=3
+    )
+    # the same run cut after 2 epochs, then resumed to 5
+    train_curriculum(
+        CurriculumConfig(max_epochs=2, **base), out_dir=tmp_path / "b", device="cpu", seed=3
+    )
+    resumed = train_curriculum(
+        CurriculumConfig(max_epochs=5, **base),
+        out_dir=tmp_path / "b",
+        resume="last",
+        device="cpu",
+        seed=3,
+    )
+    assert resumed.n_over_epochs().tolist() == full.n_over_epochs().tolist()
+    assert resumed.solved_epoch == full.solved_epoch
+    for (k, a), b in zip(
+        full.network.state_dict().items(), resumed.network.state_dict().values(), strict=True
+    ):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
+    assert sorted(resumed.snapshots) == sorted(full.snapshots)
+    assert (tmp_path / "b" / "curriculum.json").is_file()
+
+
+def test_network_needs_enough_heads():
+    cfg = CurriculumConfig(kind="multi", n_max=4, max_epochs=1, **TINY)
+    with pytest.raises(ValueError, match="needs 3 heads"):
+        train_curriculum(cfg, network=LeakyRNN(hidden_size=12, n_heads=1), device="cpu")
+
+
+@pytest.mark.parametrize(
+    ("settings", "match"),
+    [
+        (dict(threshold=0.0), "threshold must be an accuracy in"),
+        (dict(threshold=1.5), "threshold must be an accuracy in"),
+        (dict(threshold=-0.2), "threshold must be an accuracy in"),
+        (dict(n_start=0), "N must be >= 1"),
+        (dict(task="dms", n_start=1), "N must be >= 2"),
+        (dict(n_start=5, n_max=3), "n_max"),
+        (dict(tau_init=(0.5, 1.5)), "tau_init"),
+        (dict(seq_len=4, n_max=6), "shorter than N=6"),
+        (dict(kind="double"), "kind must be one of"),
+    ],
+)
+def test_bad_settings(settings, match):
+    with pytest.raises(ValueError, match=match):
+        CurriculumConfig(**settings)

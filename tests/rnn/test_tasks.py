@@ -1,0 +1,92 @@
+"""N-parity and N-DMS: the batched generator against a direct implementation, envs, errors."""
+
+import numpy as np
+import pytest
+import torch
+
+from neuro.rnn.tasks import DMSEnv, ParityEnv, make_batch, reference_labels
+
+
+@pytest.mark.parametrize("task", ["parity", "dms"])
+def test_batched_labels_match_direct_implementation(task):
+    gen = torch.Generator().manual_seed(3)
+    ns = [2, 3, 5, 7]
+    for _ in range(5):
+        x, y = make_batch(task, ns, batch_size=33, generator=gen)
+        assert x.shape[0] == 33 and x.shape[2] == 1 and y.shape == (33, len(ns))
+        bits = x[:, :, 0].numpy().astype(int)
+        for j, n in enumerate(ns):
+            np.testing.assert_array_equal(y[:, j].numpy(), reference_labels(bits, task, n))
+
+
+def test_labels_by_hand():
+    # last bits ... 1 0 1 1: parity of last 2 = 0, last 3 = 0, last 4 = 1
+    bits = np.array([[0, 1, 0, 1, 1]])
+    assert reference_labels(bits, "parity", 2)[0] == 0
+    assert reference_labels(bits, "parity", 3)[0] == 0
+    assert reference_labels(bits, "parity", 4)[0] == 1
+    # DMS compares x[T-N] with x[T-1]: N=2 -> 1 vs 1, N=3 -> 0 vs 1
+    assert reference_labels(bits, "dms", 2)[0] == 1
+    assert reference_labels(bits, "dms", 3)[0] == 0
+
+
+@pytest.mark.parametrize("task", ["parity", "dms"])
+def test_lengths_statistics_and_seeding(task):
+    lengths = set()
+    for seed in range(40):
+        x, _ = make_batch(task, [3], 64, generator=torch.Generator().manual_seed(seed))
+        lengths.add(x.shape[1])
+    assert min(lengths) >= 5 and max(lengths) <= 14 and len(lengths) > 4  # [N+2, 4N+2]
+    x1, y1 = make_batch(task, [3], 8, generator=torch.Generator().manual_seed(1))
+    x2, y2 = make_batch(task, [3], 8, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    x, y = make_batch(task, [4], 4000, seq_len=12, generator=torch.Generator().manual_seed(0))
+    assert x.shape[1] == 12
+    if task == "parity":
+        # p ~ U(0, 1) per sequence: P(odd) = (1 - E[(1 - 2p)^N]) / 2 = (1 - 1/(N + 1)) / 2
+        assert abs(y.float().mean() - 0.4) < 0.02
+        assert x[:, :, 0].mean(1).std() > 0.25  # the per-sequence rates spread out
+    else:
+        assert abs(x.mean() - 0.5) < 0.02 and abs(y.float().mean() - 0.5) < 0.02
+
+
+@pytest.mark.parametrize("cls", [ParityEnv, DMSEnv])
+def test_environment_episodes_agree_with_labels(cls):
+    env = cls(n=3)
+    rewards = []
+    for seed in range(30):
+        obs, info = env.reset(seed=seed)
+        bits, done = [obs], False
+        while not done:
+            obs, reward, done, truncated, step_info = env.step(1)
+            if not done:
+                bits.append(obs)
+        assert not truncated and len(bits) == info["length"]
+        label = reference_labels(np.array([bits]), cls.task, 3)[0]
+        assert step_info["label"] == label and reward == float(label == 1)
+        rewards.append(reward)
+    assert 0 < np.mean(rewards) < 1
+    assert env.observation_space.n == 2 and env.action_space.n == 2
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(0)
+
+
+@pytest.mark.parametrize(
+    ("task", "ns", "seq_len", "match"),
+    [
+        ("parity", [0], None, "N must be >= 1"),
+        ("parity", [-2], None, "N must be >= 1"),
+        ("dms", [1], None, "N must be >= 2"),
+        ("parity", [6], 5, "shorter than N=6"),
+        ("parity", [3], (2, 9), "shorter than N=3"),
+        ("xor", [3], None, "task must be one of"),
+    ],
+)
+def test_bad_input(task, ns, seq_len, match):
+    with pytest.raises(ValueError, match=match):
+        make_batch(task, ns, 4, seq_len=seq_len)
+
+
+def test_bad_env_n():
+    with pytest.raises(ValueError, match="N must be >= 1"):
+        ParityEnv(n=0)

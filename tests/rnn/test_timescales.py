@@ -1,0 +1,101 @@
+"""Timescales: exact ground truth for uncoupled neurons, AR(1) autocorrelation, robustness."""
+
+import numpy as np
+import pytest
+import torch
+
+from neuro.rnn.curricula import evaluate
+from neuro.rnn.models import GRUNetwork, LeakyRNN
+from neuro.rnn.timescales import (
+    ablation_curve,
+    autocorrelation,
+    fit_timescales,
+    network_timescales,
+    perturbation_curve,
+)
+
+
+def _uncoupled(taus):
+    """Neurons with no recurrence and positive input: LeakyReLU never bends, so they are linear."""
+    net = LeakyRNN(hidden_size=len(taus), tau_init=(1.0, 1.0))
+    with torch.no_grad():
+        net.w_rec.weight.zero_()
+        net.w_rec.bias.zero_()
+        net.w_in.weight.fill_(1.0)
+        net.w_in.bias.zero_()
+        net.tau_raw.copy_(torch.tensor(taus))
+    return net
+
+
+def test_uncoupled_linear_neurons_recover_their_taus():
+    taus = np.array([2.0, 4.0, 8.0, 15.0])
+    res = network_timescales(_uncoupled(taus), n_steps=20_000, n_trials=10, seed=1)
+    # white input through h_t = (1 - 1/tau) h_{t-1} + x_t / tau: AC(lag) = (1 - 1/tau)^lag
+    exact = -1 / np.log(1 - 1 / taus)
+    fits = fit_timescales(res.ac, fit_lag=30)
+    np.testing.assert_allclose(fits["tau_single"], exact, rtol=0.04)
+    # AIC sometimes prefers a double fit to the noise in the tail; the slow tau stays close
+    np.testing.assert_allclose(res.tau_net, exact, rtol=0.08)
+    np.testing.assert_allclose(fits["tau_single"], taus - 0.5, rtol=0.06)  # ~tau when slow
+    np.testing.assert_allclose(res.trained_taus, taus)
+    lags = np.arange(6)
+    np.testing.assert_allclose(res.ac[:, :6], (1 - 1 / taus[:, None]) ** lags, atol=0.03)
+
+
+def test_autocorrelation_of_ar1_and_silent_neurons(rng):
+    phi = np.array([0.3, 0.8, 0.95])
+    x = np.zeros((4, 30_000, 4))
+    e = rng.standard_normal((4, 30_000, 3))
+    for t in range(1, 30_000):
+        x[:, t, :3] = phi * x[:, t - 1, :3] + e[:, t]
+    ac = autocorrelation(x, max_lag=10)
+    assert ac.shape == (4, 11)
+    np.testing.assert_allclose(ac[:3], phi[:, None] ** np.arange(11), atol=0.03)
+    assert np.isnan(ac[3]).all()  # a neuron that never varies
+    assert np.isnan(fit_timescales(ac)["tau"][3])
+
+
+def test_double_exponential_is_chosen_and_the_slow_tau_reported(rng):
+    lags = np.arange(31)
+    ac = 0.5 * np.exp(-lags / 1.0) + 0.5 * np.exp(-lags / 12.0)
+    single = np.exp(-lags / 6.0)
+    noise = 0.003 * rng.standard_normal((2, 31))
+    noise[:, 0] = 0
+    fit = fit_timescales(np.stack([ac, single]) + noise, fit_lag=30)
+    assert fit["model"].tolist() == [2, 1]
+    np.testing.assert_allclose(fit["tau"], [12.0, 6.0], rtol=0.02)
+
+
+def _trained_parity2():
+    from neuro.rnn.curricula import CurriculumConfig, train_curriculum
+
+    cfg = CurriculumConfig(
+        kind="single", hidden_size=32, n_max=2, steps_per_epoch=40, batch_size=64, max_epochs=10
+    )
+    res = train_curriculum(cfg, device="cpu", seed=0)
+    assert res.n_reached == 2
+    return res.network
+
+
+def test_ablation_and_perturbation_degrade_a_trained_network():
+    net = _trained_parity2()
+    base = [evaluate(net, "parity", 2, n_sequences=512, seed=r) for r in (0, 1)]
+    abl = ablation_curve(net, "parity", 2, fractions=(0.0, 1.0), n_repeats=2, n_sequences=512)
+    assert abl["accuracy"].shape == (2, 2)
+    np.testing.assert_allclose(abl["accuracy"][0], base)  # removing nobody changes nothing
+    assert abl["accuracy"][1].max() < 0.75  # removing everybody leaves only the bias
+    per = perturbation_curve(net, "parity", 2, sigmas=(0.0, 5.0), n_repeats=2, n_sequences=512)
+    np.testing.assert_allclose(per["accuracy"][0], base)
+    assert per["accuracy"][1].mean() < min(base) - 0.1
+    taus = perturbation_curve(net, "parity", 2, sigmas=(0.0, 3.0), target="taus", n_repeats=2)
+    np.testing.assert_allclose(taus["accuracy"][0], base)
+    assert taus["accuracy"][1].mean() < min(base)
+
+
+def test_bad_robustness_input():
+    with pytest.raises(ValueError, match="needs a LeakyRNN"):
+        perturbation_curve(GRUNetwork(hidden_size=4), "parity", 2, target="taus")
+    with pytest.raises(ValueError, match=r"fractions must lie in \[0, 1\]"):
+        ablation_curve(LeakyRNN(hidden_size=4), "parity", 2, fractions=(1.5,))
+    with pytest.raises(ValueError, match="shape"):
+        autocorrelation(np.zeros((10, 3)))
