@@ -68,6 +68,8 @@ class CurriculumConfig:
     threshold : float, default=0.98
         Accuracy, in (0, 1], above which N counts as solved.
     model : {"leaky", "gru", "lstm"}, default="leaky"
+        GRU and LSTM baselines learn slowly with SGD at ``lr=0.05``; ``lr=0.5``
+        trains a 32-unit GRU to N=4 parity in 13 epochs of 50 batches.
     hidden_size : int, default=500
         The paper's size; 50-100 suffice for N up to about 6 on a CPU.
     tau_init : (float, float), default=(1.0, 2.0)
@@ -432,7 +434,9 @@ def evaluate(
     device = next(network.parameters()).device
     gen = torch.Generator().manual_seed(seed)
     correct = total = 0
-    cuda = [device] if device.type == "cuda" else []
+    cuda = []
+    if device.type == "cuda":
+        cuda = [device.index if device.index is not None else torch.cuda.current_device()]
     with torch.random.fork_rng(devices=cuda):  # the random initial states, seeded too
         torch.manual_seed(seed)
         while total < n_sequences:

@@ -37,7 +37,7 @@ import torch
 
 from neuro._validation import check_choice, check_int
 
-__all__ = ["TASKS", "DMSEnv", "ParityEnv", "check_ns", "make_batch", "reference_labels"]
+__all__ = ["ENV_IDS", "TASKS", "DMSEnv", "ParityEnv", "check_ns", "make_batch", "reference_labels"]
 
 #: Task names.
 TASKS = ("parity", "dms")
@@ -254,3 +254,10 @@ class DMSEnv(_MemoryTaskEnv):
     """N-DMS, one bit per step (gymnasium API; see :mod:`neuro.rnn.tasks`)."""
 
     task = "dms"
+
+
+#: gymnasium ids of the environments: ``gymnasium.make("neuro/NParity-v0", n=3)``.
+ENV_IDS = {"neuro/NParity-v0": ParityEnv, "neuro/NDMS-v0": DMSEnv}
+for _id, _cls in ENV_IDS.items():
+    if _id not in gym.registry:
+        gym.register(id=_id, entry_point=f"{__name__}:{_cls.__name__}")

@@ -26,6 +26,14 @@ def test_advance_rule_moves_one_n_per_solved_epoch_and_stops_at_n_max(kind):
     assert set(res.solved_taus) == {2, 3, 4, 5}
 
 
+@pytest.mark.parametrize("model", ["gru", "lstm"])
+def test_gated_baselines_run_the_same_curricula(model):
+    cfg = CurriculumConfig(model=model, n_max=3, threshold=0.01, max_epochs=3, **TINY)
+    res = train_curriculum(cfg, device="cpu")
+    assert res.n_over_epochs().tolist() == [2, 3] and res.n_reached == 3
+    assert res.solved_taus == {} and res.network_at(3).n_heads == 2
+
+
 def test_threshold_of_one_never_advances_a_random_network():
     cfg = CurriculumConfig(n_max=4, threshold=1.0, max_epochs=2, **TINY)
     res = train_curriculum(cfg, device="cpu")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from neuro.rnn.tasks import DMSEnv, ParityEnv, make_batch, reference_labels
+from neuro.rnn.tasks import ENV_IDS, DMSEnv, ParityEnv, make_batch, reference_labels
 
 
 @pytest.mark.parametrize("task", ["parity", "dms"])
@@ -85,6 +85,17 @@ def test_environment_episodes_agree_with_labels(cls):
 def test_bad_input(task, ns, seq_len, match):
     with pytest.raises(ValueError, match=match):
         make_batch(task, ns, 4, seq_len=seq_len)
+
+
+@pytest.mark.parametrize("env_id", sorted(ENV_IDS))
+def test_registered_environments_pass_gymnasiums_checker(env_id):
+    gym = pytest.importorskip("gymnasium")
+    from gymnasium.utils.env_checker import check_env
+
+    env = gym.make(env_id, n=3)
+    check_env(env.unwrapped, skip_render_check=True)
+    obs, _ = env.reset(seed=0)
+    assert obs in (0, 1)
 
 
 def test_bad_env_n():
