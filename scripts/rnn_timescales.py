@@ -6,7 +6,7 @@ epochs, the trained taus and the network-mediated (autocorrelation)
 timescales at every N solved, accuracy after ablating neurons and after
 perturbing recurrent weights, and retention of earlier N, as metrics.json and
 figures (Khajehabdollahi et al., ICLR 2024). The same as ``neuro rnn``; the
-small default (64 neurons, 20 epochs of 60 batches) runs in about a minute on
+small default (64 neurons, 15 epochs of 50 batches) runs in about a minute on
 a CPU, and --resume continues a killed run:
 
     python scripts/rnn_timescales.py --out runs/rnn_timescales [--task dms] [--epochs 60]

@@ -31,8 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-start", type=int, default=2, help="first N")
     parser.add_argument("--n-max", type=int, default=30, help="stop once this N is solved")
     parser.add_argument("--threshold", type=float, default=0.98, help="accuracy to advance")
-    parser.add_argument("--epochs", type=int, default=20, help="budget of epochs per curriculum")
-    parser.add_argument("--steps", type=int, default=60, help="batches per epoch (paper: 600)")
+    parser.add_argument("--epochs", type=int, default=15, help="budget of epochs per curriculum")
+    parser.add_argument("--steps", type=int, default=50, help="batches per epoch (paper: 600)")
     parser.add_argument("--batch-size", type=int, default=128, help="sequences per batch (256)")
     parser.add_argument("--lr", type=float, default=0.05, help="SGD learning rate")
     parser.add_argument(

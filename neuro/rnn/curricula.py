@@ -319,7 +319,6 @@ def train_curriculum(
     overwrite: bool = False,
     device: str = "auto",
     precision: str = "32",
-    compile: bool = False,
     seed: int = 0,
     verbose: int = 0,
 ) -> CurriculumResult:
@@ -339,7 +338,7 @@ def train_curriculum(
         Continue a killed run in ``out_dir`` exactly.
     overwrite : bool, default=False
         Allow writing into a non-empty ``out_dir``.
-    device, precision, compile, seed, verbose
+    device, precision, seed, verbose
         As for :class:`neuro.train.Trainer`.
 
     Returns
@@ -374,7 +373,6 @@ def train_curriculum(
         seed=seed,
         device=device,
         precision=precision,
-        compile=compile,
         verbose=verbose,
     )
     history = trainer.fit(
