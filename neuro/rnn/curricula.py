@@ -28,8 +28,6 @@ in its checkpoints.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,9 +41,18 @@ from torch.utils.data import Dataset
 from neuro._validation import check_choice, check_float, check_int
 from neuro.rnn.models import MODELS, LeakyRNN, RecurrentNetwork, build_model
 from neuro.rnn.tasks import TASKS, check_ns, make_batch
-from neuro.train import Callback, Trainer, load_checkpoint, save_checkpoint
+from neuro.train import (
+    Callback,
+    Trainer,
+    get_logger,
+    is_rank_zero,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 __all__ = ["CURRICULA", "CurriculumConfig", "CurriculumResult", "evaluate", "train_curriculum"]
+
+_log = get_logger(__name__)
 
 #: Curriculum kinds.
 CURRICULA = ("single", "multi")
@@ -238,12 +245,21 @@ class _Advance(Callback):
             m.solved_taus[i] = m.network.taus.detach().to(m.solved_taus.device)
         state = {k: v.detach().cpu().clone() for k, v in m.network.state_dict().items()}
         self.snapshots[n] = state
-        if self.snapshot_dir is not None:
+        if self.snapshot_dir is not None and is_rank_zero():
             save_checkpoint(self.snapshot_dir / f"N{n}.pt", {"model": state, "N": n})
-        if n >= cfg.n_max:
+        done = n >= cfg.n_max
+        if done:
             trainer.should_stop = True
         else:
             m.level.fill_(n + 1)
+        if self.verbose > 0:
+            _log.info(
+                "N=%d solved in epoch %d (accuracy %.3f)%s",
+                n,
+                int(m.epoch_counter) + 1,
+                metrics["val_acc_last"],
+                "; n_max reached" if done else f"; now training N={n + 1}",
+            )
 
     def on_epoch_end(self, trainer, epoch, record) -> None:
         self.module.epoch_counter.add_(1)
@@ -444,7 +460,3 @@ def evaluate(
             correct += int((pred == y).sum())
             total += b
     return correct / total
-
-
-def _config_json(config: CurriculumConfig) -> str:
-    return json.dumps(dataclasses.asdict(config))
