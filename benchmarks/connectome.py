@@ -52,9 +52,10 @@ def main() -> None:
         rows.append(
             (f"NTF HALS {backend}", dev, time.perf_counter() - t0, f"err {fits[backend].error:.4f}")
         )
-    t0 = time.perf_counter()
-    find_communities(fits["numpy"].factors[2], args.neurons)
-    rows.append(("communities (Louvain)", "cpu", time.perf_counter() - t0, ""))
+    for method in ("sbm", "louvain"):
+        t0 = time.perf_counter()
+        find_communities(fits["numpy"].factors[2], args.neurons, method=method)
+        rows.append((f"communities ({method})", "cpu", time.perf_counter() - t0, ""))
     print(f"traces {sim.data.shape}, tensor {x.shape}, rank {args.rank}, {args.n_iter} iterations")
     print(f"{'stage':<26}{'device':<8}{'seconds':>9}  note")
     for name, dev, sec, note in rows:

@@ -418,73 +418,167 @@ def load_calcium(
     )
 
 
-def load_calcium_nwb(paths: Sequence, series: str | None = None) -> CalciumData:
+def load_calcium_nwb(
+    paths, series: str | None = None, intervals: str | None = "epochs"
+) -> CalciumData:
     """Read one NWB file per animal and align their neurons by label.
 
-    In each file, the fluorescence is the first ``RoiResponseSeries`` found in
-    ``processing["ophys"]`` (inside ``DfOverF`` or ``Fluorescence``; or the
-    one called ``series``), with data ``(time, rois)``. Neuron labels come from
-    a ``label`` column of its ROI table when present, else the ROI ids. Epochs
-    come from the file's ``epochs`` table (its ``tags`` or a ``name`` column)
-    of the first file. Files must share the sampling rate and number of frames.
+    Parameters
+    ----------
+    paths : path or sequence of paths
+        One ``.nwb`` file per animal.
+    series : str, optional
+        Name of the ``RoiResponseSeries`` to read; by default the one found in
+        ``processing["ophys"]``, preferring those inside a ``DfOverF``
+        container to those inside ``Fluorescence`` (a warning names the one
+        read when several remain).
+    intervals : str or None, default="epochs"
+        The time-intervals table read as epochs, from the first file:
+        ``"epochs"`` (the file's epochs table), ``"trials"``, or the name of
+        any table in the file's ``intervals``; None reads none. A missing
+        ``"epochs"`` table gives no epochs; any other missing table is an error.
+
+    Returns
+    -------
+    CalciumData
+        Traces ``(animals, neurons, time)`` on the union of the files' neuron
+        labels (NaN rows for a neuron missing in an animal).
+
+    Notes
+    -----
+    The traces are the series' data ``(time, rois)``. Neuron labels come from a
+    ``label`` column of the ROI table (``PlaneSegmentation``) when present,
+    else the ROI ids (which then have to mean the same neuron in every file).
+    The sampling rate is the series' ``rate``, or ``1 / median(diff(timestamps))``;
+    files must share it and the number of frames. Epoch names come from a
+    ``name`` column of the intervals table, else its first ``tags``, else the
+    table name; their times are shifted to seconds from the first frame of the
+    first file's series (its ``starting_time`` or first timestamp). Animal ids
+    are the files' ``subject.subject_id`` when every file has a distinct one,
+    else the file names without suffix when distinct, else the defaults.
 
     Raises
     ------
     ImportError
         pynwb is not installed (``pip install 'neuro[nwb]'``).
+    FileNotFoundError
+        A path does not exist.
+    KeyError
+        A file has no ``ophys`` processing module, no ``RoiResponseSeries``
+        (or none called ``series``), or no intervals table called ``intervals``.
+    ValueError
+        The files differ in sampling rate or number of frames.
     """
     try:
         from pynwb import NWBHDF5IO
     except ImportError as err:
         raise ImportError(_NWB_HINT) from err
 
-    traces, labels, rates, epochs = [], [], [], []
-    for i, p in enumerate(paths):
-        if not Path(p).exists():
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise ValueError("paths must name at least one .nwb file; got none.")
+    for p in paths:
+        if not p.exists():
             raise FileNotFoundError(f"no such NWB file: {p}")
+    traces, labels, rates, subjects, epochs = [], [], [], [], []
+    for i, p in enumerate(paths):
         with NWBHDF5IO(str(p), "r") as io:
             nwb = io.read()
             rrs = _find_roi_series(nwb, series, p)
-            data = np.asarray(rrs.data[()], dtype=np.float64).T
-            rate = rrs.rate
-            if rate is None:
-                ts = np.asarray(rrs.timestamps[()])
-                rate = 1.0 / float(np.median(np.diff(ts)))
-            table = rrs.rois.table
-            region = np.asarray(rrs.rois.data[()])
-            if "label" in table.colnames:
-                names = [str(table["label"][int(j)]) for j in region]
+            data = np.asarray(rrs.data[()], dtype=np.float64)
+            data = (data[:, None] if data.ndim == 1 else data).T  # (rois, time)
+            if rrs.rate is not None:
+                rate, t0 = float(rrs.rate), float(rrs.starting_time or 0.0)
             else:
-                names = [str(table.id[int(j)]) for j in region]
-            if i == 0 and nwb.epochs is not None:
-                df = nwb.epochs.to_dataframe()
-                key = "name" if "name" in df.columns else "tags"
-                for _, row in df.iterrows():
-                    name = row[key]
-                    name = name[0] if isinstance(name, (list, tuple, np.ndarray)) else name
-                    epochs.append((str(name), float(row["start_time"]), float(row["stop_time"])))
+                ts = np.asarray(rrs.timestamps[()], dtype=np.float64)
+                rate, t0 = 1.0 / float(np.median(np.diff(ts))), float(ts[0])
+            table = rrs.rois.table
+            region = np.asarray(rrs.rois.data[()], dtype=np.int64)
+            if "label" in table.colnames:
+                column = table["label"]
+                names = [_text(column[int(j)]) for j in region]
+            else:
+                ids = np.asarray(table.id[:])
+                names = [str(ids[int(j)]) for j in region]
+            subject = getattr(nwb, "subject", None)
+            subjects.append(getattr(subject, "subject_id", None) if subject else None)
+            if i == 0 and intervals is not None:
+                epochs = _read_intervals(nwb, intervals, p, t0)
         traces.append(data)
         labels.append(names)
-        rates.append(float(rate))
+        rates.append(rate)
     if not np.allclose(rates, rates[0], rtol=1e-6):
-        raise ValueError(f"the NWB files have different sampling rates: {rates} Hz.")
+        raise ValueError(
+            f"the NWB files have different sampling rates: {rates} Hz; resample them to one clock."
+        )
     aligned, union = align_animals(traces, labels)
-    ids = [Path(p).stem for p in paths]
-    return CalciumData(aligned, rates[0], union, ids if len(set(ids)) == len(ids) else None, epochs)
+    ids = None
+    for candidate in (subjects, [p.stem for p in paths]):
+        if None not in candidate and len(set(candidate)) == len(candidate):
+            ids = [str(c) for c in candidate]
+            break
+    return CalciumData(aligned, rates[0], union, ids, epochs)
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _read_intervals(nwb, name: str, path, t0: float) -> list:
+    if name == "epochs":
+        table = nwb.epochs
+    elif name == "trials":
+        table = nwb.trials
+    else:
+        table = (nwb.intervals or {}).get(name)
+    if table is None:
+        if name == "epochs":
+            return []
+        found = sorted(nwb.intervals or {}) + [
+            t for t in ("epochs", "trials") if getattr(nwb, t) is not None
+        ]
+        raise KeyError(
+            f"{path}: no intervals table {name!r} (found {found}); pass intervals= one of "
+            "them, or None."
+        )
+    df = table.to_dataframe()
+    out = []
+    for k, (_, row) in enumerate(df.iterrows()):
+        if "name" in df.columns:
+            label = _text(row["name"])
+        elif "tags" in df.columns and len(row["tags"]) > 0:
+            label = _text(row["tags"][0])
+        else:
+            label = f"{table.name}{k}"
+        out.append((label, float(row["start_time"]) - t0, float(row["stop_time"]) - t0))
+    return out
 
 
 def _find_roi_series(nwb, name, path):
     if "ophys" not in nwb.processing:
-        raise KeyError(f"{path}: no 'ophys' processing module with fluorescence traces.")
+        raise KeyError(
+            f"{path}: no 'ophys' processing module with fluorescence traces (processing "
+            f"modules: {sorted(nwb.processing)}); load_calcium_nwb reads the RoiResponseSeries "
+            "of processing['ophys'] (inside DfOverF or Fluorescence)."
+        )
+    ranked = {"DfOverF": 0, "Fluorescence": 1}
     found = []
     for iface in nwb.processing["ophys"].data_interfaces.values():
         for s in getattr(iface, "roi_response_series", {}).values():
-            found.append(s)
+            found.append((ranked.get(type(iface).__name__, 2), s))
     if name is not None:
-        found = [s for s in found if s.name == name]
+        found = [(r, s) for r, s in found if s.name == name]
     if not found:
-        raise KeyError(f"{path}: no RoiResponseSeries{' named ' + repr(name) if name else ''}.")
-    if len(found) > 1 and name is None:
+        what = f"RoiResponseSeries named {name!r}" if name else "RoiResponseSeries"
+        raise KeyError(
+            f"{path}: no {what} in processing['ophys'] (data interfaces: "
+            f"{sorted(nwb.processing['ophys'].data_interfaces)})."
+        )
+    best = min(r for r, _ in found)
+    found = [s for r, s in found if r == best]
+    if len(found) > 1:
         warnings.warn(
             f"{path}: {len(found)} RoiResponseSeries; reading {found[0].name!r} (pass series=).",
             CalciumDataWarning,

@@ -4,7 +4,8 @@ Simulates several animals whose planted communities of neurons interact in
 planted stimulus epochs (or reads ``--traces``), computes the derivative
 affinity tensor, factorises it by non-negative CP with tensorly (HALS), picks
 the rank from reconstruction error and stability across restarts, partitions
-each component into communities (Louvain), and writes into --out the factors,
+each component into communities (weighted SBM, number of blocks by exact
+ICL; ``--communities louvain`` for modularity), and writes into --out the factors,
 one GraphML graph per component, metrics.json (with the recovery of the
 planted truth on simulated data) and the figures. The same as
 ``neuro connectome``; the small default runs in about a minute on a CPU:

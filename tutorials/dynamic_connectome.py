@@ -17,7 +17,9 @@
 # (ICLR 2024) we turn calcium traces of several animals into a tensor of
 # pairwise affinities (time x animals x neuron pairs), factorise it by
 # non-negative CP (tensorly, HALS), and partition each component's pair factor
-# into communities (networkx Louvain). Here the traces are simulated with
+# into communities with a weighted stochastic block model whose number of
+# blocks is chosen by the exact integrated complete-data likelihood (ICL; the
+# paper used graph-tool's degree-corrected SBM). Here the traces are simulated with
 # planted communities that interact only during their stimulus epochs and
 # only in some animals, so we can check what the method finds.
 

@@ -8,7 +8,9 @@
   from error and stability (:func:`select_rank`), and the estimator
   :class:`DynamicConnectome`;
 - :mod:`neuro.connectome.communities`: each component as a weighted networkx
-  graph, partitioned by Louvain (:func:`find_communities`);
+  graph, partitioned by a weighted stochastic block model chosen by exact ICL
+  (:mod:`neuro.connectome.sbm`; networkx Louvain as an option):
+  :func:`find_communities`;
 - :mod:`neuro.connectome.plots`: factors with epochs, sorted affinity
   matrices, network drawings, rank-selection figure.
 """
@@ -37,12 +39,14 @@ from neuro.connectome.ntf import (
     fit_ntf,
     select_rank,
 )
+from neuro.connectome.sbm import SBMFit, fit_weighted_sbm, sbm_icl
 
 __all__ = [
     "ComponentCommunities",
     "DynamicConnectome",
     "NTFResult",
     "RankSelection",
+    "SBMFit",
     "affinity_tensor",
     "check_rank",
     "check_traces",
@@ -52,9 +56,11 @@ __all__ = [
     "factor_match_score",
     "find_communities",
     "fit_ntf",
+    "fit_weighted_sbm",
     "pair_index",
     "pairs_to_matrix",
     "partition",
+    "sbm_icl",
     "select_rank",
     "write_graphml",
 ]

@@ -35,6 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=("numpy", "pytorch"), default="numpy")
     parser.add_argument("--n-iter", type=int, default=300, help="NTF iterations")
     parser.add_argument("--restarts", type=int, default=3, help="random restarts per rank")
+    parser.add_argument(
+        "--communities",
+        choices=("sbm", "louvain", "greedy"),
+        default="sbm",
+        help="partition of each component: weighted SBM chosen by exact ICL, or modularity",
+    )
     parser.add_argument("--noise", type=float, default=0.3, help="simulated noise sd")
     parser.add_argument("--animals", type=int, default=4, help="simulated animals")
     parser.add_argument("--neurons", type=int, default=40, help="simulated neurons")
@@ -118,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
         backend=args.backend,
         n_iter_max=args.n_iter,
         n_restarts=args.restarts,
+        community_method=args.communities,
         device=args.device,
         random_state=args.seed,
         verbose=verbose,

@@ -422,12 +422,15 @@ class DynamicConnectome:
         Random restarts: the best (lowest error) fit is kept, and with
         ``rank=None`` the restarts also measure stability.
     missing : {"em", "zero"}, default="em"
-    community_method : {"louvain", "greedy"}, default="louvain"
+    community_method : {"sbm", "louvain", "greedy"}, default="sbm"
+        How each component's pair factor is partitioned: a weighted (Gaussian)
+        stochastic block model with the number of blocks chosen by exact ICL
+        (:func:`~neuro.connectome.sbm.fit_weighted_sbm`), or networkx
+        modularity maximisation (see :mod:`neuro.connectome.communities`).
     resolution : float, default=1.0
-        Modularity resolution of the community method.
-    edge_threshold : float, default=0.35
-        Pair weights below this fraction of a component's largest are dropped
-        before partitioning (see :func:`~neuro.connectome.communities.find_communities`).
+        Modularity resolution (``"louvain"``, ``"greedy"``; reported modularity).
+    max_blocks : int, default=6
+        Largest number of SBM blocks tried per component.
     pair_batch_size : int, default=2048
         Neuron pairs processed at once when computing affinities.
     device : str, default="auto"
@@ -478,9 +481,9 @@ class DynamicConnectome:
         tol: float = 1e-8,
         n_restarts: int = 4,
         missing: str = "em",
-        community_method: str = "louvain",
+        community_method: str = "sbm",
         resolution: float = 1.0,
-        edge_threshold: float = 0.35,
+        max_blocks: int = 6,
         pair_batch_size: int = 2048,
         device: str = "auto",
         random_state: int = 0,
@@ -500,7 +503,7 @@ class DynamicConnectome:
         self.missing = missing
         self.community_method = community_method
         self.resolution = resolution
-        self.edge_threshold = edge_threshold
+        self.max_blocks = max_blocks
         self.pair_batch_size = pair_batch_size
         self.device = device
         self.random_state = random_state
@@ -607,7 +610,7 @@ class DynamicConnectome:
             method=self.community_method,
             resolution=self.resolution,
             seed=self.random_state,
-            edge_threshold=self.edge_threshold,
+            max_blocks=self.max_blocks,
         )
         for r, c in enumerate(self.communities_):
             c.graph.graph["weight"] = float(self.weights_[r])

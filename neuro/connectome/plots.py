@@ -49,7 +49,7 @@ def plot_affinity_matrices(model):
         order = np.lexsort((c.labels, ~c.core))
         m = pairs_to_matrix(model.pair_factors_[:, k], n)[np.ix_(order, order)]
         axes[0, k].imshow(m, cmap="magma", interpolation="nearest")
-        axes[0, k].set_title(f"comp {k} (Q={c.modularity:.2f})", fontsize=9)
+        axes[0, k].set_title(f"comp {k} ({int(c.labels.max()) + 1} blocks)", fontsize=9)
         axes[0, k].set_xticks([])
         axes[0, k].set_yticks([])
     return fig

@@ -7,7 +7,7 @@ import pytest
 from neuro.connectome.communities import find_communities, pairs_to_matrix, partition, write_graphml
 
 
-@pytest.mark.parametrize("method", ["louvain", "greedy"])
+@pytest.mark.parametrize("method", ["sbm", "louvain", "greedy"])
 def test_planted_blocks_are_found(rng, method):
     labels = np.repeat([0, 1, 2], [5, 7, 9])
     n = len(labels)
@@ -19,6 +19,30 @@ def test_planted_blocks_are_found(rng, method):
     from sklearn.metrics import adjusted_rand_score
 
     assert adjusted_rand_score(labels, found) == 1.0 and q > 0.5
+
+
+@pytest.mark.parametrize("method", ["sbm", "louvain"])
+def test_every_component_is_partitioned(rng, method):
+    """Several components at once, labels and attributes per component; bad input refused."""
+    n = 9
+    i, j = np.triu_indices(n, 1)
+    p = 0.02 * rng.random((len(i), 3))
+    for r, members in enumerate([[0, 1, 2, 3], [4, 5, 6], [2, 6, 7, 8]]):
+        inside = np.isin(i, members) & np.isin(j, members)
+        p[inside, r] = 1.0 + 0.1 * rng.random(inside.sum())
+    comps = find_communities(p, n, method=method)
+    assert len(comps) == 3
+    if method == "sbm":
+        for c, members in zip(comps, [[0, 1, 2, 3], [4, 5, 6], [2, 6, 7, 8]], strict=True):
+            assert np.flatnonzero(c.core).tolist() == members
+            assert c.icl is not None and c.graph.graph["icl"] == c.icl
+            assert c.summary()["method"] == "sbm"
+    with pytest.raises(ValueError, match="n_pairs"):
+        find_communities(p[:-1], n)
+    with pytest.raises(ValueError, match="non-negative"):
+        find_communities(-p, n)
+    with pytest.raises(ValueError, match="method must be one of"):
+        find_communities(p, n, method="leiden")
 
 
 def test_core_and_graph_attributes(rng, tmp_path):

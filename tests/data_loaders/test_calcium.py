@@ -1,4 +1,6 @@
-"""Calcium traces: container checks, alignment by label, HDF5/NPZ/NPY round trips, NWB."""
+"""Calcium traces: container checks, alignment by label, HDF5/NPZ/NPY round trips, NWB.
+
+The NWB tests write small files with pynwb (one per animal) and skip where it is absent."""
 
 import numpy as np
 import pytest
@@ -78,35 +80,177 @@ def test_bad_files(tmp_path, rng):
         CalciumData(rng.random((1, 2, 5)), 1.0, ["a", "a"])
 
 
-def test_nwb(tmp_path, rng):
-    pynwb = pytest.importorskip("pynwb", reason="install the 'nwb' extra")
+# ----------------------------------------------------------------------------- NWB
+def _write_nwb(
+    path,
+    traces,
+    labels=None,
+    rate=4.0,
+    container="Fluorescence",
+    epochs=(),
+    subject=None,
+    timestamps=None,
+    starting_time=0.0,
+    extra=None,
+):
+    """One animal's NWB file: imaging plane, ROIs, one RoiResponseSeries (time, rois)."""
+    pynwb = pytest.importorskip("pynwb")
     from datetime import datetime, timezone
 
-    from pynwb.ophys import ImageSegmentation, OpticalChannel, RoiResponseSeries
+    from pynwb.file import Subject
+    from pynwb.ophys import DfOverF, Fluorescence, ImageSegmentation, OpticalChannel
 
-    paths = []
-    for a, labels in enumerate([["AWB", "AIY"], ["AIY", "ASH"]]):
-        nwb = pynwb.NWBFile("s", f"id{a}", datetime(2024, 1, 1, tzinfo=timezone.utc))
-        dev = nwb.create_device("scope")
-        ch = OpticalChannel("ch", "c", 500.0)
-        plane = nwb.create_imaging_plane("p", ch, "d", dev, 600.0, 10.0, "GCaMP", "head")
-        seg = ImageSegmentation()
-        ps = seg.create_plane_segmentation("rois", plane, "PlaneSegmentation")
-        ps.add_column("label", "neuron label")
-        for lab in labels:
-            ps.add_roi(image_mask=np.ones((2, 2)), label=lab)
-        mod = nwb.create_processing_module("ophys", "o")
-        mod.add(seg)
-        region = ps.create_roi_table_region("all", list(range(len(labels))))
-        rrs = RoiResponseSeries("F", rng.random((20, 2)), region, "a.u.", rate=4.0)
-        from pynwb.ophys import Fluorescence
+    nwb = pynwb.NWBFile(
+        session_description="calcium test",
+        identifier=str(path),
+        session_start_time=datetime(2024, 1, 1, tzinfo=timezone.utc),
+        subject=Subject(subject_id=subject) if subject else None,
+    )
+    device = nwb.create_device(name="scope")
+    channel = OpticalChannel(name="green", description="GCaMP", emission_lambda=520.0)
+    plane = nwb.create_imaging_plane(
+        name="plane",
+        optical_channel=channel,
+        description="head ganglia",
+        device=device,
+        excitation_lambda=488.0,
+        imaging_rate=rate,
+        indicator="GCaMP6s",
+        location="head",
+    )
+    seg = ImageSegmentation(name="ImageSegmentation")
+    rois = seg.create_plane_segmentation(
+        name="PlaneSegmentation", description="neurons", imaging_plane=plane
+    )
+    if labels is not None:
+        rois.add_column(name="label", description="neuron identity")
+    n_rois = traces.shape[1]
+    for k in range(n_rois):
+        mask = np.zeros((4, 5))
+        mask.flat[k] = 1.0
+        rois.add_roi(image_mask=mask, **({"label": labels[k]} if labels is not None else {}))
+    ophys = nwb.create_processing_module(name="ophys", description="optical physiology")
+    ophys.add(seg)
+    region = rois.create_roi_table_region(region=list(range(n_rois)), description="all ROIs")
+    clock = {"timestamps": timestamps} if timestamps is not None else {"rate": rate}
+    if timestamps is None:
+        clock["starting_time"] = starting_time
+    kinds = {"Fluorescence": Fluorescence, "DfOverF": DfOverF}
+    for kind, name, data in [(container, "RoiResponseSeries", traces), *(extra or [])]:
+        if kind not in ophys.data_interfaces:
+            ophys.add(kinds[kind](name=kind))
+        ophys[kind].create_roi_response_series(
+            name=name, data=data, rois=region, unit="dF/F", **clock
+        )
+    for name, start, stop in epochs:
+        nwb.add_epoch(start_time=start, stop_time=stop, tags=[name])
+    with pynwb.NWBHDF5IO(str(path), "w") as io:
+        io.write(nwb)
+    return path
 
-        mod.add(Fluorescence(roi_response_series=rrs))
-        nwb.add_epoch(1.0, 2.0, ["stim"])
-        path = tmp_path / f"a{a}.nwb"
-        with pynwb.NWBHDF5IO(str(path), "w") as io:
-            io.write(nwb)
-        paths.append(path)
+
+def _two_animals(tmp_path, rng, **kw):
+    """Animal w1 has neurons AWB, AIY, ASH; animal w2 has AIY, ASH, AVA, RIM (9 frames)."""
+    sets = {"w1": ["AWB", "AIY", "ASH"], "w2": ["AIY", "ASH", "AVA", "RIM"]}
+    traces = {a: rng.standard_normal((9, len(lab))) for a, lab in sets.items()}
+    paths = [
+        _write_nwb(tmp_path / f"{a}.nwb", traces[a], lab, subject=a, **kw)
+        for a, lab in sets.items()
+    ]
+    return paths, traces
+
+
+def test_nwb_traces_labels_rate_epochs(tmp_path, rng):
+    pytest.importorskip("pynwb")
+    epochs = [("salt", 0.5, 1.25), ("buffer", 1.25, 2.0)]
+    paths, traces = _two_animals(tmp_path, rng, rate=4.0, epochs=epochs)
     d = load_calcium(paths)
-    assert d.neuron_labels == ("AWB", "AIY", "ASH") and d.shape == (2, 3, 20)
-    assert d.missing.tolist() == [[False, False, True], [True, False, False]]
+    assert d.neuron_labels == ("AWB", "AIY", "ASH", "AVA", "RIM")
+    assert d.animal_ids == ("w1", "w2") and d.shape == (2, 5, 9)
+    assert d.sampling_rate == 4.0
+    assert d.epochs == (Epoch("salt", 0.5, 1.25), Epoch("buffer", 1.25, 2.0))
+    np.testing.assert_array_equal(d.traces[0, :3], traces["w1"].T)
+    np.testing.assert_array_equal(d.traces[1, 1:], traces["w2"].T)
+    assert d.missing.tolist() == [
+        [False, False, False, True, True],
+        [True, False, False, False, False],
+    ]
+    assert np.isnan(d.traces[0, 3:]).all() and np.isnan(d.traces[1, 0]).all()
+
+
+@pytest.mark.parametrize("how", ["dfoverf", "timestamps", "offset", "ids", "one-path"])
+def test_nwb_variants(tmp_path, rng, how):
+    """DfOverF preferred to Fluorescence; rate from timestamps; epochs from the first frame."""
+    pytest.importorskip("pynwb")
+    x = rng.standard_normal((8, 3))
+    kw = {"labels": ["a", "b", "c"], "epochs": [("stim", 11.0, 12.0)], "starting_time": 10.0}
+    if how == "dfoverf":
+        kw["container"] = "DfOverF"
+        kw["extra"] = [("Fluorescence", "raw", 100.0 + x)]
+    elif how == "timestamps":
+        kw.update(timestamps=10.0 + np.arange(8) / 2.5, starting_time=None)
+    elif how == "ids":
+        kw["labels"] = None
+    path = _write_nwb(tmp_path / "worm.nwb", x, rate=2.5, **kw)
+    d = load_calcium(path if how != "one-path" else [path])
+    np.testing.assert_array_equal(d.traces[0], x.T)
+    assert d.sampling_rate == pytest.approx(2.5)
+    assert d.epochs == (Epoch("stim", 1.0, 2.0),)  # session time 11 s = 1 s after frame 0
+    assert d.neuron_labels == (("0", "1", "2") if how == "ids" else ("a", "b", "c"))
+    assert d.animal_ids == ("worm",)
+
+
+def test_nwb_series_choice_and_intervals(tmp_path, rng):
+    pytest.importorskip("pynwb")
+    from data_loaders.calcium import CalciumDataWarning, load_calcium_nwb
+
+    x = rng.standard_normal((6, 2))
+    extra = [("Fluorescence", "second", 2 * x)]
+    path = _write_nwb(tmp_path / "w.nwb", x, ["a", "b"], extra=extra, container="Fluorescence")
+    with pytest.warns(CalciumDataWarning, match="2 RoiResponseSeries"):
+        load_calcium_nwb(path)
+    np.testing.assert_array_equal(load_calcium_nwb(path, series="second").traces[0], 2 * x.T)
+    with pytest.raises(KeyError, match="named 'nope'"):
+        load_calcium_nwb(path, series="nope")
+    with pytest.raises(KeyError, match="no intervals table 'stimuli'"):
+        load_calcium_nwb(path, series="second", intervals="stimuli")
+    assert load_calcium_nwb(path, series="second", intervals=None).epochs == ()
+
+
+def test_nwb_errors(tmp_path, rng):
+    pynwb = pytest.importorskip("pynwb")
+    from datetime import datetime, timezone
+
+    from data_loaders.calcium import load_calcium_nwb
+
+    with pytest.raises(FileNotFoundError, match="no such NWB file"):
+        load_calcium_nwb([tmp_path / "absent.nwb"])
+    with pytest.raises(FileNotFoundError, match="no such traces file"):
+        load_calcium(tmp_path / "absent.nwb")
+    empty = tmp_path / "empty.nwb"
+    nwb = pynwb.NWBFile(
+        session_description="no imaging",
+        identifier="e",
+        session_start_time=datetime(2024, 1, 1, tzinfo=timezone.utc),
+    )
+    with pynwb.NWBHDF5IO(str(empty), "w") as io:
+        io.write(nwb)
+    with pytest.raises(KeyError, match="no 'ophys' processing module"):
+        load_calcium(empty)
+    a = _write_nwb(tmp_path / "a.nwb", rng.random((6, 2)), ["x", "y"], rate=4.0)
+    b = _write_nwb(tmp_path / "b.nwb", rng.random((6, 2)), ["x", "y"], rate=5.0)
+    with pytest.raises(ValueError, match="different sampling rates"):
+        load_calcium([a, b])
+    c = _write_nwb(tmp_path / "c.nwb", rng.random((7, 2)), ["x", "y"], rate=4.0)
+    with pytest.raises(ValueError, match="same number of frames"):
+        load_calcium([a, c])
+
+
+def test_nwb_without_pynwb_gives_install_hint(tmp_path, monkeypatch):
+    import sys
+
+    from data_loaders.calcium import load_calcium_nwb
+
+    monkeypatch.setitem(sys.modules, "pynwb", None)
+    with pytest.raises(ImportError, match="pip install"):
+        load_calcium_nwb([tmp_path / "x.nwb"])
