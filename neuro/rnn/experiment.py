@@ -5,9 +5,10 @@ and budget, then for each network
 
 * the trained taus and the network-mediated timescales (median over
   neurons) at every N it solved, from the snapshot taken when it solved it;
-* accuracy after removing neurons and after perturbing the recurrent
-  weights, at the largest N that every curriculum solved (so the networks
-  face the same task);
+* accuracy after removing random neurons, after removing the neurons with
+  the slowest trained taus, and after perturbing the recurrent weights, at
+  the largest N that every curriculum solved (so the networks face the same
+  task);
 * retention: the final network's accuracy on every N it solved along the
   way (the single-head network's one head must still answer earlier N).
 
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from neuro.rnn.curricula import CurriculumConfig, CurriculumResult, train_curriculum
+from neuro.rnn.models import LeakyRNN
 from neuro.rnn.timescales import (
     ablation_curve,
     network_timescales,
@@ -43,6 +45,7 @@ class CurriculumComparison:
     results: dict[str, CurriculumResult]
     timescales: dict[str, dict[int, dict[str, float]]] = field(default_factory=dict)
     ablation: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    ablation_slowest: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     perturbation: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     retention: dict[str, dict[int, float]] = field(default_factory=dict)
     n_common: int | None = None
@@ -56,6 +59,12 @@ class CurriculumComparison:
             if kind in self.ablation:
                 a = self.ablation[kind]
                 entry["ablation"] = {
+                    f"{f:g}": float(m)
+                    for f, m in zip(a["fractions"], a["accuracy"].mean(1), strict=True)
+                }
+            if kind in self.ablation_slowest:
+                a = self.ablation_slowest[kind]
+                entry["ablation_slowest_taus"] = {
                     f"{f:g}": float(m)
                     for f, m in zip(a["fractions"], a["accuracy"].mean(1), strict=True)
                 }
@@ -107,7 +116,9 @@ class CurriculumComparison:
         return {
             "curriculum": plots.plot_curriculum(self.results),
             "taus": plots.plot_timescales(self.timescales, self.results),
-            "robustness": plots.plot_robustness(self.ablation, self.perturbation, self.n_common),
+            "robustness": plots.plot_robustness(
+                self.ablation, self.perturbation, self.n_common, self.ablation_slowest
+            ),
             "retention": plots.plot_retention(self.retention, self.example_ac),
         }
 
@@ -186,6 +197,10 @@ def compare_curricula(
             comp.ablation[kind] = ablation_curve(
                 net, task, n, head, ablation_fractions, n_repeats, n_sequences, seed
             )
+            if isinstance(net, LeakyRNN):
+                comp.ablation_slowest[kind] = ablation_curve(
+                    net, task, n, head, ablation_fractions, n_repeats, n_sequences, seed, "slowest"
+                )
             comp.perturbation[kind] = perturbation_curve(
                 net, task, n, head, perturbation_sigmas, "recurrent", n_repeats, n_sequences, seed
             )

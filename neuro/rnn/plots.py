@@ -64,12 +64,29 @@ def plot_timescales(timescales: Mapping, results: Mapping) -> object:
     return fig
 
 
-def plot_robustness(ablation: Mapping, perturbation: Mapping, n: int | None) -> object:
-    """Accuracy against the fraction of neurons removed and the recurrent-weight noise."""
+def plot_robustness(
+    ablation: Mapping,
+    perturbation: Mapping,
+    n: int | None,
+    ablation_slowest: Mapping | None = None,
+) -> object:
+    """Accuracy against the fraction of neurons removed and the recurrent-weight noise.
+
+    Random removals are solid lines; removals of the slowest-tau neurons first
+    (``ablation_slowest``) are dashed.
+    """
     fig, axes = new_figure(2, 1)
     for kind, a in ablation.items():
         m, s = a["accuracy"].mean(1), a["accuracy"].std(1)
         axes[0, 0].errorbar(a["fractions"], m, s, marker="o", color=_COLORS.get(kind), label=kind)
+    for kind, a in (ablation_slowest or {}).items():
+        axes[0, 0].plot(
+            a["fractions"],
+            a["accuracy"].mean(1),
+            "s--",
+            color=_COLORS.get(kind),
+            label=f"{kind}, slowest taus first",
+        )
     for kind, p in perturbation.items():
         m, s = p["accuracy"].mean(1), p["accuracy"].std(1)
         axes[0, 1].errorbar(p["sigmas"], m, s, marker="o", color=_COLORS.get(kind), label=kind)

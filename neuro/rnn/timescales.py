@@ -308,26 +308,42 @@ def ablation_curve(
     n_repeats: int = 3,
     n_sequences: int = 512,
     seed: int = 0,
+    order: str = "random",
 ) -> dict[str, np.ndarray]:
-    """Accuracy on N = ``n`` after removing a random fraction of the neurons.
+    """Accuracy on N = ``n`` after removing a fraction of the neurons.
 
     A removed neuron's output is cut from every neuron and head (its column
     of the recurrent and readout weights set to zero).
+
+    Parameters
+    ----------
+    order : {"random", "slowest", "fastest"}, default="random"
+        Which neurons go: a random draw per repeat, or (leaky RNN only) those
+        with the largest or smallest trained taus (the paper ablates its
+        slowest and fastest neurons to ask whether memory lives in single
+        slow neurons).
 
     Returns
     -------
     dict
         ``fractions (k,)``, ``accuracy (k, n_repeats)``.
     """
+    check_choice("order", order, ("random", "slowest", "fastest"))
+    if order != "random" and not isinstance(network, LeakyRNN):
+        raise ValueError(f"order={order!r} needs a LeakyRNN (GRU and LSTM have no taus).")
     rng = np.random.default_rng(seed)
     fr = np.asarray(fractions, dtype=float)
     if ((fr < 0) | (fr > 1)).any():
         raise ValueError(f"fractions must lie in [0, 1]; got {list(fractions)}.")
     acc = np.empty((len(fr), n_repeats))
     h = network.hidden_size
+    by_tau = None
+    if order != "random":
+        by_tau = torch.argsort(network.taus.detach().cpu(), descending=order == "slowest")
     for i, f in enumerate(fr):
+        k = round(f * h)
         for r in range(n_repeats):
-            idx = torch.as_tensor(rng.choice(h, size=round(f * h), replace=False))
+            idx = by_tau[:k] if by_tau is not None else torch.as_tensor(rng.choice(h, k, False))
             acc[i, r] = _accuracy(_ablate(network, idx), task, n, head, n_sequences, seed + r)
     return {"fractions": fr, "accuracy": acc}
 
@@ -346,7 +362,9 @@ def perturbation_curve(
     """Accuracy on N = ``n`` after adding noise to the recurrent weights or the taus.
 
     ``target="recurrent"``: each recurrent weight gets Gaussian noise of sd
-    ``sigma * sd(W_rec)`` (the diagonal stays zero for the leaky RNN).
+    ``sigma * sd(W_rec)`` (the diagonal stays zero for the leaky RNN), so
+    ``||dW||_F`` is about ``sigma ||W_rec||_F``: the paper's normalised
+    perturbation of strength ``sigma``.
     ``target="taus"`` (leaky RNN only): ``tau <- max(1, tau (1 + sigma z))``.
 
     Returns

@@ -7,6 +7,7 @@ import torch
 from neuro.rnn.curricula import evaluate
 from neuro.rnn.models import GRUNetwork, LeakyRNN
 from neuro.rnn.timescales import (
+    _ablate,
     ablation_curve,
     autocorrelation,
     fit_timescales,
@@ -84,6 +85,12 @@ def test_ablation_and_perturbation_degrade_a_trained_network():
     assert abl["accuracy"].shape == (2, 2)
     np.testing.assert_allclose(abl["accuracy"][0], base)  # removing nobody changes nothing
     assert abl["accuracy"][1].max() < 0.75  # removing everybody leaves only the bias
+    slow = ablation_curve(net, "parity", 2, fractions=(0.0, 1.0), n_repeats=2, order="slowest")
+    np.testing.assert_allclose(slow["accuracy"], abl["accuracy"])  # nobody / everybody: same
+    # the slowest fifth goes first: the same accuracy as ablating exactly those neurons
+    fifth = ablation_curve(net, "parity", 2, fractions=(0.2,), n_repeats=1, order="slowest")
+    top = torch.argsort(net.taus.detach(), descending=True)[: round(0.2 * net.hidden_size)]
+    assert fifth["accuracy"][0, 0] == evaluate(_ablate(net, top), "parity", 2, n_sequences=512)
     per = perturbation_curve(net, "parity", 2, sigmas=(0.0, 5.0), n_repeats=2, n_sequences=512)
     np.testing.assert_allclose(per["accuracy"][0], base)
     assert per["accuracy"][1].mean() < min(base) - 0.1
@@ -95,6 +102,8 @@ def test_ablation_and_perturbation_degrade_a_trained_network():
 def test_bad_robustness_input():
     with pytest.raises(ValueError, match="needs a LeakyRNN"):
         perturbation_curve(GRUNetwork(hidden_size=4), "parity", 2, target="taus")
+    with pytest.raises(ValueError, match="needs a LeakyRNN"):
+        ablation_curve(GRUNetwork(hidden_size=4), "parity", 2, order="slowest")
     with pytest.raises(ValueError, match=r"fractions must lie in \[0, 1\]"):
         ablation_curve(LeakyRNN(hidden_size=4), "parity", 2, fractions=(1.5,))
     with pytest.raises(ValueError, match="shape"):
