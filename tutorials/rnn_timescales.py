@@ -90,9 +90,11 @@ print(f"episode of {info['length']} bits, reward {reward} (label {step_info['lab
 
 # %%
 check = LeakyRNN(hidden_size=3, tau_init=(1.0, 1.0))
-with torch.no_grad():
+with torch.no_grad():  # no coupling, positive drive: the LeakyReLU never bends
     check.w_rec.weight.zero_()
+    check.w_rec.bias.zero_()
     check.w_in.weight.fill_(1.0)
+    check.w_in.bias.zero_()
     check.tau_raw.copy_(torch.tensor([2.0, 5.0, 10.0]))
 ts = network_timescales(check, n_steps=SIM_STEPS * 2, n_trials=10)
 print("set taus      :", check.taus.tolist())

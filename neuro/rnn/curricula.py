@@ -232,6 +232,11 @@ class _Advance(Callback):
         self.module, self.snapshot_dir, self.verbose = module, snapshot_dir, verbose
         self.snapshots: dict[int, dict[str, torch.Tensor]] = {}
 
+    def on_fit_start(self, trainer) -> None:
+        # a resumed run that had already solved n_max stays finished
+        if int(self.module.solved_epoch[-1]) >= 0:
+            trainer.should_stop = True
+
     def on_validation_end(self, trainer, metrics) -> None:
         m, cfg = self.module, self.module.config
         if not (

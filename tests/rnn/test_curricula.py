@@ -34,6 +34,14 @@ def test_gated_baselines_run_the_same_curricula(model):
     assert res.solved_taus == {} and res.network_at(3).n_heads == 2
 
 
+def test_a_finished_run_stays_finished_on_resume(tmp_path):
+    cfg = CurriculumConfig(n_max=3, threshold=0.01, max_epochs=5, **TINY)
+    first = train_curriculum(cfg, out_dir=tmp_path, device="cpu")
+    assert first.solved_epoch == {2: 1, 3: 2} and len(first.history) == 2
+    again = train_curriculum(cfg, out_dir=tmp_path, resume="last", device="cpu")
+    assert again.solved_epoch == first.solved_epoch and len(again.history) == 2
+
+
 def test_threshold_of_one_never_advances_a_random_network():
     cfg = CurriculumConfig(n_max=4, threshold=1.0, max_epochs=2, **TINY)
     res = train_curriculum(cfg, device="cpu")
