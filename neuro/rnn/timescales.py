@@ -251,8 +251,13 @@ class TimescaleResult:
             "population_tau": float(self.population_tau),
         }
         if self.trained_taus is not None:
-            out["trained_tau_mean"] = float(np.mean(self.trained_taus))
-            out["trained_tau_median"] = float(np.median(self.trained_taus))
+            t = self.trained_taus
+            out["trained_tau_mean"] = float(np.mean(t))
+            out["trained_tau_median"] = float(np.median(t))
+            out["trained_tau_p90"] = float(np.percentile(t, 90))
+            out["trained_tau_max"] = float(np.max(t))
+            # with the paper's clamp, a tau pushed below 1 stays at 1 (no gradient there)
+            out["fraction_tau_at_1"] = float(np.mean(t <= 1.0 + 1e-6))
         return out
 
 
