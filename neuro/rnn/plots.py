@@ -39,6 +39,7 @@ def plot_timescales(timescales: Mapping, results: Mapping) -> object:
             axes[0, 0].plot(
                 ns, [by_n[n]["trained_tau_mean"] for n in ns], "o-", color=c, label=kind
             )
+            axes[0, 0].plot(ns, [by_n[n]["trained_tau_p90"] for n in ns], "^:", color=c)
         axes[0, 1].plot(ns, [by_n[n]["tau_net_median"] for n in ns], "o-", color=c, label=kind)
         axes[0, 1].plot(ns, [by_n[n]["population_tau"] for n in ns], "x:", color=c)
     for kind, res in results.items():
@@ -51,7 +52,9 @@ def plot_timescales(timescales: Mapping, results: Mapping) -> object:
                 color=_COLORS.get(kind),
                 label=f"{kind}, N={n}",
             )
-    axes[0, 0].set(xlabel="N", ylabel="mean trained tau (steps)", title="single-neuron taus")
+    axes[0, 0].set(
+        xlabel="N", ylabel="trained tau (steps)", title="single-neuron taus (o mean, ^ 90th pct)"
+    )
     axes[0, 1].set(
         xlabel="N",
         ylabel="timescale (steps)",
