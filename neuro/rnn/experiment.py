@@ -56,24 +56,15 @@ class CurriculumComparison:
         for kind, res in self.results.items():
             entry = res.summary()
             entry["timescales_by_N"] = {str(n): v for n, v in self.timescales.get(kind, {}).items()}
-            if kind in self.ablation:
-                a = self.ablation[kind]
-                entry["ablation"] = {
-                    f"{f:g}": float(m)
-                    for f, m in zip(a["fractions"], a["accuracy"].mean(1), strict=True)
-                }
-            if kind in self.ablation_slowest:
-                a = self.ablation_slowest[kind]
-                entry["ablation_slowest_taus"] = {
-                    f"{f:g}": float(m)
-                    for f, m in zip(a["fractions"], a["accuracy"].mean(1), strict=True)
-                }
-            if kind in self.perturbation:
-                p = self.perturbation[kind]
-                entry["perturbation"] = {
-                    f"{s:g}": float(m)
-                    for s, m in zip(p["sigmas"], p["accuracy"].mean(1), strict=True)
-                }
+            for name, curves, x in (
+                ("ablation", self.ablation, "fractions"),
+                ("ablation_slowest_taus", self.ablation_slowest, "fractions"),
+                ("perturbation", self.perturbation, "sigmas"),
+            ):
+                if kind in curves:  # mean accuracy at each point of the curve
+                    c = curves[kind]
+                    means = c["accuracy"].mean(1)
+                    entry[name] = {f"{v:g}": float(m) for v, m in zip(c[x], means, strict=True)}
             if kind in self.retention:
                 entry["retention"] = {str(n): a for n, a in self.retention[kind].items()}
             out["curricula"][kind] = entry
