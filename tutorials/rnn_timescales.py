@@ -98,7 +98,10 @@ with torch.no_grad():  # no coupling, positive drive: the LeakyReLU never bends
     check.tau_raw.copy_(torch.tensor([2.0, 5.0, 10.0]))
 ts = network_timescales(check, n_steps=SIM_STEPS * 2, n_trials=10)
 print("set taus      :", check.taus.tolist())
-print("exact timescale:", np.round(-1 / np.log(1 - 1 / check.taus.detach().numpy()), 2).tolist())
+print(
+    "exact timescale:",
+    np.round(-1 / np.log(1 - 1 / check.taus.detach().double().numpy()), 2).tolist(),
+)
 print("fitted         :", np.round(ts.tau_net, 2).tolist())
 
 # %% [markdown]
