@@ -85,8 +85,9 @@ print(f"episode of {info['length']} bits, reward {reward} (label {step_info['lab
 # `LeakyRNN` updates `h <- LeakyReLU((1 - 1/tau) h + (W_rec h + W_in x) / tau)`
 # with one trainable `tau >= 1` per neuron and no self-connections, so a
 # neuron's own memory lives in its `tau` alone. An uncoupled neuron driven by
-# random bits has the autocorrelation `(1 - 1/tau)^lag`: the timescale analysis
-# recovers its `tau` exactly, the check everything else rests on.
+# random bits has the autocorrelation `(1 - 1/tau)^lag`, whose timescale is
+# `-1 / log(1 - 1/tau)` (about `tau - 1/2`): the timescale analysis recovers it,
+# the check everything else rests on.
 
 # %%
 check = LeakyRNN(hidden_size=3, tau_init=(1.0, 1.0))

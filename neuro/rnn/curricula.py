@@ -28,6 +28,7 @@ in its checkpoints.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,12 @@ class CurriculumConfig:
         check_float("lr", self.lr, minimum=0.0, strict_minimum=True)
         check_float("momentum", self.momentum, minimum=0.0)
         check_float("grad_clip_norm", self.grad_clip_norm, minimum=0.0, strict_minimum=True)
+        if isinstance(self.tau_init, (int, float)):
+            self.tau_init = (self.tau_init, self.tau_init)
+        if len(self.tau_init) != 2:
+            raise ValueError(
+                f"tau_init must be a number or a pair (low, high); got {self.tau_init!r}."
+            )
         lo, hi = self.tau_init
         if lo < 1 or hi < lo:
             raise ValueError(
@@ -209,8 +216,8 @@ class _CurriculumModule(nn.Module):
 class _TaskBatches(Dataset):
     """``length`` batches of the curriculum's current task, each seeded by (seed, epoch, index)."""
 
-    def __init__(self, module: _CurriculumModule, length: int, seed: int, fresh: bool) -> None:
-        self.module, self.length, self.seed, self.fresh = module, length, seed, fresh
+    def __init__(self, module: _CurriculumModule, length: int, seed: int) -> None:
+        self.module, self.length, self.seed = module, length, seed
 
     def __len__(self) -> int:
         return self.length
@@ -218,7 +225,7 @@ class _TaskBatches(Dataset):
     def __getitem__(self, i: int):
         cfg = self.module.config
         ns, _ = self.module.active()
-        epoch = int(self.module.epoch_counter) if self.fresh else -1
+        epoch = int(self.module.epoch_counter)
         gen = torch.Generator().manual_seed(
             int(np.random.SeedSequence([self.seed, epoch + 1, i]).generate_state(1)[0])
         )
@@ -310,7 +317,7 @@ class CurriculumResult:
         """A copy of the network as it was when N = ``n`` was solved."""
         if n not in self.snapshots:
             raise KeyError(f"N={n} was not solved in this run; solved: {sorted(self.snapshots)}.")
-        net = self.config.build_model()
+        net = copy.deepcopy(self.network)  # same class and sizes as the trained network
         net.load_state_dict(self.snapshots[n])
         return net.eval()
 
@@ -398,19 +405,20 @@ def train_curriculum(
     )
     history = trainer.fit(
         module,
-        _TaskBatches(module, config.steps_per_epoch, seed, fresh=True),
-        _TaskBatches(module, config.val_batches, seed + 1, fresh=False),
+        _TaskBatches(module, config.steps_per_epoch, seed),
+        _TaskBatches(module, config.val_batches, seed + 1_000_003),
         resume=resume,
         run_config=config,
     )
-    if snap_dir is not None and snap_dir.is_dir():  # snapshots written before a resume
-        for path in sorted(snap_dir.glob("N*.pt")):
-            n = int(path.stem[1:])
-            advance.snapshots.setdefault(n, load_checkpoint(path)["model"])
     module = module.cpu()
     solved = {
         config.n_start + i: int(e) + 1 for i, e in enumerate(module.solved_epoch.tolist()) if e >= 0
     }
+    if snap_dir is not None:  # snapshots written before a resume (only of N this run solved)
+        for n in solved:
+            path = snap_dir / f"N{n}.pt"
+            if n not in advance.snapshots and path.is_file():
+                advance.snapshots[n] = load_checkpoint(path)["model"]
     taus = {}
     if isinstance(network, LeakyRNN):
         taus = {n: module.solved_taus[n - config.n_start].numpy().copy() for n in solved}
@@ -449,6 +457,13 @@ def evaluate(
     unless ``seq_len``), in batches of ``batch_size``.
     """
     check_ns(task, [n], seq_len)
+    n_sequences = check_int("n_sequences", n_sequences, minimum=1)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    head = check_int("head", head, minimum=0)
+    if head >= network.n_heads:
+        raise ValueError(
+            f"head={head} but the network has {network.n_heads} head(s), 0..{network.n_heads - 1}."
+        )
     network.eval()
     device = next(network.parameters()).device
     gen = torch.Generator().manual_seed(seed)

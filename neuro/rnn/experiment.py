@@ -19,6 +19,7 @@ JSON-ready and whose ``figures()`` draws the paper's panels. ``neuro rnn``,
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,6 +35,7 @@ from neuro.rnn.timescales import (
     perturbation_curve,
     retention,
 )
+from neuro.train import resolve_device
 
 __all__ = ["CurriculumComparison", "compare_curricula"]
 
@@ -166,25 +168,34 @@ def compare_curricula(
             verbose=verbose,
         )
     comp = CurriculumComparison(results)
+    dev = resolve_device(device)  # the analyses run where training ran
     for kind, res in results.items():
         cfg = res.config
         comp.timescales[kind] = {}
         for n in sorted(res.snapshots):
             ts = network_timescales(
-                res.network_at(n), n_steps=timescale_steps, n_trials=timescale_trials, seed=seed
+                res.network_at(n).to(dev),
+                n_steps=timescale_steps,
+                n_trials=timescale_trials,
+                seed=seed,
             )
             comp.timescales[kind][n] = ts.summary()
             if n == max(res.snapshots):
                 comp.example_ac[kind] = ts.ac
         comp.retention[kind] = retention(
-            res.network, cfg.task, sorted(res.solved_epoch), cfg.head_of, n_sequences, seed
+            copy.deepcopy(res.network).to(dev),
+            cfg.task,
+            sorted(res.solved_epoch),
+            cfg.head_of,
+            n_sequences,
+            seed,
         )
     solved = [set(r.solved_epoch) for r in results.values()]
     common = set.intersection(*solved) if solved else set()
     if common:
         n = comp.n_common = max(common)
         for kind, res in results.items():
-            net, head, task = res.network_at(n), res.config.head_of(n), res.config.task
+            net, head, task = res.network_at(n).to(dev), res.config.head_of(n), res.config.task
             comp.ablation[kind] = ablation_curve(
                 net, task, n, head, ablation_fractions, n_repeats, n_sequences, seed
             )

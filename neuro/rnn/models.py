@@ -54,6 +54,14 @@ class RecurrentNetwork(nn.Module):
         ``state`` is what a previous call returned (None: the initial state),
         so long inputs can be fed in chunks.
         """
+        if x.ndim != 3 or x.shape[2] != self.input_size:
+            raise ValueError(
+                f"x must have shape (batch, T, {self.input_size}); got {tuple(x.shape)}. Bit "
+                "streams from neuro.rnn.tasks.make_batch have this shape."
+            )
+        return self._run(x, state)
+
+    def _run(self, x: torch.Tensor, state) -> tuple[torch.Tensor, object]:
         raise NotImplementedError
 
     def hidden_states(self, x: torch.Tensor, state=None) -> torch.Tensor:
@@ -66,16 +74,13 @@ class RecurrentNetwork(nn.Module):
 
     def read(self, h: torch.Tensor, heads: Sequence[int] | None = None) -> torch.Tensor:
         """Logits ``(batch, len(heads), n_classes)`` of hidden states ``h (batch, hidden)``."""
-        idx = range(self.n_heads) if heads is None else heads
-        return torch.stack([self.heads[int(i)](h) for i in idx], 1)
+        idx = range(self.n_heads) if heads is None else [int(i) for i in heads]
+        if any(i < 0 or i >= self.n_heads for i in idx):
+            raise ValueError(f"heads must lie in 0..{self.n_heads - 1}; got {list(idx)}.")
+        return torch.stack([self.heads[i](h) for i in idx], 1)
 
     def forward(self, x: torch.Tensor, heads: Sequence[int] | None = None) -> torch.Tensor:
         """Logits ``(batch, len(heads), n_classes)`` at the last step (all heads by default)."""
-        if x.ndim != 3 or x.shape[2] != self.input_size:
-            raise ValueError(
-                f"x must have shape (batch, T, {self.input_size}); got {tuple(x.shape)}. Bit "
-                "streams from neuro.rnn.tasks.make_batch have this shape."
-            )
         return self.read(self.final_state(x), heads)
 
 
@@ -180,9 +185,10 @@ class LeakyRNN(RecurrentNetwork):
 
     def initial_state(self, batch: int, device=None) -> torch.Tensor:
         """``0.1 U(0, 1)``, ``(batch, hidden)``."""
-        return 0.1 * torch.rand(batch, self.hidden_size, device=device)
+        dtype = self.w_rec.weight.dtype
+        return 0.1 * torch.rand(batch, self.hidden_size, device=device, dtype=dtype)
 
-    def run(self, x: torch.Tensor, state: torch.Tensor | None = None):
+    def _run(self, x: torch.Tensor, state: torch.Tensor | None = None):
         h = self.initial_state(x.shape[0], x.device) if state is None else state
         tau = self.taus
         inv = 1.0 / tau
@@ -191,7 +197,8 @@ class LeakyRNN(RecurrentNetwork):
         out = []
         if self.fused:
             a_t = (
-                (1 - inv)[:, None] * torch.eye(self.hidden_size, device=w.device) + inv[:, None] * w
+                (1 - inv)[:, None] * torch.eye(self.hidden_size, device=w.device, dtype=w.dtype)
+                + inv[:, None] * w
             ).T
             drive = drive * inv
             for t in range(x.shape[1]):
@@ -211,7 +218,7 @@ class _GatedNetwork(RecurrentNetwork):
         super().__init__(input_size, hidden_size, n_heads)
         self.rnn = self.cell(input_size, hidden_size, batch_first=True)
 
-    def run(self, x: torch.Tensor, state=None):
+    def _run(self, x: torch.Tensor, state=None):
         return self.rnn(x, state)
 
 

@@ -74,6 +74,8 @@ def check_ns(task: str, ns: Sequence[int] | int, seq_len: int | tuple[int, int] 
             )
             raise ValueError(f"N must be >= {low} for the {task} task{why}; got N={n}.")
     if seq_len is not None:
+        if not isinstance(seq_len, (int, np.integer)) and len(seq_len) != 2:
+            raise ValueError(f"seq_len must be an int or a pair (low, high); got {seq_len!r}.")
         lo, hi = (seq_len, seq_len) if isinstance(seq_len, (int, np.integer)) else seq_len
         lo, hi = check_int("seq_len", lo, minimum=1), check_int("seq_len", hi, minimum=1)
         if hi < lo:

@@ -71,6 +71,7 @@ def autocorrelation(activity, max_lag: int = 50, neuron_batch_size: int = 256) -
         raise ValueError(f"activity must have shape (trials, T, neurons); got {a.shape}.")
     _, t, n = a.shape
     max_lag = check_int("max_lag", max_lag, minimum=1)
+    neuron_batch_size = check_int("neuron_batch_size", neuron_batch_size, minimum=1)
     if t <= max_lag:
         raise ValueError(f"activity has {t} steps; max_lag={max_lag} needs more than that.")
     out = np.empty((n, max_lag + 1))
@@ -186,7 +187,9 @@ def simulate_activity(
 
     Each trial draws ``p ~ U(0, 1)`` and bits ``Bernoulli(p)`` (N-parity's
     input statistics). The input is fed in chunks of ``chunk`` steps with the
-    state carried over, so memory is bounded by the returned array.
+    state carried over, so memory is bounded by the returned array. The same
+    ``seed`` gives the same input and initial state (torch's global random
+    stream is left as it was).
 
     Returns
     -------
@@ -196,21 +199,29 @@ def simulate_activity(
     n_steps = check_int("n_steps", n_steps, minimum=2)
     n_trials = check_int("n_trials", n_trials, minimum=1)
     burn_in = check_int("burn_in", burn_in, minimum=0)
+    chunk = check_int("chunk", chunk, minimum=1)
     network.eval()
-    device = next(network.parameters()).device
+    param = next(network.parameters())
     gen = torch.Generator().manual_seed(seed)
     p = torch.rand(n_trials, 1, 1, generator=gen)
     out = np.empty((n_trials, n_steps, network.hidden_size), dtype=np.float32)
     state, t, total = None, 0, burn_in + n_steps
-    while t < total:
-        m = min(chunk, total - t)
-        x = (torch.rand(n_trials, m, 1, generator=gen) < p).float().to(device)
-        h, state = network.run(x, state)
-        h = h.float().cpu().numpy()
-        lo, hi = max(t, burn_in), t + m
-        if hi > lo:
-            out[:, lo - burn_in : hi - burn_in] = h[:, lo - t :]
-        t += m
+    cuda = []
+    if param.device.type == "cuda":
+        cuda = [
+            param.device.index if param.device.index is not None else torch.cuda.current_device()
+        ]
+    with torch.random.fork_rng(devices=cuda):  # the random initial state, seeded too
+        torch.manual_seed(seed)
+        while t < total:
+            m = min(chunk, total - t)
+            x = (torch.rand(n_trials, m, 1, generator=gen) < p).to(param.device, param.dtype)
+            h, state = network.run(x, state)
+            h = h.float().cpu().numpy()
+            lo, hi = max(t, burn_in), t + m
+            if hi > lo:
+                out[:, lo - burn_in : hi - burn_in] = h[:, lo - t :]
+            t += m
     return out
 
 
@@ -334,6 +345,7 @@ def ablation_curve(
         ``fractions (k,)``, ``accuracy (k, n_repeats)``.
     """
     check_choice("order", order, ("random", "slowest", "fastest"))
+    n_repeats = check_int("n_repeats", n_repeats, minimum=1)
     if order != "random" and not isinstance(network, LeakyRNN):
         raise ValueError(f"order={order!r} needs a LeakyRNN (GRU and LSTM have no taus).")
     rng = np.random.default_rng(seed)
@@ -378,6 +390,7 @@ def perturbation_curve(
         ``sigmas (k,)``, ``accuracy (k, n_repeats)``.
     """
     check_choice("target", target, ("recurrent", "taus"))
+    n_repeats = check_int("n_repeats", n_repeats, minimum=1)
     if target == "taus" and not isinstance(network, LeakyRNN):
         raise ValueError("target='taus' needs a LeakyRNN (GRU and LSTM have no taus).")
     gen = torch.Generator().manual_seed(seed)
@@ -388,7 +401,7 @@ def perturbation_curve(
             net = copy.deepcopy(network)
             with torch.no_grad():
                 if target == "taus":
-                    z = torch.randn(net.hidden_size, generator=gen)
+                    z = torch.randn(net.hidden_size, generator=gen).to(net.tau_raw)
                     new = (net.taus * (1 + s * z)).clamp(min=1.0)
                     if net.tau_parametrization == "softplus":
                         net.tau_raw.copy_(torch.log(torch.expm1((new - 1).clamp_min(1e-6))))
@@ -396,7 +409,7 @@ def perturbation_curve(
                         net.tau_raw.copy_(new)
                 else:
                     w = net.w_rec.weight if isinstance(net, LeakyRNN) else net.rnn.weight_hh_l0
-                    w.add_(s * w.std() * torch.randn(w.shape, generator=gen))
+                    w.add_(s * w.std() * torch.randn(w.shape, generator=gen).to(w))
             acc[i, r] = _accuracy(net, task, n, head, n_sequences, seed + r)
     return {"sigmas": sg, "accuracy": acc}
 

@@ -42,6 +42,41 @@ def test_a_finished_run_stays_finished_on_resume(tmp_path):
     assert again.solved_epoch == first.solved_epoch and len(again.history) == 2
 
 
+def test_fresh_run_in_a_reused_folder_ignores_old_snapshots(tmp_path):
+    easy = CurriculumConfig(n_max=4, threshold=0.01, max_epochs=3, **TINY)
+    train_curriculum(easy, out_dir=tmp_path, device="cpu")
+    hard = CurriculumConfig(n_max=4, threshold=1.0, max_epochs=1, **TINY)
+    res = train_curriculum(hard, out_dir=tmp_path, overwrite=True, device="cpu")
+    assert res.solved_epoch == {} and res.snapshots == {}
+
+
+def test_snapshots_of_a_custom_network_and_validation_batches_are_fresh():
+    net = LeakyRNN(hidden_size=10, n_heads=4, fused=False)
+    cfg = CurriculumConfig(kind="multi", n_max=3, threshold=0.01, max_epochs=2, **TINY)
+    res = train_curriculum(cfg, network=net, device="cpu")
+    snap = res.network_at(3)
+    assert snap.hidden_size == 10 and snap.n_heads == 4 and not snap.fused
+    from neuro.rnn.curricula import _CurriculumModule, _TaskBatches
+
+    batches = _TaskBatches(_CurriculumModule(LeakyRNN(hidden_size=4), cfg), 1, seed=1)
+    first = batches[0][0]
+    batches.module.epoch_counter.add_(1)
+    assert not torch.equal(first, batches[0][0])  # a new epoch, new sequences
+
+
+def test_evaluate_checks_its_arguments():
+    net = LeakyRNN(hidden_size=4, n_heads=2)
+    with pytest.raises(ValueError, match="n_sequences"):
+        evaluate(net, "parity", 2, n_sequences=0)
+    with pytest.raises(ValueError, match="head=2 but the network has 2"):
+        evaluate(net, "parity", 2, head=2)
+    with pytest.raises(ValueError, match="heads must lie in 0..1"):
+        net(torch.zeros(3, 5, 1), heads=[-1])
+    assert CurriculumConfig(tau_init=1.5).tau_init == (1.5, 1.5)
+    with pytest.raises(ValueError, match="pair"):
+        CurriculumConfig(tau_init=(1.0, 2.0, 3.0))
+
+
 def test_threshold_of_one_never_advances_a_random_network():
     cfg = CurriculumConfig(n_max=4, threshold=1.0, max_epochs=2, **TINY)
     res = train_curriculum(cfg, device="cpu")

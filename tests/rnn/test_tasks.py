@@ -80,6 +80,7 @@ def test_environment_episodes_agree_with_labels(cls):
         ("parity", [6], 5, "shorter than N=6"),
         ("parity", [3], (2, 9), "shorter than N=3"),
         ("xor", [3], None, "task must be one of"),
+        ("parity", [3], (4, 5, 6), "int or a pair"),
     ],
 )
 def test_bad_input(task, ns, seq_len, match):

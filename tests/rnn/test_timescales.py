@@ -13,6 +13,7 @@ from neuro.rnn.timescales import (
     fit_timescales,
     network_timescales,
     perturbation_curve,
+    simulate_activity,
 )
 
 
@@ -99,6 +100,25 @@ def test_ablation_and_perturbation_degrade_a_trained_network():
     assert taus["accuracy"][1].mean() < min(base)
 
 
+def test_simulation_is_seeded_and_leaves_the_global_stream_alone():
+    net = LeakyRNN(hidden_size=6)
+    torch.manual_seed(0)
+    a = simulate_activity(net, n_steps=50, n_trials=2, burn_in=0, chunk=7, seed=3)
+    after = torch.rand(1)
+    torch.manual_seed(0)
+    b = simulate_activity(net, n_steps=50, n_trials=2, burn_in=0, chunk=7, seed=3)
+    np.testing.assert_array_equal(a, b)
+    assert torch.equal(after, torch.rand(1))
+    torch.manual_seed(0)
+    assert torch.equal(after, torch.rand(1))  # as if the simulation never drew
+
+
+def test_float64_networks_run():
+    net = LeakyRNN(hidden_size=5).double()
+    res = network_timescales(net, n_steps=200, n_trials=2, burn_in=10, max_lag=20, fit_lag=10)
+    assert res.ac.shape == (5, 21)
+
+
 def test_bad_robustness_input():
     with pytest.raises(ValueError, match="needs a LeakyRNN"):
         perturbation_curve(GRUNetwork(hidden_size=4), "parity", 2, target="taus")
@@ -108,3 +128,9 @@ def test_bad_robustness_input():
         ablation_curve(LeakyRNN(hidden_size=4), "parity", 2, fractions=(1.5,))
     with pytest.raises(ValueError, match="shape"):
         autocorrelation(np.zeros((10, 3)))
+    with pytest.raises(ValueError, match="n_repeats"):
+        ablation_curve(LeakyRNN(hidden_size=4), "parity", 2, n_repeats=0)
+    with pytest.raises(ValueError, match="chunk"):
+        simulate_activity(LeakyRNN(hidden_size=4), n_steps=10, chunk=0)
+    with pytest.raises(ValueError, match=r"\(batch, T, 1\)"):
+        LeakyRNN(hidden_size=4).hidden_states(torch.zeros(3, 5))
