@@ -210,7 +210,11 @@ class Callback:
         """Called once, after set-up (and after a resume has been restored)."""
 
     def on_step_end(self, trainer: Trainer, step: int, metrics: Mapping[str, float]) -> None:
-        """Called after each optimizer step; ``metrics`` hold that step's training values."""
+        """Called after each optimizer step; ``metrics`` hold that step's training values.
+
+        Only callbacks that override this hook are called per step (and only
+        they make the loop read the loss from the device every step).
+        """
 
     def on_validation_end(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:
         """Called after each validation with its ``val_*`` metrics."""
@@ -743,6 +747,11 @@ class Trainer:
 
         for cb in self.callbacks:
             cb.on_fit_start(self)
+        # only callbacks that look at each step make the loop read values every step
+        # (each read waits for the device)
+        step_hooks = [
+            cb for cb in self.callbacks if type(cb).on_step_end is not Callback.on_step_end
+        ]
 
         accum = cfg.grad_accum_steps
         done = cfg.max_steps is not None and self.global_step >= cfg.max_steps
@@ -807,7 +816,7 @@ class Trainer:
                 # Reading a value waits for the device: do it only every few steps,
                 # or every step when callbacks want the values.
                 values = None
-                if self.callbacks or self.global_step % _SYNC_EVERY == 0 or batch_idx == n_batches:
+                if step_hooks or self.global_step % _SYNC_EVERY == 0 or batch_idx == n_batches:
                     values = {k: float(v) for k, v in step_metrics.items()}
                     total = float(epoch_sums["loss"])
                     if not (math.isfinite(values["loss"]) and math.isfinite(total)):
@@ -818,9 +827,9 @@ class Trainer:
                         )
                     bar.set_postfix(loss=f"{values['loss']:.4g}")
                 step_metrics = {}
-                for cb in self.callbacks:
+                for cb in step_hooks:
                     cb.on_step_end(self, self.global_step, values)
-                if self.callbacks and rt.world_size > 1:
+                if step_hooks and rt.world_size > 1:
                     # a callback may stop one process only: all stop together, or DDP deadlocks
                     flag = torch.tensor(float(self.should_stop), device=rt.device)
                     self.should_stop = bool(rt.all_reduce(flag, op="sum") > 0)
