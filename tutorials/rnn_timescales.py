@@ -206,13 +206,14 @@ plt.show()
 # %% [markdown]
 # ## What to expect, and what to try
 # With these settings (64 neurons, 40 epochs of 100 batches, a minute or two)
-# the multi-head curriculum climbs further (N = 8 against 5 with seed 0), its
+# the multi-head curriculum climbs further (N = 8 against 6 with seed 0), its
 # taus drift toward 1 while its network timescales grow, and it still answers
 # every earlier `N`; the single-head network, trained last on its largest `N`,
 # is near chance on the earlier ones. `neuro rnn --epochs 250 --steps 100`
-# (about 17 minutes on 2 cores) carries both further (N = 26 against 11): the
-# single-head network then grows a tail of slow neurons and collapses when its
-# slowest tenth is removed, while the multi-head network keeps 80% accuracy
+# (about 20 minutes on 2 cores) carries both further (N = 26 against 10): the
+# single-head network keeps and lengthens a tail of slow neurons and falls to
+# near chance when its slowest tenth is removed, while the multi-head network
+# keeps 88% accuracy
 # (`robustness.png`); the README lists its figures. The paper's networks have
 # 500 neurons: run `neuro rnn --hidden 500 --steps 600 --batch-size 256
 # --epochs 500` on a GPU, or `python scripts/rnn_timescales.py --help` for
