@@ -40,7 +40,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from neuro._validation import check_choice, check_float, check_int
-from neuro.rnn.models import MODELS, LeakyRNN, RecurrentNetwork, build_model
+from neuro.rnn.models import MODELS, LeakyRNN, RecurrentNetwork, build_model, check_tau_init
 from neuro.rnn.tasks import TASKS, check_ns, make_batch
 from neuro.train import (
     Callback,
@@ -137,19 +137,7 @@ class CurriculumConfig:
         check_float("lr", self.lr, minimum=0.0, strict_minimum=True)
         check_float("momentum", self.momentum, minimum=0.0)
         check_float("grad_clip_norm", self.grad_clip_norm, minimum=0.0, strict_minimum=True)
-        if isinstance(self.tau_init, (int, float)):
-            self.tau_init = (self.tau_init, self.tau_init)
-        if len(self.tau_init) != 2:
-            raise ValueError(
-                f"tau_init must be a number or a pair (low, high); got {self.tau_init!r}."
-            )
-        lo, hi = self.tau_init
-        if lo < 1 or hi < lo:
-            raise ValueError(
-                f"tau_init must be (low, high) with 1 <= low <= high (timescales in steps); got "
-                f"{self.tau_init!r}."
-            )
-        self.tau_init = (float(lo), float(hi))
+        self.tau_init = check_tau_init(self.tau_init)
         if isinstance(self.seq_len, list):
             self.seq_len = tuple(self.seq_len)
 
@@ -189,10 +177,14 @@ class _CurriculumModule(nn.Module):
         self.register_buffer("solved_epoch", torch.full((n_levels,), -1))
         taus = torch.full((n_levels, network.hidden_size), float("nan"))
         self.register_buffer("solved_taus", taus)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Mirror the state buffers in Python ints, so each step reads them without a device sync."""
+        self.level_now, self.epoch_now = int(self.level), int(self.epoch_counter)
 
     def active(self) -> tuple[list[int], list[int]]:
-        n = int(self.level)
-        ns = self.config.active_ns(n)
+        ns = self.config.active_ns(self.level_now)
         return ns, [self.config.head_of(k) for k in ns]
 
     def _step(self, batch) -> dict[str, torch.Tensor]:
@@ -225,7 +217,7 @@ class _TaskBatches(Dataset):
     def __getitem__(self, i: int):
         cfg = self.module.config
         ns, _ = self.module.active()
-        epoch = int(self.module.epoch_counter)
+        epoch = self.module.epoch_now
         gen = torch.Generator().manual_seed(
             int(np.random.SeedSequence([self.seed, epoch + 1, i]).generate_state(1)[0])
         )
@@ -240,6 +232,7 @@ class _Advance(Callback):
         self.snapshots: dict[int, dict[str, torch.Tensor]] = {}
 
     def on_fit_start(self, trainer) -> None:
+        self.module.refresh()  # after a resume restored the buffers
         # a resumed run that had already solved n_max stays finished
         if int(self.module.solved_epoch[-1]) >= 0:
             trainer.should_stop = True
@@ -250,9 +243,9 @@ class _Advance(Callback):
             metrics["val_acc_mean"] > cfg.threshold and metrics["val_acc_last"] > cfg.threshold
         ):
             return
-        n = int(m.level)
+        n = m.level_now
         i = n - cfg.n_start
-        m.solved_epoch[i] = int(m.epoch_counter)
+        m.solved_epoch[i] = m.epoch_now
         if isinstance(m.network, LeakyRNN):
             m.solved_taus[i] = m.network.taus.detach().to(m.solved_taus.device)
         state = {k: v.detach().cpu().clone() for k, v in m.network.state_dict().items()}
@@ -264,17 +257,19 @@ class _Advance(Callback):
             trainer.should_stop = True
         else:
             m.level.fill_(n + 1)
+            m.refresh()
         if self.verbose > 0:
             _log.info(
                 "N=%d solved in epoch %d (accuracy %.3f)%s",
                 n,
-                int(m.epoch_counter) + 1,
+                m.epoch_now + 1,
                 metrics["val_acc_last"],
                 "; n_max reached" if done else f"; now training N={n + 1}",
             )
 
     def on_epoch_end(self, trainer, epoch, record) -> None:
         self.module.epoch_counter.add_(1)
+        self.module.refresh()
 
 
 @dataclass

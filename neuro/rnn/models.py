@@ -30,11 +30,26 @@ __all__ = ["MODELS", "GRUNetwork", "LSTMNetwork", "LeakyRNN", "RecurrentNetwork"
 MODELS = ("leaky", "gru", "lstm")
 
 
+def check_tau_init(tau_init) -> tuple[float, float]:
+    """``tau_init`` (a number or a pair) as ``(low, high)`` with ``1 <= low <= high``."""
+    pair = (tau_init, tau_init) if isinstance(tau_init, (int, float)) else tuple(tau_init)
+    if len(pair) != 2:
+        raise ValueError(f"tau_init must be a number or a pair (low, high); got {tau_init!r}.")
+    lo, hi = float(pair[0]), float(pair[1])
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo < 1 or hi < lo:
+        raise ValueError(
+            f"tau_init must be a range (low, high) with 1 <= low <= high (a timescale below "
+            f"one step is not a leaky neuron); got {tau_init!r}."
+        )
+    return lo, hi
+
+
 class RecurrentNetwork(nn.Module):
     """Base class: a recurrent core plus ``n_heads`` linear two-class heads.
 
-    Subclasses implement :meth:`hidden_states`. The heads read the hidden
-    state at the last step.
+    Subclasses implement ``_run(x, state) -> (activity, state)`` (the input
+    shape is checked by :meth:`run` first). The heads read the hidden state at
+    the last step.
     """
 
     def __init__(self, input_size: int, hidden_size: int, n_heads: int, n_classes: int = 2):
@@ -62,7 +77,9 @@ class RecurrentNetwork(nn.Module):
         return self._run(x, state)
 
     def _run(self, x: torch.Tensor, state) -> tuple[torch.Tensor, object]:
-        raise NotImplementedError
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement _run(x, state) -> (activity, state)."
+        )
 
     def hidden_states(self, x: torch.Tensor, state=None) -> torch.Tensor:
         """Hidden activity ``(batch, T, hidden_size)`` for input ``x (batch, T, input_size)``."""
@@ -143,19 +160,7 @@ class LeakyRNN(RecurrentNetwork):
         fused: bool = True,
     ) -> None:
         super().__init__(input_size, hidden_size, n_heads)
-        lo, hi = (
-            (float(tau_init), float(tau_init))
-            if isinstance(tau_init, (int, float))
-            else (
-                float(tau_init[0]),
-                float(tau_init[1]),
-            )
-        )
-        if not (math.isfinite(lo) and math.isfinite(hi)) or lo < 1 or hi < lo:
-            raise ValueError(
-                f"tau_init must be a range (low, high) with 1 <= low <= high (a timescale below "
-                f"one step is not a leaky neuron); got {tau_init!r}."
-            )
+        lo, hi = check_tau_init(tau_init)
         check_choice("tau_parametrization", tau_parametrization, ("clamp", "softplus"))
         self.tau_parametrization = tau_parametrization
         self.negative_slope = float(negative_slope)

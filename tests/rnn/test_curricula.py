@@ -61,6 +61,7 @@ def test_snapshots_of_a_custom_network_and_validation_batches_are_fresh():
     batches = _TaskBatches(_CurriculumModule(LeakyRNN(hidden_size=4), cfg), 1, seed=1)
     first = batches[0][0]
     batches.module.epoch_counter.add_(1)
+    batches.module.refresh()
     assert not torch.equal(first, batches[0][0])  # a new epoch, new sequences
 
 
