@@ -44,8 +44,10 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# Runs every tutorial at full size and writes it, outputs and figures included,
+# to notebooks/<name>.ipynb (git-ignored); exits non-zero if any tutorial fails.
 notebooks: $(STAMP)
-	$(VENV)/bin/jupytext --to ipynb tutorials/*.py
+	$(PY) tools/build_notebooks.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

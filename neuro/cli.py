@@ -14,8 +14,10 @@ A module is imported only when its subcommand runs, so ``neuro --help`` is fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
+import re
 import sys
 import traceback
 from collections.abc import Sequence
@@ -48,13 +50,13 @@ SUBCOMMANDS: list[Subcommand] = [
         "train-demo",
         "Train a linear voxel encoder on planted linear responses through the shared Trainer "
         "(precision, several devices, exact --resume) and report the recovery.",
-        "neuro.demo",
+        "neuro.train.demo",
     ),
     Subcommand(
         "simulate-fmri",
         "Simulate an fMRI experiment with planted receptive fields and write it to disk as "
         "NIfTI (and BIDS) with its stimuli and ground truth.",
-        "data_loaders.simulate.command",
+        "neuro.simulate_command",
     ),
     Subcommand(
         "fit-encoder",
@@ -120,6 +122,20 @@ def add_common_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     group.add_argument("-q", "--quiet", action="store_true", help="no progress bars or logs")
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default once: not where the help already says it, nor for flags."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (
+            "default" in text.lower()
+            or action.default in (None, False, True, argparse.SUPPRESS)
+            or not action.option_strings
+        ):
+            return text
+        return super()._get_help_string(action)
+
+
 def _build_parser(chosen: Subcommand | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="neuro",
@@ -130,33 +146,48 @@ def _build_parser(chosen: Subcommand | None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     for sc in SUBCOMMANDS:
         sp = sub.add_parser(
-            sc.name,
-            help=sc.help,
-            description=sc.help,
-            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+            sc.name, help=sc.help, description=sc.help, formatter_class=_HelpFormatter
         )
         if chosen is not None and sc.name == chosen.name:
             module = importlib.import_module(sc.module)
             module.add_arguments(sp)
             add_common_arguments(sp, sc.name)
-            sp.set_defaults(_run=module.run)
+            sp.set_defaults(_run=module.run, _parser=sp)
     return parser
 
 
-# Errors a user can cause by their input: reported in one line, no traceback.
-_USER_ERRORS = (
-    ValueError,
-    TypeError,
-    KeyError,
-    FileNotFoundError,
-    FileExistsError,
-    NotADirectoryError,
-    PermissionError,
-)
+def _in_flags(message: str, parser: argparse.ArgumentParser | None) -> str:
+    """``message`` with the library's argument names written as the command's flags.
+
+    ``sampling_rate=`` and ``sampling_rate`` (and a one-word parameter name
+    that opens the message) become ``--sampling-rate``, so the command line's
+    user reads the names they typed.
+    """
+    if parser is None:
+        return message
+    for action in parser._actions:
+        flags = [o for o in action.option_strings if o.startswith("--")]
+        dest = action.dest
+        if not flags or not dest.isidentifier() or dest in ("help", "version"):
+            continue
+        flag = flags[0]
+        message = re.sub(rf"(?<![\w.-]){re.escape(dest)}=", f"{flag} ", message)
+        if "_" in dest:
+            message = re.sub(rf"(?<![\w.-]){re.escape(dest)}(?![\w(])", flag, message)
+        else:
+            message = re.sub(rf"^{re.escape(dest)}(?= must\b| is\b| has\b)", flag, message)
+    return message
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``neuro`` command; returns the exit status."""
+    """Run the ``neuro`` command; returns the exit status.
+
+    An :class:`~neuro.errors.InputError` (bad input, a missing or unreadable
+    file, an existing output, a damaged checkpoint) is printed in one line
+    that names the fix, with exit status 2; ``-vv`` adds its traceback. Any
+    other exception is a bug in neuro and shows its traceback. A run that
+    fails leaves no empty ``--out`` folder behind.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     names = {sc.name: sc for sc in SUBCOMMANDS}
     chosen = next((names[a] for a in argv if a in names), None)
@@ -173,20 +204,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(message)s",
         stream=sys.stderr,
     )
+    from neuro.errors import InputError
     from neuro.io import prepare_output_dir
-    from neuro.train.checkpoint import CheckpointError
     from neuro.train.distributed import is_rank_zero
 
+    out = Path(args.out).expanduser()
+    created = [p for p in (out, *out.parents) if not p.exists()]
+    ok = False
     try:
         if is_rank_zero() and not getattr(args, "resume", None):
-            prepare_output_dir(args.out, overwrite=args.overwrite)
-        return int(args._run(args) or 0)
-    except (*_USER_ERRORS, CheckpointError) as err:
+            prepare_output_dir(out, overwrite=args.overwrite)
+        status = int(args._run(args) or 0)
+        ok = status == 0
+        return status
+    except InputError as err:
         if verbose >= 2:
             traceback.print_exc()
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        message = _in_flags(str(err), getattr(args, "_parser", None))
         print(f"neuro {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"neuro {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if not ok:  # remove the folders this run created, where it left them empty
+            for folder in created:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()

@@ -130,7 +130,7 @@ def test_resume_without_checkpoint(tmp_path, capsys):
 
 def test_register_rejects_duplicates():
     with pytest.raises(ValueError, match="already registered"):
-        register_subcommand("train-demo", "again", "neuro.demo")
+        register_subcommand("train-demo", "again", "neuro.train.demo")
 
 
 def test_simulate_fmri_writes_a_readable_study(tmp_path, capsys):

@@ -285,7 +285,7 @@ class SingleTrialBetas:
         Each file is written atomically; an existing non-empty folder is
         refused unless ``overwrite=True``. Returns the folder.
         """
-        from neuro.io import atomic_open, atomic_write_text, prepare_output_dir
+        from data_loaders._io import atomic_open, atomic_write_text, prepare_output_dir
 
         out = prepare_output_dir(path, overwrite=overwrite)
         for name, img in (("betas.nii.gz", self.beta_img), ("mask.nii.gz", self.mask_img)):

@@ -425,7 +425,7 @@ class SimulatedSubject:
         """
         import nibabel as nib
 
-        from neuro.io import atomic_open, atomic_write_text
+        from data_loaders._io import atomic_open, atomic_write_text
 
         folder = Path(folder)
         paths = {
@@ -505,7 +505,7 @@ class SimulatedSubject:
         import pandas as pd
         from nilearn.glm.first_level import make_first_level_design_matrix
 
-        from neuro.io import atomic_open, atomic_write_text
+        from data_loaders._io import atomic_open, atomic_write_text
 
         root = Path(root)
         func = root / self.name / "func"

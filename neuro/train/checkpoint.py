@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from data_loaders.errors import InputError
 from neuro.io import atomic_open
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "load_checkpoint",
     "make_checkpoint",
     "qualified_name",
+    "read_torch_file",
     "restore_checkpoint",
     "save_checkpoint",
     "to_safe",
@@ -51,8 +53,12 @@ FORMAT = "neuro-checkpoint"
 VERSION = 1
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, unreadable, or was written for another model."""
+class CheckpointError(InputError, RuntimeError):
+    """A checkpoint or saved model is missing, unreadable, or was written for another model.
+
+    An :class:`~neuro.errors.InputError`: the ``neuro`` command reports it in
+    one line.
+    """
 
 
 def qualified_name(obj: Any) -> str:
@@ -142,6 +148,82 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> Path:
     return path
 
 
+def read_torch_file(
+    path: str | os.PathLike,
+    map_location: Any = "cpu",
+    *,
+    what: str = "checkpoint",
+    fix: str = "Resume from an earlier checkpoint or start again.",
+) -> Any:
+    """Read a file written by ``torch.save`` with ``weights_only=True``, checking it first.
+
+    The one safe reader behind :func:`load_checkpoint` and every model's
+    ``load``: the archive's checksums are verified (``torch.load`` does not),
+    and nothing in the file is unpickled as code.
+
+    Parameters
+    ----------
+    path : str or path-like
+    map_location : optional
+        Passed to ``torch.load``.
+    what : str, default="checkpoint"
+        What the file should be, for messages ("saved model", ...).
+    fix : str
+        The sentence that tells the user what to do about a damaged file.
+
+    Raises
+    ------
+    CheckpointError
+        The file is missing, empty, truncated, corrupt, of another format, or
+        holds pickled code. The message names the file and what to do.
+    """
+    path = Path(path)
+    if not path.is_file():
+        hint = " (it is a folder)" if path.is_dir() else ""
+        raise CheckpointError(
+            f"No {what} at {str(path)!r}: the file does not exist{hint}. Check the path."
+        )
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"The {what} {str(path)!r} is empty (0 bytes). {fix}")
+    if not zipfile.is_zipfile(path):
+        # torch.save writes zip archives; anything else is cut short or not ours
+        raise CheckpointError(
+            f"The {what} {str(path)!r} is truncated or corrupt, or of another format (it is not a "
+            f"complete archive written by torch.save). {fix}"
+        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()  # torch.load does not check the CRCs
+    except (zipfile.BadZipFile, OSError) as err:
+        damaged = f"({err})"
+    if damaged is not None:
+        raise CheckpointError(
+            f"The {what} {str(path)!r} is corrupt: its entry {damaged} fails the archive's "
+            f"checksum. {fix}"
+        )
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        detail = next(
+            (
+                ln.strip()
+                for ln in str(err).splitlines()
+                if "Unsupported" in ln or "global" in ln.lower()
+            ),
+            "objects other than tensors and plain values",
+        )
+        raise CheckpointError(
+            f"{str(path)!r} holds objects that cannot be loaded safely ({detail}). neuro loads "
+            f"files with weights_only=True and never unpickles code; this is not a neuro {what}."
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError) as err:
+        first = str(err).splitlines()[0] if str(err) else "no detail"
+        raise CheckpointError(
+            f"The {what} {str(path)!r} is truncated or corrupt and cannot be read "
+            f"({type(err).__name__}: {first}). {fix}"
+        ) from None
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
     """Read a checkpoint with ``weights_only=True``.
 
@@ -157,48 +239,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
             f"No checkpoint at {str(path)!r}: the file does not exist. Check the path, or "
             "start without resume to train from scratch."
         )
-    if path.stat().st_size == 0:
-        raise CheckpointError(
-            f"The checkpoint {str(path)!r} is empty (0 bytes); it cannot be resumed."
-        )
-    if not zipfile.is_zipfile(path):
-        # torch.save writes zip archives; anything else is cut short or not a checkpoint
-        raise CheckpointError(
-            f"The checkpoint {str(path)!r} is truncated or corrupt (it is not a complete archive "
-            "written by torch.save). Resume from an earlier checkpoint or start again."
-        )
-    try:
-        with zipfile.ZipFile(path) as archive:
-            damaged = archive.testzip()  # torch.load does not check the CRCs
-    except (zipfile.BadZipFile, OSError) as err:
-        damaged = f"({err})"
-    if damaged is not None:
-        raise CheckpointError(
-            f"The checkpoint {str(path)!r} is corrupt: its entry {damaged} fails the archive's "
-            "checksum. Resume from an earlier checkpoint or start again."
-        )
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        detail = next(
-            (
-                ln.strip()
-                for ln in str(err).splitlines()
-                if "Unsupported" in ln or "global" in ln.lower()
-            ),
-            "objects other than tensors and plain values",
-        )
-        raise CheckpointError(
-            f"{str(path)!r} holds objects that cannot be loaded safely ({detail}). neuro loads "
-            "checkpoints with weights_only=True and never unpickles code; this is not a neuro "
-            "checkpoint."
-        ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError) as err:
-        first = str(err).splitlines()[0] if str(err) else "no detail"
-        raise CheckpointError(
-            f"The checkpoint {str(path)!r} is truncated or corrupt and cannot be read "
-            f"({type(err).__name__}: {first}). Resume from an earlier checkpoint or start again."
-        ) from None
+    state = read_torch_file(path, map_location)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(
             f"{str(path)!r} is a torch file but not a neuro checkpoint (no format={FORMAT!r} "

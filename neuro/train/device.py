@@ -13,6 +13,8 @@ from collections.abc import Iterator
 
 import torch
 
+from data_loaders.errors import InputError, InputTypeError
+
 __all__ = ["PRECISIONS", "autocast", "resolve_device", "resolve_precision"]
 
 _log = logging.getLogger(__name__)
@@ -60,40 +62,40 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if not isinstance(device, (str, torch.device)):
-        raise TypeError(
+        raise InputTypeError(
             f"device must be a string such as 'auto', 'cpu', 'cuda', 'cuda:1' or 'mps'; "
             f"got {device!r} ({type(device).__name__})."
         )
     try:
         dev = torch.device(device.strip().lower() if isinstance(device, str) else device)
     except (RuntimeError, ValueError):
-        raise ValueError(
+        raise InputError(
             f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'; got {device!r}."
         ) from None
     if dev.type == "cpu":
         return torch.device("cpu")
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(
+            raise InputError(
                 f"device={str(device)!r} was asked for but no CUDA GPU is available here "
                 "(torch.cuda.is_available() is False). Use device='auto' or 'cpu', or install "
                 "a CUDA build of torch (see the README)."
             )
         index = 0 if dev.index is None else dev.index
         if index >= torch.cuda.device_count():
-            raise ValueError(
+            raise InputError(
                 f"device={str(device)!r} names GPU {index}, but only "
                 f"{torch.cuda.device_count()} GPU(s) are visible."
             )
         return torch.device("cuda", index)
     if dev.type == "mps":
         if not _mps_available():
-            raise ValueError(
+            raise InputError(
                 f"device={str(device)!r} was asked for but Apple's MPS backend is not "
                 "available here. Use device='auto' or 'cpu'."
             )
         return torch.device("mps")
-    raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'; got {device!r}.")
+    raise InputError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'; got {device!r}.")
 
 
 def resolve_precision(precision: str | int, device: torch.device) -> str:
@@ -109,7 +111,7 @@ def resolve_precision(precision: str | int, device: torch.device) -> str:
     """
     key = str(precision)
     if key not in PRECISIONS:
-        raise ValueError(
+        raise InputError(
             f"precision must be one of '32', 'bf16-mixed' or '16-mixed'; got {precision!r}."
         )
     name = PRECISIONS[key]

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from data_loaders.errors import InputError
+
 __all__ = ["get_rng_state", "seed_everything", "set_deterministic", "set_rng_state"]
 
 
@@ -29,7 +31,7 @@ def seed_everything(seed: int, deterministic: bool = False) -> int:
         The seed.
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
-        raise ValueError(f"seed must be an integer in [0, 2**32); got {seed!r}.")
+        raise InputError(f"seed must be an integer in [0, 2**32); got {seed!r}.")
     seed = int(seed)
     os.environ["PYTHONHASHSEED"] = str(seed)  # for subprocesses started later
     random.seed(seed)

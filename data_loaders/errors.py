@@ -1,0 +1,46 @@
+"""The errors that mean "what you gave is wrong", shared by ``data_loaders`` and ``neuro``.
+
+Every check of a caller's input (an argument, an array, a file) raises one of
+these, with a message that names the argument or file, what was expected,
+what was given, and the fix. The ``neuro`` command prints them in one line,
+with no traceback; any other exception is a bug and shows its traceback.
+
+They subclass the built-in exceptions a caller would expect (``ValueError``,
+``TypeError``, ``FileNotFoundError``, ``FileExistsError``), so existing
+``except ValueError`` code keeps working, and scikit-learn's estimator checks
+see the types they look for.
+
+``neuro.errors`` re-exports them; this module lives in ``data_loaders``
+because the readers raise them and ``data_loaders`` imports nothing from
+``neuro``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "InputError",
+    "InputTypeError",
+    "MissingFileError",
+    "OutputExistsError",
+    "UnreadableFileError",
+]
+
+
+class InputError(ValueError):
+    """An argument, array or file given by the caller is wrong; the message says how to fix it."""
+
+
+class InputTypeError(InputError, TypeError):
+    """An argument has the wrong type (a string where a number was expected, ...)."""
+
+
+class MissingFileError(InputError, FileNotFoundError):
+    """An input file or folder does not exist."""
+
+
+class UnreadableFileError(InputError):
+    """An input file exists but cannot be read: empty, truncated, corrupt, or of another format."""
+
+
+class OutputExistsError(InputError, FileExistsError):
+    """An output file or non-empty folder exists and overwriting was not asked for."""

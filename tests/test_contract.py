@@ -1,0 +1,89 @@
+"""The contract of the README's developer section, held to every estimator and result.
+
+A new estimator joins by adding one entry to ``ESTIMATORS`` (a small, fast
+configuration on the CPU) and, only where a scikit-learn check cannot apply to
+it, a documented entry in ``EXPECTED_FAILURES``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+import tempfile
+import types
+from pathlib import Path
+
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from neuro.errors import OutputExistsError
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _developer_examples() -> list[str]:
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## For developers: the contract", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
+
+
+def _run_examples() -> dict:
+    """The README's developer examples, run in order (paths moved to a temporary folder)."""
+    tmp = tempfile.mkdtemp(prefix="neuro-readme-")
+    module = types.ModuleType("neuro_readme_example")  # importable, so pickling works
+    sys.modules[module.__name__] = module
+    namespace = module.__dict__
+    try:
+        for block in _developer_examples():
+            exec(compile(block.replace("/tmp/", f"{tmp}/"), str(README), "exec"), namespace)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return namespace
+
+
+_README = _run_examples()
+
+
+@pytest.fixture
+def readme_namespace():
+    return _README
+
+
+def test_readme_examples_run(readme_namespace):
+    assert len(_developer_examples()) >= 2
+    assert "TinyRidge" in readme_namespace and "FitReport" in readme_namespace
+
+
+def test_readme_result_writes_its_files(readme_namespace, tmp_path):
+    report = readme_namespace["FitReport"](0.5)
+    out = report.save(tmp_path / "report")
+    assert json.loads((out / "metrics.json").read_text()) == {"r2": 0.5}
+    assert (out / "summary.txt").read_text().startswith("R²")
+    with pytest.raises(OutputExistsError):
+        report.save(tmp_path / "report")
+
+
+def _estimators():
+    from neuro.encoders import BandedRidgeCV, ReadoutEncoder, VoxelRidgeCV
+
+    return [
+        _README["TinyRidge"](alpha=0.5),
+        VoxelRidgeCV(alphas=[0.1, 1.0, 10.0], cv=3, device="cpu"),
+        BandedRidgeCV(n_iter=3, alphas=[0.1, 1.0, 10.0], cv=3, device="cpu"),
+        ReadoutEncoder("linear", device="cpu", epochs=3, patience=2),
+    ]
+
+
+#: Checks that cannot apply to an estimator, with the reason (kept minimal).
+EXPECTED_FAILURES: dict[str, dict[str, str]] = {}
+
+
+def _expected_failures(estimator) -> dict[str, str]:
+    return EXPECTED_FAILURES.get(type(estimator).__name__, {})
+
+
+@parametrize_with_checks([*(_estimators())], expected_failed_checks=_expected_failures)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
