@@ -55,9 +55,9 @@ def encode_state(value: Any, where: str = "state") -> Any:
     if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
         return value
     if isinstance(value, np.ndarray):
-        arr = np.ascontiguousarray(value)
+        arr = value.copy(order="C")  # (np.ascontiguousarray would make 0-d arrays 1-d)
         try:
-            return {_ARRAY: torch.from_numpy(arr.copy())}
+            return {_ARRAY: torch.from_numpy(arr)}
         except TypeError:  # dtypes torch does not hold (strings, ...)
             if arr.dtype.kind in "USb?iuf":
                 return {_ARRAY_LIST: arr.tolist(), "dtype": arr.dtype.str, "shape": list(arr.shape)}

@@ -159,3 +159,49 @@ def test_dendrites_subcommand_answers_a_query(tmp_path, capsys):
     assert json.loads((out / "metrics.json").read_text())
     assert main([*args, "--out", str(tmp_path / "bad"), "--theta", "31"]) == 2
     assert "theta" in capsys.readouterr().err
+
+
+@pytest.fixture
+def probe(monkeypatch):
+    from neuro import cli
+
+    monkeypatch.setattr(cli, "SUBCOMMANDS", [*cli.SUBCOMMANDS])
+    register_subcommand("probe", "fails as told", "tests.cli_probe")
+    return "probe"
+
+
+def test_input_errors_are_one_line_in_the_flags_language(probe, tmp_path, capsys):
+    out = tmp_path / "new" / "run"
+    assert main([probe, "--fail", "input", "--sampling-rate", "0", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "neuro probe: error: --sampling-rate must be > 0; got 0.0. Also --sampling-rate 0."
+    )
+    assert not out.exists() and not out.parent.exists()  # no empty folder left behind
+
+
+def test_bugs_show_their_traceback(probe, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(KeyError, match="a programming error"):
+        main([probe, "--fail", "bug", "--out", str(out)])
+    assert not out.exists()
+
+
+def test_a_failed_run_keeps_a_folder_that_existed(probe, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    assert main([probe, "--fail", "input", "--out", str(out)]) == 2
+    assert out.is_dir()
+    assert main([probe, "--out", str(out)]) == 0
+    assert (out / "done.txt").read_text() == "ok"
+
+
+def test_every_subcommand_shows_each_default_once(capsys):
+    from neuro.cli import SUBCOMMANDS
+
+    for sc in SUBCOMMANDS:
+        with pytest.raises(SystemExit):
+            main([sc.name, "--help"])
+        text = " ".join(capsys.readouterr().out.split())  # undo argparse's line wrapping
+        for chunk in text.split(" -"):
+            assert chunk.lower().count("default") <= 1, f"neuro {sc.name} --help: -{chunk}"

@@ -191,15 +191,22 @@ def read_torch_file(
             f"The {what} {str(path)!r} is truncated or corrupt, or of another format (it is not a "
             f"complete archive written by torch.save). {fix}"
         )
+    names: list[str] = []
     try:
         with zipfile.ZipFile(path) as archive:
             damaged = archive.testzip()  # torch.load does not check the CRCs
+            names = archive.namelist()
     except (zipfile.BadZipFile, OSError) as err:
         damaged = f"({err})"
     if damaged is not None:
         raise CheckpointError(
             f"The {what} {str(path)!r} is corrupt: its entry {damaged} fails the archive's "
             f"checksum. {fix}"
+        )
+    if not any(n.endswith("/data.pkl") for n in names):
+        raise CheckpointError(
+            f"{str(path)!r} is a zip archive but not a {what} (it was not written by torch.save; "
+            f"an .npz or another program's file?). {fix}"
         )
     try:
         return torch.load(path, map_location=map_location, weights_only=True)

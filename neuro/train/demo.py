@@ -141,13 +141,14 @@ def run_demo(
     """
     from data_loaders.simulate import simulate_linear_encoding
     from neuro.encoders.metrics import voxel_correlation
+    from neuro.errors import InputError
     from neuro.io import atomic_write_json, atomic_write_text
     from neuro.train import Trainer, TrainerConfig, seed_everything
 
     out_dir = Path(out_dir)
     if cfg.n_samples < 20:
-        raise ValueError(
-            f"--n-samples must be at least 20 (train, validation and test splits); got {cfg.n_samples}."
+        raise InputError(
+            f"n_samples must be at least 20 (train, validation and test splits); got {cfg.n_samples}."
         )
     seed_everything(cfg.seed)
     # voxels differ in SNR (from a tenth of --snr to three times it), as real ones do

@@ -1,0 +1,23 @@
+"""A subcommand for the CLI tests: fails the way it is told to (see tests/test_cli.py)."""
+
+from __future__ import annotations
+
+import argparse
+
+from neuro.errors import InputError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--fail", choices=["input", "bug", "none"], default="none")
+    parser.add_argument("--sampling-rate", type=float, default=1.0, help="frames per second")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.fail == "input":
+        raise InputError(
+            f"sampling_rate must be > 0; got {args.sampling_rate}. Also sampling_rate=0."
+        )
+    if args.fail == "bug":
+        raise KeyError("a programming error")
+    (args.out / "done.txt").write_text("ok")
+    return 0
