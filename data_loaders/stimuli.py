@@ -29,11 +29,15 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from data_loaders._validation import check_bool, check_file, check_int
+from data_loaders.errors import InputError, InputTypeError, MissingFileError, UnreadableFileError
+
 __all__ = [
     "DEFAULT_EXTENSIONS",
     "ArrayImages",
     "HDF5Images",
     "ImageFolder",
+    "ImageIndexError",
     "ImageReadError",
     "ImageSet",
     "open_images",
@@ -44,8 +48,16 @@ _LAYOUTS = ("NCHW", "NHWC")
 _READ_BLOCK = 64  # images read from an array or HDF5 dataset at a time
 
 
-class ImageReadError(OSError):
-    """A file could not be read as an image or as an HDF5 file; the message names it."""
+class ImageReadError(UnreadableFileError, OSError):
+    """A file could not be read as an image, an HDF5 file or a ``.npy`` array; the message names it.
+
+    An :class:`~data_loaders.errors.UnreadableFileError` (so an
+    :class:`~data_loaders.errors.InputError`), and an ``OSError`` as before.
+    """
+
+
+class ImageIndexError(InputError, IndexError):
+    """A stimulus id outside the image set (an :class:`~data_loaders.errors.InputError` and an ``IndexError``)."""
 
 
 class ImageSet(abc.ABC):
@@ -99,7 +111,7 @@ class ImageSet(abc.ABC):
         try:
             i = operator.index(index)
         except TypeError:
-            raise TypeError(
+            raise InputTypeError(
                 f"An ImageSet is indexed by one integer; got {type(index).__name__}. "
                 "For several images use load(indices) or batches(batch_size)."
             ) from None
@@ -136,13 +148,13 @@ class ImageSet(abc.ABC):
 
         Raises
         ------
-        IndexError
-            An index is out of range.
-        ValueError
+        ImageIndexError
+            An index is out of range (an ``IndexError`` and an ``InputError``).
+        InputError
             Bad ``indices``, ``size`` or ``layout``, or images of different
             sizes without ``size``.
         ImageReadError
-            A file could not be read.
+            A file could not be read (an ``UnreadableFileError``).
         """
         size = _check_size(size)
         layout = _check_layout(layout)
@@ -175,10 +187,7 @@ class ImageSet(abc.ABC):
         images : float32 array of shape (b, 3, h, w) or (b, h, w, 3)
             As returned by :meth:`load`.
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-            raise TypeError(f"batch_size must be a positive int; got {batch_size!r}.")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int; got {batch_size}.")
+        batch_size = check_int("batch_size", batch_size, minimum=1)
         size = _check_size(size)
         layout = _check_layout(layout)
         positions = np.arange(len(self)) if indices is None else self._positions(indices)
@@ -200,13 +209,13 @@ class ImageSet(abc.ABC):
         idx = np.arange(len(self))[indices] if isinstance(indices, slice) else np.asarray(indices)
         if idx.ndim != 1:
             hint = " For one image use s[i]." if idx.ndim == 0 else ""
-            raise ValueError(
+            raise InputError(
                 f"indices must be a one-dimensional sequence of ints; got shape {idx.shape}.{hint}"
             )
         if idx.size == 0:
-            raise ValueError("indices is empty; give at least one stimulus id.")
+            raise InputError("indices is empty; give at least one stimulus id.")
         if not np.issubdtype(idx.dtype, np.integer):
-            raise ValueError(
+            raise InputError(
                 f"indices must be integers (stimulus ids); got dtype {idx.dtype}. "
                 "Convert them with np.asarray(indices, dtype=int); for a boolean mask use "
                 "np.flatnonzero(mask)."
@@ -215,7 +224,7 @@ class ImageSet(abc.ABC):
         idx = idx.astype(np.int64)
         bad = (idx < -n) | (idx >= n)
         if bad.any():
-            raise IndexError(
+            raise ImageIndexError(
                 f"{int(bad.sum())} of {idx.size} indices are out of range (first: "
                 f"{int(idx[bad][0])}); this set holds {n} images, so valid indices are "
                 f"0..{n - 1} (or -{n}..-1 counting from the end)."
@@ -247,7 +256,7 @@ class ImageSet(abc.ABC):
             first = (where, img.shape[:2])
         elif img.shape[:2] != first[1]:
             (h0, w0), (h1, w1) = first[1], img.shape[:2]
-            raise ValueError(
+            raise InputError(
                 f"The images requested differ in size: {first[0]} is {h0}x{w0} but {where} "
                 f"is {h1}x{w1} (height x width). Pass size=(h, w) to load() or batches() "
                 "to resize them all to one size."
@@ -287,12 +296,13 @@ class ImageFolder(ImageSet):
 
     Raises
     ------
-    FileNotFoundError
+    MissingFileError
         ``path`` does not exist.
-    NotADirectoryError
-        ``path`` is a file.
-    ValueError
-        The folder holds no file with one of ``extensions``.
+    InputError
+        ``path`` is a file, or the folder holds no file with one of
+        ``extensions``.
+    ImageReadError
+        (when images are read) a file is empty, truncated or not an image.
     """
 
     def __init__(
@@ -306,16 +316,16 @@ class ImageFolder(ImageSet):
             extensions = (extensions,)
         exts = tuple(e.lower() if e.startswith(".") else "." + e.lower() for e in extensions)
         if not exts:
-            raise ValueError(f"extensions must name at least one file ending; got {extensions!r}.")
+            raise InputError(f"extensions must name at least one file ending; got {extensions!r}.")
         self.extensions = exts
-        self.recursive = bool(recursive)
+        self.recursive = check_bool("recursive", recursive)
         if not self.path.exists():
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"ImageFolder: path={str(self.path)!r} does not exist; check the path to the "
                 "folder of stimulus images."
             )
         if not self.path.is_dir():
-            raise NotADirectoryError(
+            raise InputError(
                 f"ImageFolder: path={str(self.path)!r} is a file, not a folder. For an HDF5 "
                 "brick or a .npy array use open_images(path)."
             )
@@ -329,7 +339,7 @@ class ImageFolder(ImageSet):
                 found.append((rel, f))
         if not found:
             where = "or its sub-folders " if self.recursive else ""
-            raise ValueError(
+            raise InputError(
                 f"ImageFolder: no images in {str(self.path)!r} {where}(looked for files ending in "
                 f"{', '.join(exts)}). Point path at the folder holding the images, pass "
                 "extensions=... for other file types"
@@ -385,7 +395,7 @@ class ArrayImages(ImageSet):
 
     Raises
     ------
-    ValueError
+    InputError
         Unsupported shape or dtype, or (for an in-memory float array) values
         outside [0, 1]. A memory-mapped float array is checked image by image
         as it is read.
@@ -446,25 +456,31 @@ class HDF5Images(ImageSet):
 
     Raises
     ------
-    FileNotFoundError
+    MissingFileError
         ``path`` does not exist.
     ImageReadError
-        ``path`` is not a readable HDF5 file (e.g. truncated).
-    KeyError
-        The file holds no dataset ``dataset``; the message lists those it holds.
-    ValueError
-        The dataset's shape or dtype is not one of an image stack.
+        ``path`` is empty or not a readable HDF5 file (e.g. truncated).
+    InputError
+        The file holds no dataset ``dataset`` (the message lists those it
+        holds), or the dataset's shape or dtype is not one of an image stack.
     """
 
     def __init__(
         self, path: str | os.PathLike, dataset: str = "imgBrick", channel_axis: str = "auto"
     ) -> None:
         self.path = Path(path).expanduser()
+        if not isinstance(dataset, str):
+            raise InputTypeError(f"dataset must be a name (str); got {type(dataset).__name__}.")
         self.dataset = dataset
         if not self.path.is_file():
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"HDF5Images: path={str(self.path)!r} does not exist or is not a file; check the "
                 "path to the HDF5 file of stimulus images."
+            )
+        if self.path.stat().st_size == 0:
+            raise ImageReadError(
+                f"HDF5Images: {str(self.path)!r} is empty (0 bytes), not an HDF5 file; the file "
+                "may be truncated (an interrupted download): download it again."
             )
         with self._open() as f:
             obj = f.get(dataset)
@@ -474,7 +490,7 @@ class HDF5Images(ImageSet):
                 found = _list_datasets(f)
                 listing = ", ".join(found) if found else "none"
                 what = "is a group, not a dataset" if obj is not None else "does not exist"
-                raise KeyError(
+                raise InputError(
                     f"HDF5Images: dataset={dataset!r} {what} in {str(self.path)!r}. Datasets in "
                     f"the file: {listing}. Pass dataset=<one of these>."
                 )
@@ -497,7 +513,7 @@ class HDF5Images(ImageSet):
             return h5py.File(self.path, "r")
         except OSError as err:
             raise ImageReadError(
-                f"HDF5Images: cannot read {str(self.path)!r} as an HDF5 file ({err}). The file "
+                f"HDF5Images: cannot read {str(self.path)!r} as an HDF5 file ({_one_line(err)}). The file "
                 "may be truncated (an interrupted download) or not HDF5; download it again or "
                 "check the path."
             ) from err
@@ -506,7 +522,19 @@ class HDF5Images(ImageSet):
         with self._open() as f:
             ds = f[self.dataset]
             label = f"{self.path.name}:{self.dataset} image"
-            yield from _iter_blocks(_h5_reader(ds), positions, self.channels_last, label)
+            reader = _h5_reader(ds)
+
+            def read(sel):
+                try:
+                    return reader(sel)
+                except OSError as err:  # a damaged chunk (truncated or corrupt file)
+                    raise ImageReadError(
+                        f"HDF5Images: cannot read images from {str(self.path)!r} "
+                        f"({_one_line(err)}); the file may be truncated or corrupt. Download "
+                        "it again."
+                    ) from None
+
+            yield from _iter_blocks(read, positions, self.channels_last, label)
 
 
 def open_images(source: Any, **kwargs: Any) -> ImageSet:
@@ -527,10 +555,19 @@ def open_images(source: Any, **kwargs: Any) -> ImageSet:
     Returns
     -------
     ImageSet
+
+    Raises
+    ------
+    MissingFileError
+        No such file or folder.
+    ImageReadError
+        The file is empty, truncated or not of the format its ending says.
+    InputError
+        A file ending that is none of these.
     """
     if isinstance(source, ImageSet):
         if kwargs:
-            raise TypeError(
+            raise InputTypeError(
                 f"open_images: source is already an ImageSet; keyword arguments "
                 f"{sorted(kwargs)} cannot be applied to it."
             )
@@ -540,7 +577,7 @@ def open_images(source: Any, **kwargs: Any) -> ImageSet:
         if path.is_dir():
             return ImageFolder(path, **kwargs)
         if not path.exists():
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"open_images: source={str(path)!r} does not exist; give a folder of images, an "
                 ".h5/.hdf5 file or a .npy file."
             )
@@ -549,21 +586,22 @@ def open_images(source: Any, **kwargs: Any) -> ImageSet:
             return HDF5Images(path, **kwargs)
         if suffix == ".npy":
             try:
+                check_file("source", path)
                 arr = np.load(path, mmap_mode="r", allow_pickle=False)
             except (OSError, ValueError) as err:
                 raise ImageReadError(
-                    f"open_images: cannot read {str(path)!r} as a .npy array ({err}); the file "
+                    f"open_images: cannot read {str(path)!r} as a .npy array ({_one_line(err)}); the file "
                     "may be truncated or hold Python objects. Save images with np.save(path, "
                     "uint8_array)."
                 ) from err
             return ArrayImages(arr, **kwargs)
-        raise ValueError(
+        raise InputError(
             f"open_images: cannot tell how to read {str(path)!r} (ending {suffix!r}); expected a "
             "folder of images, a .h5/.hdf5 file or a .npy file. For a single image file, put it "
             "in a folder."
         )
     if isinstance(source, bytes):
-        raise TypeError("open_images: source is bytes; give a path, an array or an ImageSet.")
+        raise InputTypeError("open_images: source is bytes; give a path, an array or an ImageSet.")
     return ArrayImages(source, **kwargs)
 
 
@@ -579,7 +617,7 @@ def _check_size(size: Any) -> tuple[int, int] | None:
     except (TypeError, ValueError):
         ok = False
     if not ok:
-        raise ValueError(
+        raise InputError(
             f"size must be None or a (height, width) pair of positive ints in pixels; got "
             f"{size!r}. For example size=(224, 224)."
         )
@@ -588,7 +626,7 @@ def _check_size(size: Any) -> tuple[int, int] | None:
 
 def _check_layout(layout: Any) -> str:
     if layout not in _LAYOUTS:
-        raise ValueError(
+        raise InputError(
             f"layout must be 'NCHW' (torch: images, channels, height, width) or 'NHWC'; "
             f"got {layout!r}."
         )
@@ -600,10 +638,10 @@ def _image_axes(
 ) -> tuple[bool, tuple[int, int]]:
     """Return (channels_last, (H, W)) for an image stack of ``shape``, or raise."""
     if channel_axis not in ("auto", "last", "first"):
-        raise ValueError(f"channel_axis must be 'auto', 'last' or 'first'; got {channel_axis!r}.")
+        raise InputError(f"channel_axis must be 'auto', 'last' or 'first'; got {channel_axis!r}.")
     dtype = np.dtype(dtype)
     if not (dtype in (np.uint8, np.uint16) or np.issubdtype(dtype, np.floating)):
-        raise ValueError(
+        raise InputError(
             f"{what} has dtype {dtype}; expected uint8 (0..255), uint16 (0..65535) or float in "
             "[0, 1]. Convert it, e.g. (x / x.max()).astype(np.float32) for other ranges."
         )
@@ -627,13 +665,13 @@ def _image_axes(
         last = None
     if last is None or shape[0] == 0:
         hint = f" (channel_axis={channel_axis!r} was asked for)" if channel_axis != "auto" else ""
-        raise ValueError(
+        raise InputError(
             f"{what} has shape {tuple(shape)}{hint}; expected {expected}, with n >= 1. "
             "Reshape it, e.g. add the image axis with x[None] for a single image."
         )
     hw = tuple(shape[1:3]) if last else tuple(shape[2:4])
     if min(hw) < 1:
-        raise ValueError(f"{what} has shape {tuple(shape)}: images with no pixels.")
+        raise InputError(f"{what} has shape {tuple(shape)}: images with no pixels.")
     return last, (int(hw[0]), int(hw[1]))
 
 
@@ -642,7 +680,7 @@ def _check_float_range(arr: np.ndarray, where: str) -> None:
     if arr.size and not (np.all(arr >= 0) and np.all(arr <= 1)):
         lo, hi = np.nanmin(arr), np.nanmax(arr)
         nan = " and NaN" if np.isnan(arr).any() else ""
-        raise ValueError(
+        raise InputError(
             f"{where} holds float values from {lo:g} to {hi:g}{nan}; float images must lie in "
             "[0, 1]. Scale them first, e.g. x / 255 for 0..255 values, or pass uint8."
         )
@@ -682,6 +720,15 @@ def _resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def _read_image_file(path: Path) -> np.ndarray:
     """Pixels of one image file as (H, W) or (H, W, 3) uint8/uint16/float32."""
     try:
+        empty = path.stat().st_size == 0
+    except OSError:  # gone since the folder was listed: Pillow's error below names it
+        empty = False
+    if empty:
+        raise ImageReadError(
+            f"Cannot read image file {str(path)!r}: it is empty (0 bytes). Replace it, or remove "
+            "it from the folder."
+        )
+    try:
         with Image.open(path) as im:
             im.load()
             mode = im.mode
@@ -690,7 +737,7 @@ def _read_image_file(path: Path) -> np.ndarray:
             elif mode == "I":  # 32-bit integer; in practice 16-bit grayscale
                 arr = np.array(im)
                 if arr.min() < 0 or arr.max() > 65535:
-                    raise ValueError(
+                    raise InputError(
                         f"32-bit integer pixels from {arr.min()} to {arr.max()} (expected 16-bit)"
                     )
                 arr = arr.astype(np.uint16)
@@ -700,7 +747,7 @@ def _read_image_file(path: Path) -> np.ndarray:
                 )
     except Exception as err:  # Pillow raises many types for bad files
         raise ImageReadError(
-            f"Cannot read image file {str(path)!r}: {type(err).__name__}: {err}. The file may be "
+            f"Cannot read image file {str(path)!r}: {type(err).__name__}: {_one_line(err)}. The file may be "
             "corrupt or truncated; replace it, or remove it from the folder."
         ) from err
     if arr.dtype.byteorder == ">":
@@ -737,3 +784,8 @@ def _list_datasets(f) -> list[str]:
 
     f.visititems(visit)
     return found
+
+
+def _one_line(err: BaseException) -> str:
+    """An exception's message on one line (for messages that quote it)."""
+    return " ".join(str(err).split()) or type(err).__name__

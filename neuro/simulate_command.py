@@ -29,7 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--voxels-per-roi", type=int, default=20, help="voxels per ROI and hemisphere"
     )
-    parser.add_argument("--snr", type=float, default=1.0, help="median single-trial SNR")
+    parser.add_argument(
+        "--snr", type=float, default=1.0, help="median single-trial SNR (default: 1.0)"
+    )
     parser.add_argument(
         "--bids", action="store_true", help="also write BOLD runs and events as BIDS"
     )
@@ -42,13 +44,18 @@ def run(args: argparse.Namespace) -> int:
 
     from data_loaders.fmri.repeats import noise_ceiling
     from data_loaders.simulate.fmri import simulate_fmri
+    from neuro._validation import check_int
     from neuro.io import atomic_open, atomic_write_json
 
+    # the options whose names differ from simulate_fmri's are checked under their flags
+    n_subjects = check_int("--subjects", args.subjects, minimum=1)
+    n_stimuli = check_int("--stimuli", args.stimuli, minimum=1)
+    n_repeats = check_int("--repeats", args.repeats, minimum=1)
     out = args.out
     sim = simulate_fmri(
-        n_subjects=args.subjects,
-        n_stimuli=args.stimuli,
-        n_repeats=args.repeats,
+        n_subjects=n_subjects,
+        n_stimuli=n_stimuli,
+        n_repeats=n_repeats,
         image_size=args.image_size,
         voxels_per_roi=args.voxels_per_roi,
         snr=args.snr,
@@ -81,8 +88,8 @@ def run(args: argparse.Namespace) -> int:
                 hemisphere=sub.hemisphere.astype(str),
                 stimulus_categories=sim.stimuli.categories,
             )
-        est = noise_ceiling(sub.betas, sub.stimulus_ids, sub.session_ids).r2(args.repeats)
-        true = sub.true_noise_ceiling(args.repeats)
+        est = noise_ceiling(sub.betas, sub.stimulus_ids, sub.session_ids).r2(n_repeats)
+        true = sub.true_noise_ceiling(n_repeats)
         summary["subjects"].append(
             {
                 "name": sub.name,
@@ -98,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     for s in summary["subjects"]:
         print(
             f"  {s['name']}: {s['n_voxels']} voxels, {s['n_trials']} trials; noise ceiling "
-            f"(R2, {args.repeats}-trial mean) planted {s['ceiling_r2_planted_mean']:.3f}, "
+            f"(R2, {n_repeats}-trial mean) planted {s['ceiling_r2_planted_mean']:.3f}, "
             f"estimated {s['ceiling_r2_estimated_mean']:.3f} (r = {s['ceiling_estimate_vs_planted_r']:.3f})"
         )
     return 0

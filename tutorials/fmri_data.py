@@ -20,6 +20,9 @@
 # store their data (NIfTI betas with a trial table, and NSD-style HDF5), reads it
 # back with the real-data readers, and checks the noise ceiling estimated from
 # repeats against the planted one.
+#
+# *Run time on a 2-core CPU: about 20 s at full size (as `make notebooks` runs it),
+# about 10 s with the test suite's small settings (`NEURO_TUTORIAL_SMALL=1`).*
 
 # %%
 import os
@@ -61,8 +64,9 @@ plt.show()
 # The subject writes itself as a 4D NIfTI of single-trial betas, a brain mask, an
 # ROI label image with its names, and a trial table. `load_nifti_betas` masks the
 # betas with nilearn, labels each voxel with its ROI, and returns a
-# `(n_trials, n_voxels)` array that knows its voxels' positions; `to_dataset`
-# ties it to the stimuli.
+# `(n_trials, n_voxels)` array that knows its voxels' positions (its `geometry`:
+# the volume's shape and affine with each voxel's indices, which every later map
+# uses); `to_dataset` ties it to the stimuli.
 
 # %%
 paths = sub.write_nifti(workdir / "nifti")
@@ -76,6 +80,7 @@ betas = load_nifti_betas(
 )
 ds = betas.to_dataset(stimuli=sim.stimuli.images, name=sub.name)
 print(ds)
+print(ds.geometry)  # volume shape, affine and voxel indices travel together, for maps
 print("V1 only:", ds.select_rois("V1"))
 
 # %% [markdown]

@@ -8,8 +8,16 @@
   (int16 betas x 300), read lazily in voxel or trial batches;
 - :func:`noise_ceiling`, :func:`average_repeats`, :func:`split_by_stimulus`:
   repeats, NSD's ncsnr noise ceiling, splits that keep repeats together;
+- :class:`VoxelGeometry`: where the voxels lie (volume shape, affine, voxel
+  indices), carried by every reader and the simulator, and the way back to
+  NIfTI maps;
 - :class:`FMRIDataset`: responses, stimuli, ROIs, noise ceiling and splits in
   one object that every encoder accepts.
+
+Every reader turns a missing file into
+:class:`~data_loaders.errors.MissingFileError` and an empty, truncated or
+foreign one into :class:`~data_loaders.errors.UnreadableFileError`, both
+:class:`~data_loaders.errors.InputError`.
 """
 
 from data_loaders.fmri._common import FMRIDataWarning
@@ -19,7 +27,8 @@ from data_loaders.fmri.bids import (
     estimate_single_trial_betas,
     find_bids_runs,
 )
-from data_loaders.fmri.dataset import FMRIDataset, values_to_nifti
+from data_loaders.fmri.dataset import FMRIDataset
+from data_loaders.fmri.geometry import VoxelGeometry, values_to_nifti
 from data_loaders.fmri.hdf5 import NSDSession, write_nsd_session
 from data_loaders.fmri.nifti import NiftiBetas, load_nifti_betas
 from data_loaders.fmri.repeats import (
@@ -38,6 +47,7 @@ __all__ = [
     "NiftiBetas",
     "NoiseCeiling",
     "SingleTrialBetas",
+    "VoxelGeometry",
     "average_repeats",
     "estimate_single_trial_betas",
     "find_bids_runs",

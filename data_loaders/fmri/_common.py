@@ -1,12 +1,26 @@
-"""Checks shared by the fMRI readers: bad voxels and trial tables."""
+"""Checks shared by the fMRI readers: bad voxels, trial tables and the text files beside them."""
 
 from __future__ import annotations
 
+import json
+import os
 import warnings
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-__all__ = ["FMRIDataWarning", "check_stimulus_ids", "drop_bad_voxels", "find_bad_voxels"]
+from data_loaders._validation import check_file, check_int
+from data_loaders.errors import InputError, InputTypeError, UnreadableFileError
+
+__all__ = [
+    "FMRIDataWarning",
+    "check_stimulus_ids",
+    "drop_bad_voxels",
+    "find_bad_voxels",
+    "read_json",
+    "read_table",
+]
 
 
 class FMRIDataWarning(UserWarning):
@@ -28,6 +42,12 @@ def find_bad_voxels(data: np.ndarray, trial_batch_size: int = 512) -> tuple[np.n
     nonfinite, constant : bool arrays of shape (n_voxels,)
         ``constant`` is only set for voxels that are finite.
     """
+    trial_batch_size = check_int("trial_batch_size", trial_batch_size, minimum=1)
+    if len(getattr(data, "shape", ())) != 2:
+        raise InputError(
+            f"data must be an array of shape (n_trials, n_voxels); got "
+            f"{getattr(data, 'shape', type(data).__name__)}."
+        )
     n_trials, n_voxels = data.shape
     nonfinite = np.zeros(n_voxels, dtype=bool)
     vmin = np.full(n_voxels, np.inf)
@@ -53,7 +73,7 @@ def drop_bad_voxels(data: np.ndarray, what: str = "voxels") -> np.ndarray:
 
     Raises
     ------
-    ValueError
+    InputError
         Every voxel is bad.
     """
     nonfinite, constant = find_bad_voxels(data)
@@ -61,7 +81,7 @@ def drop_bad_voxels(data: np.ndarray, what: str = "voxels") -> np.ndarray:
     n_bad = int((~keep).sum())
     if n_bad:
         if not keep.any():
-            raise ValueError(
+            raise InputError(
                 f"All {keep.size} {what} are NaN/inf or constant across trials; check that the "
                 "images hold response estimates and that the mask covers the brain."
             )
@@ -85,14 +105,30 @@ def check_stimulus_ids(stimulus_ids, n_trials: int, n_stimuli: int | None = None
         Number of trials in the responses.
     n_stimuli : int, optional
         Size of the stimulus set; ids must lie in ``[0, n_stimuli)``.
+
+    Returns
+    -------
+    ndarray of shape (n_trials,), int64
+
+    Raises
+    ------
+    InputError
+        Not one id per trial, ids that are not integers, negative or beyond
+        the stimulus set.
     """
-    ids = np.asarray(stimulus_ids)
+    try:
+        ids = np.asarray(stimulus_ids)
+    except (TypeError, ValueError) as err:
+        raise InputTypeError(
+            f"stimulus_ids must be an array of integers (one per trial); got "
+            f"{type(stimulus_ids).__name__} that NumPy cannot convert ({err})."
+        ) from None
     if ids.ndim != 1:
-        raise ValueError(
+        raise InputError(
             f"stimulus_ids must be one-dimensional (one id per trial); got shape {ids.shape}."
         )
     if len(ids) != n_trials:
-        raise ValueError(
+        raise InputError(
             f"The trial table has {len(ids)} rows but the responses have {n_trials} trials; "
             "give one stimulus id per trial, in trial order."
         )
@@ -104,16 +140,109 @@ def check_stimulus_ids(stimulus_ids, n_trials: int, n_stimuli: int | None = None
         ):
             ids = ids.astype(np.int64)
         else:
-            raise ValueError(
+            raise InputError(
                 f"stimulus_ids must be integers (indices into the stimulus set); got dtype {ids.dtype}."
             )
     ids = ids.astype(np.int64)
     if len(ids) and ids.min() < 0:
-        raise ValueError(f"stimulus_ids must be >= 0; the smallest is {ids.min()}.")
+        raise InputError(f"stimulus_ids must be >= 0; the smallest is {ids.min()}.")
     if n_stimuli is not None and len(ids) and ids.max() >= n_stimuli:
         bad = int((ids >= n_stimuli).sum())
-        raise ValueError(
+        raise InputError(
             f"{bad} stimulus id(s) are out of range: the largest is {ids.max()} but the stimulus "
             f"set holds {n_stimuli} images (valid ids 0..{n_stimuli - 1})."
         )
     return ids
+
+
+def _one_line(err: BaseException) -> str:
+    """An exception's message on one line (for messages that quote it)."""
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def _looks_binary(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return b"\x00" in fh.read(8192)
+
+
+def read_table(name: str, path: Any) -> Any:
+    """Read a text table with a header row (``.csv`` comma-, anything else tab-separated).
+
+    Parameters
+    ----------
+    name : str
+        How the caller calls the file (``"stimulus_ids"``, ``"events[0]"``),
+        used in messages.
+    path : str or path-like
+
+    Returns
+    -------
+    pandas.DataFrame
+
+    Raises
+    ------
+    MissingFileError
+        No such file.
+    UnreadableFileError
+        The file is empty, binary (another format), not parseable as a
+        table, or truncated (its last row stops midway).
+    """
+    import pandas as pd
+
+    p = check_file(name, path)
+    kind = "comma-separated (.csv)" if p.name.lower().endswith(".csv") else "tab-separated"
+    fix = f"give a {kind} text table with a header row"
+    if _looks_binary(p):
+        raise UnreadableFileError(f"{name}: {str(p)!r} is a binary file, not a text table; {fix}.")
+    try:
+        table = pd.read_csv(p, sep="," if kind.startswith("comma") else "\t")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise UnreadableFileError(
+            f"{name}: cannot read {str(p)!r} as a table ({_one_line(err)}); {fix}."
+        ) from None
+    with open(p, "rb") as fh:
+        fh.seek(-1, os.SEEK_END)
+        ends_with_newline = fh.read(1) in (b"\n", b"\r")
+    if not ends_with_newline and len(table) and table.iloc[-1].isna().any():
+        raise UnreadableFileError(
+            f"{name}: {str(p)!r} looks truncated: its last row (row {len(table)}) stops midway "
+            "and has empty fields. Copy the file again from its source."
+        )
+    return table
+
+
+def read_json(name: str, path: Any) -> dict:
+    """Read a JSON file that holds one object (a BIDS sidecar).
+
+    Parameters
+    ----------
+    name : str
+        How the caller calls the file, used in messages.
+    path : str or path-like
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    MissingFileError
+        No such file.
+    UnreadableFileError
+        The file is empty, truncated, not JSON, or holds something other
+        than an object.
+    """
+    p = check_file(name, path)
+    try:
+        obj = json.loads(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UnreadableFileError(
+            f"{name}: cannot read {str(p)!r} as JSON ({_one_line(err)}); the file is truncated, "
+            "corrupt or of another format. Fix it or copy it again from its source."
+        ) from None
+    if not isinstance(obj, dict):
+        raise UnreadableFileError(
+            f"{name}: {str(p)!r} holds a JSON {type(obj).__name__}, not an object; a sidecar is "
+            'an object such as {"RepetitionTime": 2.0}.'
+        )
+    return obj

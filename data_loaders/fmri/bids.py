@@ -15,7 +15,6 @@ Two steps, each usable alone:
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import warnings
 from collections.abc import Sequence
@@ -26,6 +25,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from data_loaders._validation import check_choice, check_file, check_float, check_int
+from data_loaders.errors import InputError, InputTypeError, MissingFileError, UnreadableFileError
+from data_loaders.fmri._common import read_json, read_table
 from data_loaders.fmri.nifti import _check_same_grid, _load_img, load_nifti_betas
 
 __all__ = ["BidsRun", "SingleTrialBetas", "estimate_single_trial_betas", "find_bids_runs"]
@@ -133,22 +135,31 @@ def find_bids_runs(
 
     Raises
     ------
-    FileNotFoundError
+    MissingFileError
         No such folder, subject or task (the message lists those that exist), or
         a run without an events file.
-    ValueError
+    UnreadableFileError
+        An events table or JSON sidecar that is empty, truncated or of another
+        format.
+    InputError
         Several spaces and no ``space`` given; no ``RepetitionTime`` for a run.
     """
     from nilearn.interfaces.bids import get_bids_files, parse_bids_filename
 
-    root = Path(bids_dir).expanduser()
-    if not root.is_dir():
-        raise FileNotFoundError(f"bids_dir: no such folder {str(root)!r}.")
+    root = check_file("bids_dir", bids_dir, folder=True)
+    for arg, value in (
+        ("subject", subject),
+        ("task", task),
+        ("space", space),
+        ("session", session),
+    ):
+        if value is not None and not isinstance(value, (str, int)):
+            raise InputTypeError(f"{arg} must be a label (str); got {type(value).__name__}.")
     subject = str(subject).removeprefix("sub-")
     task = str(task).removeprefix("task-")
     if not (root / f"sub-{subject}").is_dir():
         subs = sorted(p.name for p in root.glob("sub-*") if p.is_dir())
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"subject={subject!r}: no folder sub-{subject} in {str(root)!r}. Subjects there: "
             f"{subs or 'none'} (give the label without 'sub-')."
         )
@@ -177,14 +188,14 @@ def find_bids_runs(
         )
         where = f" in space {space!r}" if space is not None else ""
         ses = f", session {session!r}" if session is not None else ""
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"task={task!r}: no BOLD runs{where} for sub-{subject}{ses} in {str(root)!r}. "
             f"Tasks with BOLD runs for this subject: {tasks or 'none'}."
         )
     refs = [parse_bids_filename(f) for f in files]
     spaces = sorted({str(r["entities"].get("space")) for r in refs})
     if len(spaces) > 1:
-        raise ValueError(
+        raise InputError(
             f"sub-{subject} task-{task} has preprocessed runs in several spaces {spaces}; "
             "choose one with space=..."
         )
@@ -207,11 +218,11 @@ def find_bids_runs(
                 events_path = Path(cands[0])
                 break
         if events_path is None:
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"The run {bold.name} has no events file: expected {stem}_events.tsv in "
                 f"{str(root / f'sub-{subject}')!r} (func folder). Every run needs its events."
             )
-        events = pd.read_csv(events_path, sep="\t")
+        events = read_table(f"events of {bold.name}", events_path)
 
         raw_func = (
             root / f"sub-{subject}" / (f"ses-{ent['ses']}" if ent.get("ses") else "") / "func"
@@ -223,10 +234,17 @@ def find_bids_runs(
             sidecar = root / f"task-{task}_bold.json"
         t_r = None
         if sidecar is not None:
-            t_r = json.loads(sidecar.read_text()).get("RepetitionTime")
+            t_r = read_json(f"sidecar of {bold.name}", sidecar).get("RepetitionTime")
+        if t_r is not None and (
+            isinstance(t_r, bool) or not isinstance(t_r, (int, float)) or not t_r > 0
+        ):
+            raise UnreadableFileError(
+                f"{str(sidecar)!r}: RepetitionTime must be a number of seconds > 0; got {t_r!r}. "
+                "Fix the sidecar, or pass t_r yourself to estimate_single_trial_betas."
+            )
         if t_r is None:
             looked = sidecar.name if sidecar is not None else f"{bold.name} (.json sidecar)"
-            raise ValueError(
+            raise InputError(
                 f"No RepetitionTime for run {bold.name}: looked in {looked}. Add "
                 '"RepetitionTime" (seconds) to the BOLD JSON sidecar, or pass t_r yourself '
                 "to estimate_single_trial_betas."
@@ -302,39 +320,40 @@ def _as_list(x) -> list:
 
 
 def _check_events(ev, i: int, n_scans: int, t_r: float, stimulus_column: str) -> pd.DataFrame:
+    source = None
     if isinstance(ev, (str, os.PathLike)):
-        path = Path(ev).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f"events[{i}]: no such file {str(path)!r}.")
-        ev = pd.read_csv(path, sep="\t")
+        source = ev
+        ev = read_table(f"events[{i}]", ev)
     if not isinstance(ev, pd.DataFrame):
-        raise TypeError(
+        raise InputTypeError(
             f"events[{i}] must be a pandas DataFrame or a TSV path; got {type(ev).__name__}."
         )
     missing = [c for c in (*_REQUIRED_EVENT_COLUMNS, stimulus_column) if c not in ev.columns]
     if missing:
-        raise ValueError(
+        # a file without them is not an events table (another kind of file)
+        error = InputError if source is None else UnreadableFileError
+        raise error(
             f"events[{i}] lacks column(s) {missing}; it has {list(ev.columns)}. Each run's "
             f"events need 'onset' and 'duration' (s) and the stimulus id column "
             f"stimulus_column={stimulus_column!r}."
         )
     if len(ev) == 0:
-        raise ValueError(f"events[{i}] has no trials.")
+        raise InputError(f"events[{i}] has no trials.")
     onset = ev["onset"].to_numpy(dtype=float)
     duration = ev["duration"].to_numpy(dtype=float)
     if not (np.isfinite(onset).all() and np.isfinite(duration).all()):
-        raise ValueError(f"events[{i}] has NaN/inf onsets or durations; fix or drop those rows.")
+        raise InputError(f"events[{i}] has NaN/inf onsets or durations; fix or drop those rows.")
     run_length = n_scans * t_r
     late = onset >= run_length
     if late.any():
-        raise ValueError(
+        raise InputError(
             f"events[{i}]: {int(late.sum())} trial(s) start at or after the end of the run "
             f"({n_scans} volumes x t_r={t_r} s = {run_length} s), e.g. onset "
             f"{onset[late][0]} s; check the onsets' units (seconds) and t_r."
         )
     ids = ev[stimulus_column].to_numpy()
     if not np.issubdtype(ids.dtype, np.number) or not np.all(ids == np.round(ids)):
-        raise ValueError(
+        raise InputError(
             f"events[{i}][{stimulus_column!r}] must hold integer stimulus ids; got dtype "
             f"{ids.dtype}."
         )
@@ -442,7 +461,10 @@ def estimate_single_trial_betas(
 
     Raises
     ------
-    ValueError
+    MissingFileError, UnreadableFileError
+        A BOLD, mask or events file is missing, empty, truncated or of
+        another format.
+    InputError
         Unknown method; runs, events and TRs of different counts; missing event
         columns; trials after the end of a run; BOLD runs or mask on different
         grids; a 3D BOLD image.
@@ -451,7 +473,7 @@ def estimate_single_trial_betas(
     from nilearn.masking import compute_multi_epi_mask
 
     if method not in ("lsa", "lss"):
-        raise ValueError(
+        raise InputError(
             f"method must be 'lsa' (one model, one regressor per trial) or 'lss' (one model "
             f"per trial); got {method!r}."
         )
@@ -460,28 +482,37 @@ def estimate_single_trial_betas(
         events = [r.events for r in runs] if events is None else events
         t_r = [r.t_r for r in runs] if t_r is None else t_r
         runs = [r.bold for r in runs]
+    drift_model = check_choice("drift_model", drift_model, ("cosine", "polynomial", None))
+    high_pass = check_float("high_pass", high_pass, minimum=0.0)
+    smoothing_fwhm = check_float("smoothing_fwhm", smoothing_fwhm, minimum=0.0, allow_none=True)
+    slice_time_ref = check_float("slice_time_ref", slice_time_ref, minimum=0.0, maximum=1.0)
+    n_jobs = check_int("n_jobs", n_jobs)
+    if n_jobs == 0:
+        raise InputError("n_jobs must be a positive number of jobs, or -1 for all cores; got 0.")
+    if not isinstance(stimulus_column, str):
+        raise InputTypeError(
+            f"stimulus_column must be a column name (str); got {type(stimulus_column).__name__}."
+        )
     if events is None or t_r is None:
-        raise ValueError(
+        raise InputError(
             "events and t_r are needed (one events table and TR per run), unless bold_imgs are "
             "BidsRun records from find_bids_runs."
         )
     events = _as_list(events)
-    t_rs = [float(x) for x in _as_list(t_r)]
+    t_rs = [check_float("t_r", x, minimum=0.0, strict_minimum=True) for x in _as_list(t_r)]
     if len(t_rs) == 1:
         t_rs *= len(runs)
     if not (len(runs) == len(events) == len(t_rs)):
-        raise ValueError(
+        raise InputError(
             f"Got {len(runs)} BOLD run(s), {len(events)} events table(s) and {len(t_rs)} TR(s); "
             "give one events table (and one t_r, or a single t_r for all) per run."
         )
-    if any(not (t > 0) for t in t_rs):
-        raise ValueError(f"t_r must be > 0 seconds; got {t_rs}.")
 
     imgs = []
     for i, r in enumerate(runs):
         img = _load_img(r, f"bold_imgs[{i}]")
         if img.ndim != 4:
-            raise ValueError(
+            raise InputError(
                 f"bold_imgs[{i}] must be a 4D BOLD run (x, y, z, time); got shape {img.shape}."
             )
         if i:
@@ -497,7 +528,7 @@ def estimate_single_trial_betas(
         mdata = np.asarray(m.dataobj)
         mask_nii = nib.Nifti1Image((np.isfinite(mdata) & (mdata != 0)).astype(np.uint8), m.affine)
     if not np.asarray(mask_nii.dataobj).any():
-        raise ValueError("The mask is empty; check mask_img (or pass one).")
+        raise InputError("The mask is empty; check mask_img (or pass one).")
 
     glm_kwargs = dict(
         mask_img=mask_nii,

@@ -12,7 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from data_loaders._validation import check_array, check_bool
+from data_loaders.errors import InputError, InputTypeError
 from data_loaders.fmri._common import check_stimulus_ids, drop_bad_voxels
+from data_loaders.fmri.geometry import VoxelGeometry, values_to_nifti
 from data_loaders.fmri.repeats import (
     NoiseCeiling,
     average_repeats,
@@ -22,47 +25,15 @@ from data_loaders.fmri.repeats import (
 
 __all__ = ["FMRIDataset", "values_to_nifti"]
 
-
-def values_to_nifti(values, voxel_ijk, affine, volume_shape, fill: float = np.nan):
-    """Place per-voxel values into a volume and return a NIfTI image.
-
-    Parameters
-    ----------
-    values : array of shape (n_voxels,) or (k, n_voxels)
-        One map, or ``k`` maps (a 4D image results).
-    voxel_ijk : array of shape (n_voxels, 3), int
-        Voxel indices in the volume.
-    affine : array of shape (4, 4)
-    volume_shape : tuple of 3 ints
-    fill : float, default=NaN
-        Value of voxels outside ``voxel_ijk``.
-
-    Returns
-    -------
-    nibabel.Nifti1Image
-    """
-    import nibabel as nib
-
-    vals = np.asarray(values, dtype=np.float32)
-    ijk = np.asarray(voxel_ijk)
-    if vals.shape[-1] != len(ijk):
-        raise ValueError(
-            f"values have {vals.shape[-1]} entries on their last axis but there are {len(ijk)} "
-            "voxels; give one value per voxel."
-        )
-    if vals.ndim == 1:
-        vol = np.full(tuple(volume_shape), fill, dtype=np.float32)
-        vol[tuple(ijk.T)] = vals
-    elif vals.ndim == 2:
-        vol = np.full((*volume_shape, len(vals)), fill, dtype=np.float32)
-        vol[tuple(ijk.T)] = vals.T
-    else:
-        raise ValueError(f"values must be 1D or 2D (k, n_voxels); got shape {vals.shape}.")
-    return nib.Nifti1Image(vol, np.asarray(affine, dtype=np.float64))
+_PER_VOXEL = ("roi_labels", "coords")
 
 
 class FMRIDataset:
     """Single-trial responses of one subject with stimuli, ROIs, noise ceiling and splits.
+
+    Every dataset is built here (the NIfTI and HDF5 readers and the simulator
+    call this constructor through their ``to_dataset`` / :meth:`from_simulation`),
+    so its fields are checked in one place.
 
     Parameters
     ----------
@@ -78,15 +49,35 @@ class FMRIDataset:
     roi_labels : array of shape (n_voxels,), optional
         ROI name of each voxel ("" for none).
     coords : array of shape (n_voxels, 3), optional
-        World coordinates in mm.
-    voxel_ijk, affine, volume_shape : optional
-        Voxel indices in a reference volume, so results become NIfTI maps.
+        World coordinates in mm; by default those of ``geometry``.
+    geometry : VoxelGeometry, optional
+        Where the voxels lie in a reference volume (shape, affine, voxel
+        indices), so results become NIfTI maps (:meth:`to_nifti`).
     session_ids : array of shape (n_trials,), optional
         Session of each trial (the noise ceiling z-scores within sessions).
     name : str, optional
         Subject name.
     drop_bad : bool, default=True
         Drop NaN/inf and constant voxels (with a warning that counts them).
+
+    Attributes
+    ----------
+    betas : ndarray of shape (n_trials, n_voxels), float32
+    stimulus_ids : ndarray of shape (n_trials,), int64
+    stimuli : ImageSet or None
+    roi_labels : ndarray of shape (n_voxels,), str, or None
+    coords : ndarray of shape (n_voxels, 3), or None
+    geometry : VoxelGeometry or None
+    session_ids : ndarray of shape (n_trials,), or None
+    name : str or None
+    voxel_ijk, affine, volume_shape
+        Read-only views of ``geometry`` (None without one).
+
+    Raises
+    ------
+    InputError
+        Arrays of the wrong shape or length, ids out of range, a geometry
+        whose voxel count differs from ``betas``, every voxel bad.
 
     Examples
     --------
@@ -107,18 +98,28 @@ class FMRIDataset:
         stimuli: Any = None,
         roi_labels: Sequence[str] | None = None,
         coords=None,
-        voxel_ijk=None,
-        affine=None,
-        volume_shape=None,
+        geometry: VoxelGeometry | None = None,
         session_ids=None,
         name: str | None = None,
         drop_bad: bool = True,
     ) -> None:
-        b = np.asarray(betas)
-        if b.ndim != 2:
-            raise ValueError(f"betas must have shape (n_trials, n_voxels); got shape {b.shape}.")
-        if b.shape[1] == 0:
-            raise ValueError("betas has no voxels (shape (n_trials, 0)); check the mask or ROI.")
+        if len(np.shape(betas)) == 2 and np.shape(betas)[1] == 0:
+            raise InputError("betas has no voxels (shape (n_trials, 0)); check the mask or ROI.")
+        b = check_array("betas", betas, ndim=2, shape_hint="(n_trials, n_voxels)", finite=False)
+        drop_bad = check_bool("drop_bad", drop_bad)
+        if name is not None and not isinstance(name, str):
+            raise InputTypeError(f"name must be a string or None; got {type(name).__name__}.")
+        if geometry is not None and not isinstance(geometry, VoxelGeometry):
+            raise InputTypeError(
+                f"geometry must be a VoxelGeometry or None; got {type(geometry).__name__}. "
+                "Build one with VoxelGeometry(volume_shape, affine, ijk)."
+            )
+        n_vox = b.shape[1]
+        if geometry is not None and geometry.n_voxels != n_vox:
+            raise InputError(
+                f"geometry has {geometry.n_voxels} voxels but betas has {n_vox} columns; give "
+                "the geometry of these voxels, in column order."
+            )
         if stimuli is not None and not hasattr(stimuli, "load"):
             from data_loaders.stimuli import open_images
 
@@ -127,45 +128,71 @@ class FMRIDataset:
         self.stimulus_ids = check_stimulus_ids(
             stimulus_ids, len(b), len(stimuli) if stimuli is not None else None
         )
-        n_vox = b.shape[1]
-        self.roi_labels = self._per_voxel(roi_labels, n_vox, "roi_labels", dtype=str)
-        self.coords = self._per_voxel(coords, n_vox, "coords", dtype=np.float64)
-        self.voxel_ijk = self._per_voxel(voxel_ijk, n_vox, "voxel_ijk", dtype=np.int64)
-        self.affine = None if affine is None else np.asarray(affine, dtype=np.float64)
-        self.volume_shape = None if volume_shape is None else tuple(int(v) for v in volume_shape)
+        self.roi_labels = self._per_voxel(roi_labels, n_vox, "roi_labels")
+        if coords is None and geometry is not None:
+            coords = geometry.coords
+        self.coords = self._per_voxel(coords, n_vox, "coords")
         if session_ids is not None:
             session_ids = np.asarray(session_ids)
             if session_ids.shape != (len(b),):
-                raise ValueError(
+                raise InputError(
                     f"session_ids must have one entry per trial ({len(b)}); got shape {session_ids.shape}."
                 )
         self.session_ids = session_ids
         self.name = name
         keep = drop_bad_voxels(b) if drop_bad else np.ones(n_vox, dtype=bool)
         self.betas = np.ascontiguousarray(b[:, keep], dtype=np.float32)
-        for attr in ("roi_labels", "coords", "voxel_ijk"):
+        self.geometry = geometry if geometry is None or keep.all() else geometry.subset(keep)
+        for attr in _PER_VOXEL:
             value = getattr(self, attr)
             if value is not None:
                 setattr(self, attr, value[keep])
         self._ceiling: NoiseCeiling | None = None
 
     @staticmethod
-    def _per_voxel(value, n_vox: int, name: str, dtype) -> np.ndarray | None:
+    def _per_voxel(value, n_vox: int, name: str) -> np.ndarray | None:
         if value is None:
             return None
-        arr = np.asarray(value, dtype=dtype)
+        if name == "roi_labels":
+            arr = np.asarray(value, dtype=str)
+            if arr.ndim != 1:
+                raise InputError(
+                    f"roi_labels must be one ROI name per voxel, shape ({n_vox},); got shape "
+                    f"{arr.shape}."
+                )
+        else:
+            arr = check_array(name, value, ndim=2, shape_hint="(n_voxels, 3)", dtype=np.float64)
+            if arr.shape[1] != 3:
+                raise InputError(f"coords must have shape (n_voxels, 3); got shape {arr.shape}.")
         if len(arr) != n_vox:
-            raise ValueError(f"{name} must have one entry per voxel ({n_vox}); got {len(arr)}.")
+            raise InputError(f"{name} must have one entry per voxel ({n_vox}); got {len(arr)}.")
         return arr
 
     # ---------------------------------------------------------------- basics
     @property
     def n_trials(self) -> int:
+        """Number of trials (rows of :attr:`betas`)."""
         return self.betas.shape[0]
 
     @property
     def n_voxels(self) -> int:
+        """Number of voxels (columns of :attr:`betas`)."""
         return self.betas.shape[1]
+
+    @property
+    def voxel_ijk(self) -> np.ndarray | None:
+        """Voxel indices ``(n_voxels, 3)`` in the reference volume (``geometry.ijk``), or None."""
+        return None if self.geometry is None else self.geometry.ijk
+
+    @property
+    def affine(self) -> np.ndarray | None:
+        """The reference volume's ``(4, 4)`` affine (``geometry.affine``), or None."""
+        return None if self.geometry is None else self.geometry.affine
+
+    @property
+    def volume_shape(self) -> tuple[int, int, int] | None:
+        """The reference volume's shape (``geometry.volume_shape``), or None."""
+        return None if self.geometry is None else self.geometry.volume_shape
 
     @property
     def rois(self) -> list[str]:
@@ -188,27 +215,48 @@ class FMRIDataset:
         new.betas = np.ascontiguousarray(self.betas[t][:, v])
         new.stimulus_ids = self.stimulus_ids[t]
         new.session_ids = None if self.session_ids is None else self.session_ids[t]
-        for attr in ("roi_labels", "coords", "voxel_ijk"):
+        for attr in _PER_VOXEL:
             value = getattr(self, attr)
             if value is not None:
                 setattr(new, attr, value[v])
+        if self.geometry is not None and voxels is not None:
+            new.geometry = self.geometry.subset(v)
         new._ceiling = None
         return new
 
     # ------------------------------------------------------------------ ROIs
     def select_rois(self, names: str | Sequence[str]) -> FMRIDataset:
-        """A dataset restricted to the voxels of one or more ROIs."""
+        """A dataset restricted to the voxels of one or more ROIs.
+
+        Parameters
+        ----------
+        names : str or sequence of str
+            ROI names, as in :attr:`rois`.
+
+        Returns
+        -------
+        FMRIDataset
+            Same trials; only the voxels of those ROIs (in their order here).
+        """
         if self.roi_labels is None:
-            raise ValueError("This dataset has no ROI labels; give roi_labels when creating it.")
+            raise InputError("This dataset has no ROI labels; give roi_labels when creating it.")
         names = [names] if isinstance(names, str) else list(names)
+        if not names or not all(isinstance(n, str) for n in names):
+            raise InputTypeError(f"names must be an ROI name or a list of them; got {names!r}.")
         unknown = [n for n in names if n not in set(self.roi_labels.tolist())]
         if unknown:
-            raise ValueError(f"ROI(s) {unknown} match no voxel; the ROIs present are {self.rois}.")
+            raise InputError(f"ROI(s) {unknown} match no voxel; the ROIs present are {self.rois}.")
         return self._subset(voxels=np.isin(self.roi_labels, names))
 
     # --------------------------------------------------------------- repeats
     def noise_ceiling(self) -> NoiseCeiling:
-        """The per-voxel noise ceiling from repeats (NSD's ncsnr; cached)."""
+        """The per-voxel noise ceiling from repeats (NSD's ncsnr; cached).
+
+        Returns
+        -------
+        NoiseCeiling
+            ``ncsnr`` of shape (n_voxels,).
+        """
         if self._ceiling is None:
             self._ceiling = noise_ceiling(self.betas, self.stimulus_ids, self.session_ids)
         return self._ceiling
@@ -218,7 +266,17 @@ class FMRIDataset:
         return average_repeats(self.betas, self.stimulus_ids)
 
     def split(self, test_size: float = 0.2, seed: int | None = 0, test_stimuli=None):
-        """Train and test datasets with no stimulus on both sides."""
+        """Train and test datasets with no stimulus on both sides.
+
+        Parameters
+        ----------
+        test_size, seed, test_stimuli
+            As in :func:`~data_loaders.fmri.repeats.split_by_stimulus`.
+
+        Returns
+        -------
+        train, test : FMRIDataset
+        """
         train, test = split_by_stimulus(self.stimulus_ids, test_size, seed, test_stimuli)
         return self._subset(trials=train), self._subset(trials=test)
 
@@ -226,34 +284,56 @@ class FMRIDataset:
     def images(self, size: tuple[int, int] | None = None, unique: bool = True) -> np.ndarray:
         """Stimulus images ``(n, 3, h, w)``: of the distinct stimuli shown (sorted), or of every trial."""
         if self.stimuli is None:
-            raise ValueError("This dataset has no stimuli; give stimuli when creating it.")
+            raise InputError("This dataset has no stimuli; give stimuli when creating it.")
+        unique = check_bool("unique", unique)
         ids = np.unique(self.stimulus_ids) if unique else self.stimulus_ids
         return self.stimuli.load(ids, size=size)
 
     # ----------------------------------------------------------------- maps
     def to_nifti(self, values, fill: float = np.nan):
-        """Turn per-voxel values ``(n_voxels,)`` or ``(k, n_voxels)`` into a NIfTI image."""
-        if self.voxel_ijk is None or self.affine is None or self.volume_shape is None:
-            raise ValueError(
-                "This dataset does not know where its voxels lie; give voxel_ijk, affine and "
-                "volume_shape when creating it (the NIfTI and HDF5 readers do)."
+        """Turn per-voxel values into a NIfTI image (see :meth:`VoxelGeometry.to_nifti`).
+
+        Parameters
+        ----------
+        values : array of shape (n_voxels,) or (k, n_voxels)
+        fill : float, default=NaN
+            Value of the voxels that are not in this dataset.
+
+        Returns
+        -------
+        nibabel.Nifti1Image
+            Shape ``volume_shape`` or ``(*volume_shape, k)``.
+        """
+        if self.geometry is None:
+            raise InputError(
+                "This dataset does not know where its voxels lie; give "
+                "geometry=VoxelGeometry(volume_shape, affine, ijk) when creating it (the NIfTI "
+                "and HDF5 readers and the simulator do)."
             )
-        return values_to_nifti(values, self.voxel_ijk, self.affine, self.volume_shape, fill)
+        return self.geometry.to_nifti(values, fill=fill)
 
     # ------------------------------------------------------------- builders
     @classmethod
     def from_simulation(cls, subject, stimuli=None) -> FMRIDataset:
-        """A dataset from a :class:`data_loaders.simulate.fmri.SimulatedSubject`."""
+        """A dataset from a :class:`data_loaders.simulate.fmri.SimulatedSubject`.
+
+        Parameters
+        ----------
+        subject : SimulatedSubject
+        stimuli : SimulatedStimuli or array, optional
+            The images the subject saw.
+
+        Returns
+        -------
+        FMRIDataset
+        """
         images = None if stimuli is None else getattr(stimuli, "images", stimuli)
         return cls(
             subject.betas,
             subject.stimulus_ids,
             stimuli=images,
             roi_labels=subject.roi_labels,
-            coords=subject.coords,
-            voxel_ijk=subject.voxel_ijk,
-            affine=subject.affine,
-            volume_shape=subject.volume_shape,
+            geometry=subject.geometry,
             session_ids=subject.session_ids,
             name=subject.name,
         )

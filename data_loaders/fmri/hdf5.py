@@ -36,7 +36,11 @@ from pathlib import Path
 
 import numpy as np
 
-from data_loaders.fmri._common import FMRIDataWarning, check_stimulus_ids
+from data_loaders._io import check_overwrite
+from data_loaders._validation import check_array, check_bool, check_file, check_int
+from data_loaders.errors import InputError, InputTypeError, MissingFileError, UnreadableFileError
+from data_loaders.fmri._common import FMRIDataWarning, _one_line, check_stimulus_ids
+from data_loaders.fmri.geometry import VoxelGeometry
 
 __all__ = ["NSDSession", "write_nsd_session"]
 
@@ -48,9 +52,7 @@ def write_nsd_session(
     betas,
     stimulus_ids,
     *,
-    voxel_ijk=None,
-    affine=None,
-    volume_shape=None,
+    geometry: VoxelGeometry | None = None,
     roi=None,
     roi_names: dict | None = None,
     overwrite: bool = False,
@@ -64,26 +66,47 @@ def write_nsd_session(
         Percent signal change; stored as int16 x 300 (values beyond +-109%
         are clipped, with a warning counting them).
     stimulus_ids : array of shape (n_trials,)
-    voxel_ijk : array of shape (n_voxels, 3), optional
-    affine : array of shape (4, 4), optional
-    volume_shape : tuple of 3 ints, optional
+    geometry : VoxelGeometry, optional
+        Where the voxels lie; stored as ``voxel_ijk``, ``affine`` and
+        ``volume_shape``.
     roi : array of shape (n_voxels,) of int, optional
+        0 = unlabelled.
     roi_names : dict of int to str, optional
     overwrite : bool, default=False
 
     Returns
     -------
     Path
+
+    Raises
+    ------
+    OutputExistsError
+        ``path`` exists and ``overwrite`` is False.
+    InputError
+        Arrays of the wrong shape or length.
     """
     import h5py
 
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it.")
-    b = np.asarray(betas, dtype=np.float64)
-    if b.ndim != 2:
-        raise ValueError(f"betas must have shape (n_trials, n_voxels); got {b.shape}.")
+    path = check_overwrite(path, check_bool("overwrite", overwrite))
+    b = check_array("betas", betas, ndim=2, shape_hint="(n_trials, n_voxels)", dtype=np.float64)
     ids = check_stimulus_ids(stimulus_ids, len(b))
+    if geometry is not None:
+        if not isinstance(geometry, VoxelGeometry):
+            raise InputTypeError(
+                f"geometry must be a VoxelGeometry or None; got {type(geometry).__name__}."
+            )
+        if geometry.n_voxels != b.shape[1]:
+            raise InputError(
+                f"geometry has {geometry.n_voxels} voxels but betas has {b.shape[1]} columns; "
+                "give the geometry of these voxels, in column order."
+            )
+    if roi is not None:
+        roi = check_array("roi", roi, ndim=1, shape_hint="(n_voxels,)")
+        if len(roi) != b.shape[1] or not np.all(roi == np.round(roi)):
+            raise InputError(
+                f"roi must hold one integer label per voxel ({b.shape[1]}); got {len(roi)} "
+                f"values of dtype {roi.dtype}."
+            )
     scaled = np.round(b * NSD_SCALE)
     limit = np.iinfo(np.int16).max
     clipped = int((np.abs(scaled) > limit).sum())
@@ -104,13 +127,10 @@ def write_nsd_session(
             )
             d.attrs["scale"] = NSD_SCALE
             f.create_dataset("stimulus_ids", data=ids)
-            for name, value in (
-                ("voxel_ijk", voxel_ijk),
-                ("affine", affine),
-                ("volume_shape", volume_shape),
-            ):
-                if value is not None:
-                    f.create_dataset(name, data=np.asarray(value))
+            if geometry is not None:
+                f.create_dataset("voxel_ijk", data=geometry.ijk)
+                f.create_dataset("affine", data=geometry.affine)
+                f.create_dataset("volume_shape", data=np.asarray(geometry.volume_shape))
             if roi is not None:
                 r = f.create_dataset("roi", data=np.asarray(roi, dtype=np.int32))
                 r.attrs["roi_names"] = json.dumps({str(k): v for k, v in (roi_names or {}).items()})
@@ -135,34 +155,56 @@ class NSDSession:
     n_trials, n_voxels : int
     stimulus_ids : ndarray of shape (n_trials,)
     roi_labels : ndarray of shape (n_voxels,), str ("" = unlabelled)
+    geometry : VoxelGeometry or None
+        Where the voxels lie, when the file says (voxel indices, affine and
+        volume shape); None otherwise.
     voxel_ijk : ndarray of shape (n_voxels, 3) or None
-        In NIfTI ``(X, Y, Z)`` order.
+        In NIfTI ``(X, Y, Z)`` order, as stored (also without an affine).
     affine : ndarray of shape (4, 4) or None
+    volume_shape : tuple of 3 int or None
     coords : ndarray of shape (n_voxels, 3) or None
         World coordinates in mm.
+
+    Raises
+    ------
+    MissingFileError
+        No file at ``path``.
+    UnreadableFileError
+        The file is empty, truncated, not HDF5, or lacks the ``betas`` or
+        ``stimulus_ids`` dataset.
+    InputError
+        Betas stored with trials last, a trial table of another length,
+        an unknown ROI.
     """
 
     def __init__(self, path, rois: str | Sequence[str] | None = None) -> None:
+        self._file = None
+        if isinstance(path, (str, os.PathLike)) and not Path(path).expanduser().exists():
+            raise MissingFileError(
+                f"No NSD-style HDF5 file at {str(Path(path).expanduser())!r}; check the path."
+            )
+        self.path = check_file("path", path)
+        try:
+            self._open(rois)
+        except (OSError, KeyError, RuntimeError) as err:  # h5py's errors on damaged files
+            self.close()
+            raise UnreadableFileError(
+                f"{str(self.path)!r} cannot be read as HDF5 (truncated, corrupt or another kind "
+                f"of file: {_one_line(err)}). Copy the file again from its source."
+            ) from None
+        except Exception:
+            self.close()
+            raise
+
+    def _open(self, rois) -> None:
         import h5py
 
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(
-                f"No NSD-style HDF5 file at {str(self.path)!r}; check the path."
-            )
-        try:
-            self._file = h5py.File(self.path, "r")  # read-only
-        except OSError as err:
-            raise OSError(
-                f"{str(self.path)!r} cannot be read as HDF5 (truncated, corrupt or another kind of "
-                f"file: {err}). Copy the file again from its source."
-            ) from None
+        self._file = h5py.File(self.path, "r")  # read-only
         f = self._file
-        missing = [k for k in ("betas", "stimulus_ids") if k not in f]
+        missing = [k for k in ("betas", "stimulus_ids") if not isinstance(f.get(k), h5py.Dataset)]
         if missing:
             present = sorted(f.keys())
-            self.close()
-            raise KeyError(
+            raise UnreadableFileError(
                 f"{str(self.path)!r} has no {' or '.join(repr(m) for m in missing)} dataset; it holds "
                 f"{present}. NSD-style files need 'betas' and 'stimulus_ids'."
             )
@@ -170,14 +212,13 @@ class NSDSession:
         ids = np.asarray(f["stimulus_ids"])
         shape = self._betas.shape
         if len(ids) != shape[0]:
-            self.close()
             if len(ids) == shape[-1]:
-                raise ValueError(
+                raise InputError(
                     f"{str(self.path)!r}: betas have shape {shape} with the trials on the last "
                     f"axis ({len(ids)} stimulus ids). Store betas as (n_trials, ...), e.g. "
                     "write betas.T."
                 )
-            raise ValueError(
+            raise InputError(
                 f"{str(self.path)!r}: the trial table has {len(ids)} rows but betas have "
                 f"{shape[0]} trials on axis 0."
             )
@@ -204,12 +245,17 @@ class NSDSession:
             roi = np.asarray(f["roi"]).ravel()[self._columns] if "roi" in f else None
             self.volume_shape = tuple(int(v) for v in zyx[::-1])
         else:
-            self.close()
-            raise ValueError(
+            raise InputError(
                 f"{str(self.path)!r}: betas must be (n_trials, n_voxels) or (n_trials, Z, Y, X); "
                 f"got shape {shape}."
             )
-        names = json.loads(f["roi"].attrs.get("roi_names", "{}")) if "roi" in f else {}
+        try:
+            names = json.loads(f["roi"].attrs.get("roi_names", "{}")) if "roi" in f else {}
+        except (TypeError, json.JSONDecodeError) as err:
+            raise UnreadableFileError(
+                f"{str(self.path)!r}: the 'roi_names' attribute of 'roi' is not JSON "
+                f'({_one_line(err)}); it must map labels to names, e.g. \'{{"1": "V1"}}\'.'
+            ) from None
         if roi is None:
             self.roi_labels = np.full(len(self._columns), "", dtype=object).astype(str)
         else:
@@ -221,8 +267,7 @@ class NSDSession:
             present = sorted(set(self.roi_labels.tolist()) - {""})
             unknown = [r for r in wanted if r not in present]
             if unknown:
-                self.close()
-                raise ValueError(
+                raise InputError(
                     f"ROI(s) {unknown} match no voxel in {self.path.name}; it has {present}."
                 )
             keep = np.isin(self.roi_labels, wanted)
@@ -230,18 +275,27 @@ class NSDSession:
             self.roi_labels = self.roi_labels[keep]
             if self.voxel_ijk is not None:
                 self.voxel_ijk = self.voxel_ijk[keep]
+        self.geometry = None
+        if self.voxel_ijk is not None and self.affine is not None and self.volume_shape:
+            try:
+                self.geometry = VoxelGeometry(self.volume_shape, self.affine, self.voxel_ijk)
+            except InputError as err:
+                raise InputError(f"{str(self.path)!r}: {err}") from None
 
     # ---------------------------------------------------------------- basics
     @property
     def n_trials(self) -> int:
+        """Number of trials in the session."""
         return int(self._betas.shape[0])
 
     @property
     def n_voxels(self) -> int:
+        """Number of voxels read (after ROI selection)."""
         return len(self._columns)
 
     @property
     def coords(self) -> np.ndarray | None:
+        """World coordinates of the voxels in mm, ``(n_voxels, 3)``; None without an affine."""
         if self.voxel_ijk is None or self.affine is None:
             return None
         return self.voxel_ijk @ self.affine[:3, :3].T + self.affine[:3, 3]
@@ -288,12 +342,12 @@ class NSDSession:
         cols = self._columns if voxels is None else self._columns[voxels]
         cols = np.atleast_1d(np.asarray(cols))
         if len(cols) == 0:
-            raise ValueError("voxels selects no voxel.")
+            raise InputError("voxels selects no voxel; give at least one voxel index.")
         if trials is None or isinstance(trials, slice):
             return self._read_columns(slice(None) if trials is None else trials, cols)
         idx = np.atleast_1d(np.asarray(trials, dtype=np.int64))
         if len(idx) == 0 or idx.min() < -self.n_trials or idx.max() >= self.n_trials:
-            raise IndexError(f"trials must be indices in [0, {self.n_trials}); got {trials!r}.")
+            raise InputError(f"trials must be indices in [0, {self.n_trials}); got {trials!r}.")
         unique, inverse = np.unique(idx % self.n_trials, return_inverse=True)
         # h5py reads increasing indices only: read them sorted, then restore the order
         return self._read_columns(unique.tolist(), cols)[inverse]
@@ -302,16 +356,14 @@ class NSDSession:
         self, voxel_batch_size: int = 10_000
     ) -> Iterator[tuple[slice, np.ndarray]]:
         """Yield ``(voxel slice, betas (n_trials, batch))``, reading one batch at a time."""
-        if voxel_batch_size < 1:
-            raise ValueError(f"voxel_batch_size must be >= 1; got {voxel_batch_size}.")
+        voxel_batch_size = check_int("voxel_batch_size", voxel_batch_size, minimum=1)
         for start in range(0, self.n_voxels, voxel_batch_size):
             sel = slice(start, min(start + voxel_batch_size, self.n_voxels))
             yield sel, self._read_columns(slice(None), self._columns[sel])
 
     def iter_trial_batches(self, trial_batch_size: int = 256) -> Iterator[tuple[slice, np.ndarray]]:
         """Yield ``(trial slice, betas (batch, n_voxels))``, reading one batch at a time."""
-        if trial_batch_size < 1:
-            raise ValueError(f"trial_batch_size must be >= 1; got {trial_batch_size}.")
+        trial_batch_size = check_int("trial_batch_size", trial_batch_size, minimum=1)
         for start in range(0, self.n_trials, trial_batch_size):
             sel = slice(start, min(start + trial_batch_size, self.n_trials))
             yield sel, self._read_columns(sel, self._columns)
@@ -329,8 +381,6 @@ class NSDSession:
             stimuli=stimuli,
             roi_labels=self.roi_labels,
             coords=self.coords,
-            voxel_ijk=self.voxel_ijk,
-            affine=self.affine,
-            volume_shape=self.volume_shape,
+            geometry=self.geometry,
             name=name or self.path.stem,
         )

@@ -18,14 +18,17 @@ Responses are voxelwise, as voxelwise encoders need. Region-averaged responses
 from __future__ import annotations
 
 import os
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from data_loaders.fmri._common import check_stimulus_ids, drop_bad_voxels
+from data_loaders._validation import check_bool, check_file
+from data_loaders.errors import InputError, InputTypeError, UnreadableFileError
+from data_loaders.fmri._common import _one_line, check_stimulus_ids, drop_bad_voxels, read_table
+from data_loaders.fmri.geometry import VoxelGeometry
 
 __all__ = ["NiftiBetas", "load_nifti_betas"]
 
@@ -43,19 +46,36 @@ def _nib():
 
 
 def _load_img(img, what: str):
-    """A nibabel image from a path or an image; a missing file is named."""
+    """A nibabel image from a path or an image, its data read into memory.
+
+    A path is read whole here (read-only; the file is never written), so a
+    missing, empty, truncated or foreign file fails at once with one line
+    naming ``what`` and the file, rather than deep inside nilearn later.
+    """
     nib = _nib()
     if isinstance(img, (str, os.PathLike)):
-        path = Path(img).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"{what}: no such file {str(path)!r}; check the path (relative paths are read "
-                f"from {os.getcwd()!r})."
-            )
-        return nib.load(path)  # read-only; the file is never written
+        path = check_file(what, img)
+        read_errors = (
+            nib.filebasedimages.ImageFileError,
+            nib.spatialimages.HeaderDataError,
+            OSError,
+            EOFError,
+            ValueError,
+            zlib.error,
+        )
+        try:
+            loaded = nib.load(path)
+            data = np.asanyarray(loaded.dataobj)
+        except read_errors as err:
+            raise UnreadableFileError(
+                f"{what}: cannot read {str(path)!r} as a NIfTI image ({_one_line(err)}); the "
+                "file is truncated, corrupt or of another format. Copy it again from its source, "
+                "or give a .nii / .nii.gz file."
+            ) from None
+        return type(loaded)(data, loaded.affine, loaded.header)
     if isinstance(img, nib.spatialimages.SpatialImage):
         return img
-    raise TypeError(
+    raise InputTypeError(
         f"{what} must be a NIfTI file path or a nibabel image; got {type(img).__name__}."
     )
 
@@ -80,7 +100,7 @@ def _check_same_grid(img, ref, img_name: str, ref_name: str, kind: str) -> None:
             f"resample it with nilearn.image.resample_to_img({img_name}, {ref_name}, "
             "interpolation='continuous')"
         )
-    raise ValueError(
+    raise InputError(
         f"{img_name} and {ref_name} are on different voxel grids: {img_name} has shape "
         f"{shape} and affine\n{np.array2string(np.asarray(img.affine), precision=3)}\n"
         f"while {ref_name} has shape {ref_shape} and affine\n"
@@ -97,19 +117,19 @@ def _load_trial_images(images):
         if img.ndim == 4:
             return img
         if img.ndim == 3:
-            raise ValueError(
+            raise InputError(
                 f"images must be a 4D image with one volume per trial; got a 3D image of shape "
                 f"{img.shape}. Pass a list of 3D images (one per trial) or a 4D image."
             )
-        raise ValueError(f"images must be 4D (x, y, z, trial); got shape {img.shape}.")
+        raise InputError(f"images must be 4D (x, y, z, trial); got shape {img.shape}.")
     if isinstance(images, Sequence) and not isinstance(images, (str, bytes)):
         if len(images) == 0:
-            raise ValueError("images is an empty list; give one 3D image per trial.")
+            raise InputError("images is an empty list; give one 3D image per trial.")
         imgs = [_load_img(im, f"images[{i}]") for i, im in enumerate(images)]
         first = imgs[0]
         for i, im in enumerate(imgs):
             if im.ndim != 3:
-                raise ValueError(
+                raise InputError(
                     f"images[{i}] has shape {im.shape}; a list of images must hold one 3D "
                     "image per trial. Pass a 4D image on its own, or split it with "
                     "nilearn.image.iter_img."
@@ -118,30 +138,27 @@ def _load_trial_images(images):
                 _check_same_grid(im, first, f"images[{i}]", "images[0]", "betas")
         data = np.stack([np.asarray(im.dataobj, dtype=np.float32) for im in imgs], axis=-1)
         return nib.Nifti1Image(data, first.affine)
-    raise TypeError(
+    raise InputTypeError(
         "images must be a 4D NIfTI path/image or a list of 3D NIfTI paths/images; got "
         f"{type(images).__name__}."
     )
 
 
 def _read_trial_table(stimulus_ids):
-    """(ids array, DataFrame or None) from an array, a DataFrame or a TSV path."""
+    """(ids array, DataFrame or None) from an array, a DataFrame or a TSV/CSV path."""
+    source = None
     if isinstance(stimulus_ids, (str, os.PathLike)):
-        import pandas as pd
-
-        path = Path(stimulus_ids).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"stimulus_ids: no such trial table {str(path)!r}; give a TSV file with a "
-                "'stimulus_id' column, or an array of ints."
-            )
-        stimulus_ids = pd.read_csv(path, sep="\t")
+        source = stimulus_ids
+        stimulus_ids = read_table("stimulus_ids", stimulus_ids)
     if hasattr(stimulus_ids, "columns"):  # a pandas DataFrame
         if "stimulus_id" not in stimulus_ids.columns:
-            raise ValueError(
-                "stimulus_ids: the trial table needs a 'stimulus_id' column; it has columns "
-                f"{list(stimulus_ids.columns)}. Rename the column that holds the stimulus "
-                "index, or pass the ids as an array."
+            # a file without the column is not a trial table (another kind of file)
+            error = InputError if source is None else UnreadableFileError
+            where = "" if source is None else f" {str(source)!r}"
+            raise error(
+                f"stimulus_ids: the trial table{where} needs a 'stimulus_id' column; it has "
+                f"columns {list(stimulus_ids.columns)}. Rename the column that holds the "
+                "stimulus index, or pass the ids as an array."
             )
         table = stimulus_ids.reset_index(drop=True)
         return table["stimulus_id"].to_numpy(), table
@@ -152,10 +169,16 @@ def _label_name_map(label_names) -> dict[int, str]:
     if label_names is None:
         return {}
     if isinstance(label_names, Mapping):
-        return {int(k): str(v) for k, v in label_names.items()}
+        try:
+            return {int(k): str(v) for k, v in label_names.items()}
+        except (TypeError, ValueError):
+            raise InputTypeError(
+                "label_names must map integer labels to names ({1: 'V1', ...}); got keys "
+                f"{list(label_names)[:5]}."
+            ) from None
     if isinstance(label_names, Sequence) and not isinstance(label_names, str):
         return {i: str(v) for i, v in enumerate(label_names)}
-    raise TypeError(
+    raise InputTypeError(
         "label_names must map each integer label to its name (a dict {1: 'V1', ...}, or a list "
         f"whose index is the label); got {type(label_names).__name__}."
     )
@@ -172,31 +195,49 @@ class NiftiBetas:
         z-scored per voxel when ``standardize=True``).
     stimulus_ids : ndarray of shape (n_trials,), int64
         Which stimulus each trial showed.
-    coords : ndarray of shape (n_voxels, 3), float64
-        Voxel centres in world coordinates (mm): ``affine @ [i, j, k, 1]``.
-    ijk : ndarray of shape (n_voxels, 3), int64
-        Voxel indices in the volume.
+    geometry : VoxelGeometry
+        Where each column of ``betas`` lies: the input grid's shape and
+        affine, and the voxel indices (``ijk``).
     roi_labels : ndarray of shape (n_voxels,), str
         Each voxel's ROI name; ``""`` for voxels in no labelled region.
     mask_img : nibabel.Nifti1Image
         The voxels kept (after masking, ROI selection and dropping bad voxels),
         as a binary uint8 image on the input grid.
-    affine : ndarray of shape (4, 4)
-    volume_shape : tuple of 3 ints
     trials : pandas.DataFrame or None
         The trial table, when one was given as a DataFrame or TSV file.
+    coords, ijk, affine, volume_shape
+        Read-only views of ``geometry``: voxel centres in mm
+        ``(n_voxels, 3)``, voxel indices ``(n_voxels, 3)``, the ``(4, 4)``
+        affine and the volume's shape.
     """
 
     betas: np.ndarray
     stimulus_ids: np.ndarray
-    coords: np.ndarray
-    ijk: np.ndarray
+    geometry: VoxelGeometry
     roi_labels: np.ndarray
     mask_img: Any
-    affine: np.ndarray
-    volume_shape: tuple[int, int, int]
     trials: Any = None
     _masker: Any = field(default=None, repr=False)
+
+    @property
+    def coords(self) -> np.ndarray:
+        """Voxel centres in world coordinates (mm), ``(n_voxels, 3)``: ``affine @ [i, j, k, 1]``."""
+        return self.geometry.coords
+
+    @property
+    def ijk(self) -> np.ndarray:
+        """Voxel indices in the volume, ``(n_voxels, 3)`` int64."""
+        return self.geometry.ijk
+
+    @property
+    def affine(self) -> np.ndarray:
+        """The grid's affine, ``(4, 4)``."""
+        return self.geometry.affine
+
+    @property
+    def volume_shape(self) -> tuple[int, int, int]:
+        """The grid's shape ``(X, Y, Z)``."""
+        return self.geometry.volume_shape
 
     @property
     def n_trials(self) -> int:
@@ -232,7 +273,7 @@ class NiftiBetas:
         """
         vals = np.asarray(values, dtype=np.float32)
         if vals.ndim not in (1, 2) or vals.shape[-1] != self.n_voxels:
-            raise ValueError(
+            raise InputError(
                 f"values must have shape ({self.n_voxels},) or (k, {self.n_voxels}), one value "
                 f"per kept voxel; got shape {vals.shape}."
             )
@@ -245,14 +286,23 @@ class NiftiBetas:
         data[outside] = fill
         return nib.Nifti1Image(data, img.affine)
 
-    def to_dataset(self, stimuli=None, name: str | None = None):
+    def to_dataset(self, stimuli=None, name: str | None = None, session_ids=None):
         """An :class:`~data_loaders.fmri.dataset.FMRIDataset` of these responses.
 
         Parameters
         ----------
-        stimuli : image set or array, optional
-            The stimulus set that ``stimulus_ids`` index.
+        stimuli : ImageSet, array or path, optional
+            The stimulus set that ``stimulus_ids`` index (see
+            :func:`data_loaders.stimuli.open_images`).
         name : str, optional
+        session_ids : array of shape (n_trials,), optional
+            Session of each trial (e.g. ``trials["session"]``), so the noise
+            ceiling z-scores within sessions.
+
+        Returns
+        -------
+        FMRIDataset
+            With this object's :attr:`geometry` and ROI labels.
         """
         from data_loaders.fmri.dataset import FMRIDataset
 
@@ -261,10 +311,8 @@ class NiftiBetas:
             self.stimulus_ids,
             stimuli=stimuli,
             roi_labels=list(self.roi_labels),
-            coords=self.coords,
-            voxel_ijk=self.ijk,
-            affine=self.affine,
-            volume_shape=self.volume_shape,
+            geometry=self.geometry,
+            session_ids=session_ids,
             name=name,
             drop_bad=False,
         )
@@ -312,14 +360,19 @@ def load_nifti_betas(
     Returns
     -------
     NiftiBetas
-        ``betas`` (n_trials, n_voxels) float32, ``stimulus_ids``, ``coords``
-        (mm), ``ijk``, ``roi_labels``, ``mask_img`` and ``to_nifti``.
+        ``betas`` (n_trials, n_voxels) float32, ``stimulus_ids``,
+        ``geometry`` (with ``coords`` in mm and ``ijk``), ``roi_labels``,
+        ``mask_img`` and ``to_nifti``.
 
     Raises
     ------
-    FileNotFoundError
+    MissingFileError
         An image or trial-table file does not exist.
-    ValueError
+    UnreadableFileError
+        A file is empty, truncated or of another format (an image that is
+        not NIfTI, a trial table that is not a text table with a
+        ``stimulus_id`` column).
+    InputError
         The images, mask and labels are on different grids (shapes or
         affines); a 3D image where a 4D one is needed; list entries that
         differ; a trial table whose length differs from the number of trials;
@@ -346,6 +399,7 @@ def load_nifti_betas(
     from nilearn.masking import apply_mask
 
     nib = _nib()
+    standardize = check_bool("standardize", standardize)
     img = _load_trial_images(images)
     affine = np.asarray(img.affine, dtype=np.float64)
     shape3 = tuple(int(s) for s in img.shape[:3])
@@ -361,16 +415,16 @@ def load_nifti_betas(
         _check_same_grid(lab_img, img, "labels_img", "images", "mask")
         lab = np.asarray(lab_img.dataobj)
         if lab.ndim != 3:
-            raise ValueError(f"labels_img must be 3D; got shape {lab.shape}.")
+            raise InputError(f"labels_img must be 3D; got shape {lab.shape}.")
         lab = np.where(np.isfinite(lab), lab, 0)
         if not np.all(lab == np.round(lab)):
-            raise ValueError(
+            raise InputError(
                 "labels_img must hold integer labels (an atlas); it has non-integer values. "
                 "If it was resampled, resample it with interpolation='nearest'."
             )
         labels = lab.astype(np.int64)
     if rois is not None and labels is None:
-        raise ValueError("rois was given but labels_img is None; pass the label image (atlas).")
+        raise InputError("rois was given but labels_img is None; pass the label image (atlas).")
 
     if mask_img is not None:
         m_img = _load_img(mask_img, "mask_img")
@@ -379,7 +433,7 @@ def load_nifti_betas(
         if m.ndim == 4 and m.shape[3] == 1:
             m = m[..., 0]
         if m.ndim != 3:
-            raise ValueError(f"mask_img must be 3D; got shape {m.shape}.")
+            raise InputError(f"mask_img must be 3D; got shape {m.shape}.")
         mask = np.isfinite(m) & (m != 0)
     elif labels is not None:
         mask = labels > 0
@@ -387,7 +441,7 @@ def load_nifti_betas(
         data = np.asarray(img.dataobj)
         mask = np.any(data != 0, axis=3)  # NaN != 0, so NaN voxels stay in (and are dropped)
     if not mask.any():
-        raise ValueError("The mask is empty (no non-zero voxel); check mask_img / labels_img.")
+        raise InputError("The mask is empty (no non-zero voxel); check mask_img / labels_img.")
 
     # --- per-voxel ROI names at the masked voxels ---
     names = _label_name_map(label_names)
@@ -404,7 +458,7 @@ def load_nifti_betas(
         available = sorted(str(r) for r in set(roi) - {""})
         missing = [r for r in wanted if r not in available]
         if missing:
-            raise ValueError(
+            raise InputError(
                 f"rois: {missing} match no voxel in the mask. ROIs with voxels: {available}. "
                 "Check the names against label_names (and that the ROI lies inside mask_img)."
             )
@@ -429,16 +483,12 @@ def load_nifti_betas(
     from nilearn.maskers import NiftiMasker
 
     masker = NiftiMasker(mask_img=mask_nii, standardize=None).fit()
-    coords = nib.affines.apply_affine(affine, ijk)
     return NiftiBetas(
         betas=betas.astype(np.float32),
         stimulus_ids=ids,
-        coords=coords,
-        ijk=ijk.astype(np.int64),
+        geometry=VoxelGeometry(shape3, affine, ijk),
         roi_labels=roi,
         mask_img=mask_nii,
-        affine=affine,
-        volume_shape=shape3,
         trials=table,
         _masker=masker,
     )

@@ -24,18 +24,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from data_loaders._validation import check_array, check_bool, check_float, check_int
+from data_loaders.errors import InputError
 from data_loaders.fmri._common import check_stimulus_ids
 
 __all__ = ["NoiseCeiling", "average_repeats", "noise_ceiling", "split_by_stimulus", "zscore"]
 
 
 def _as_2d(betas, name: str = "betas") -> np.ndarray:
-    arr = np.asarray(betas)
-    if arr.ndim != 2:
-        raise ValueError(
-            f"{name} must be an array of shape (n_trials, n_voxels); got shape {arr.shape}."
-        )
-    return arr
+    # NaN stays visible (it propagates into the voxel's result) rather than being refused
+    return check_array(name, betas, ndim=2, shape_hint="(n_trials, n_voxels)", finite=False)
 
 
 def zscore(betas, session_ids=None) -> np.ndarray:
@@ -55,7 +53,7 @@ def zscore(betas, session_ids=None) -> np.ndarray:
     b = _as_2d(betas).astype(np.float64)
     sessions = np.zeros(len(b), dtype=int) if session_ids is None else np.asarray(session_ids)
     if sessions.shape != (len(b),):
-        raise ValueError(
+        raise InputError(
             f"session_ids must have one entry per trial ({len(b)}); got shape {sessions.shape}."
         )
     out = np.empty_like(b)
@@ -116,9 +114,9 @@ class NoiseCeiling:
         ``n_average`` is one number or the trial count of each evaluated
         stimulus (then ``1/n`` is averaged over them).
         """
-        n = np.asarray(n_average, dtype=np.float64)
+        n = check_array("n_average", n_average, ndim=(0, 1), dtype=np.float64)
         if np.any(n < 1):
-            raise ValueError(f"n_average must be >= 1; got {n_average!r}.")
+            raise InputError(f"n_average must be >= 1; got {n_average!r}.")
         inv_n = float(np.mean(1.0 / n))
         s2 = self.ncsnr**2
         return s2 / (s2 + inv_n)
@@ -159,11 +157,11 @@ def noise_ceiling(betas, stimulus_ids, session_ids=None, zscore_betas: bool = Tr
     """
     b = _as_2d(betas)
     ids = check_stimulus_ids(stimulus_ids, len(b))
-    z = zscore(b, session_ids) if zscore_betas else b.astype(np.float64)
+    z = zscore(b, session_ids) if check_bool("zscore_betas", zscore_betas) else b.astype(np.float64)
     unique, inverse, counts = np.unique(ids, return_inverse=True, return_counts=True)
     repeated = counts >= 2
     if not repeated.any():
-        raise ValueError(
+        raise InputError(
             "No stimulus was shown more than once, so the noise ceiling cannot be estimated "
             "from repeats. It needs at least one stimulus with two or more trials."
         )
@@ -202,19 +200,24 @@ def split_by_stimulus(
     train_trials, test_trials : ndarray of int
         Trial indices, each sorted.
     """
-    ids = check_stimulus_ids(stimulus_ids, len(np.asarray(stimulus_ids)))
+    ids = check_stimulus_ids(stimulus_ids, len(np.atleast_1d(np.asarray(stimulus_ids))))
     unique = np.unique(ids)
+    seed = check_int("seed", seed, allow_none=True)
     if test_stimuli is not None:
-        test_set = np.unique(np.asarray(test_stimuli, dtype=np.int64))
+        test_set = check_array("test_stimuli", test_stimuli, ndim=1, shape_hint="(n_test,)")
+        if not np.all(test_set == np.round(test_set)):
+            raise InputError("test_stimuli must be integer stimulus ids.")
+        test_set = np.unique(test_set.astype(np.int64))
         missing = np.setdiff1d(test_set, unique)
         if len(missing) == len(test_set):
-            raise ValueError("None of test_stimuli was shown in these trials; check the ids.")
+            raise InputError("None of test_stimuli was shown in these trials; check the ids.")
     else:
+        test_size = check_float("test_size", test_size)
         if not 0 < test_size < 1:
-            raise ValueError(f"test_size must be in (0, 1); got {test_size!r}.")
+            raise InputError(f"test_size must be in (0, 1); got {test_size!r}.")
         n_test = round(test_size * len(unique))
         if n_test == 0 or n_test == len(unique):
-            raise ValueError(
+            raise InputError(
                 f"test_size={test_size} of {len(unique)} distinct stimuli leaves one side empty; "
                 "change test_size or show more stimuli."
             )

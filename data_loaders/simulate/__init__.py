@@ -1,5 +1,40 @@
-"""Simulators with ground truth: each returns its data and what it planted."""
+"""Simulators with ground truth: each returns its data and what it planted.
 
+- :func:`simulate_fmri` (:mod:`data_loaders.simulate.fmri`): single-trial fMRI
+  betas of voxels in the MNI152 brain with planted receptive fields and
+  category selectivities, for images from :func:`make_stimuli`;
+- :func:`simulate_linear_encoding` (:mod:`data_loaders.simulate.linear`):
+  voxels that respond linearly to stimulus features, with a known noise
+  ceiling;
+- :func:`simulate_calcium` (:mod:`data_loaders.simulate.calcium`): calcium
+  traces of several animals with planted functional communities.
+"""
+
+from data_loaders.simulate.calcium import CalciumGroundTruth, SimulatedCalcium, simulate_calcium
+from data_loaders.simulate.fmri import (
+    CATEGORIES,
+    ROIS,
+    SimulatedFMRI,
+    SimulatedStimuli,
+    SimulatedSubject,
+    contrast_energy,
+    make_stimuli,
+    simulate_fmri,
+)
 from data_loaders.simulate.linear import LinearEncodingData, simulate_linear_encoding
 
-__all__ = ["LinearEncodingData", "simulate_linear_encoding"]
+__all__ = [
+    "CATEGORIES",
+    "ROIS",
+    "CalciumGroundTruth",
+    "LinearEncodingData",
+    "SimulatedCalcium",
+    "SimulatedFMRI",
+    "SimulatedStimuli",
+    "SimulatedSubject",
+    "contrast_energy",
+    "make_stimuli",
+    "simulate_calcium",
+    "simulate_fmri",
+    "simulate_linear_encoding",
+]

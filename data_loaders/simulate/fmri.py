@@ -46,12 +46,18 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from data_loaders._io import check_overwrite
+from data_loaders._validation import check_array, check_bool, check_float, check_int
+from data_loaders.errors import InputError, InputTypeError
+from data_loaders.fmri.geometry import VoxelGeometry
+
 __all__ = [
     "CATEGORIES",
     "ROIS",
     "SimulatedFMRI",
     "SimulatedStimuli",
     "SimulatedSubject",
+    "contrast_energy",
     "make_stimuli",
     "simulate_fmri",
 ]
@@ -110,13 +116,22 @@ class SimulatedStimuli:
         images. It describes the image, not any voxel, and feeds the
         semantic-modulated readout the way a real frozen model would.
 
+        Parameters
+        ----------
+        dim : int, default=16
+            Length of each embedding (>= 1).
+        noise : float, default=0.05
+            Noise sd relative to the embedding's sd (>= 0).
+        seed : int, default=0
+            Seed of the random map and the noise.
+
         Returns
         -------
         ndarray of shape (n_stimuli, dim), float32
         """
-        if dim < 1:
-            raise ValueError(f"dim must be >= 1; got {dim}.")
-        rng = np.random.default_rng(seed)
+        dim = check_int("dim", dim, minimum=1)
+        noise = check_float("noise", noise, minimum=0.0)
+        rng = np.random.default_rng(check_int("seed", seed, allow_none=True))
         coverage = self.content.mean(axis=(2, 3))
         proj = rng.standard_normal((coverage.shape[1], dim)) / np.sqrt(coverage.shape[1])
         emb = coverage @ proj
@@ -278,11 +293,9 @@ def make_stimuli(n_stimuli: int = 240, size: int = 64, seed: int | None = 0) -> 
     -------
     SimulatedStimuli
     """
-    if isinstance(n_stimuli, bool) or not isinstance(n_stimuli, (int, np.integer)) or n_stimuli < 1:
-        raise ValueError(f"n_stimuli must be a positive integer; got {n_stimuli!r}.")
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 16:
-        raise ValueError(f"size must be an integer >= 16 (pixels); got {size!r}.")
-    rng = np.random.default_rng(seed)
+    n_stimuli = check_int("n_stimuli", n_stimuli, minimum=1)
+    size = check_int("size", size, minimum=16)
+    rng = np.random.default_rng(check_int("seed", seed, allow_none=True))
     lib = _Library()
     n_cat = len(CATEGORIES)
     categories = rng.permutation(np.arange(n_stimuli) % n_cat)
@@ -327,6 +340,8 @@ def contrast_energy(images: np.ndarray, scale: float = 1.0) -> np.ndarray:
     -------
     ndarray of shape (n, size, size), float32
     """
+    images = check_array("images", images, ndim=4, shape_hint="(n, size, size, 3)")
+    scale = check_float("scale", scale, minimum=0.0, strict_minimum=True)
     gray = images.mean(axis=3)
     out = np.empty_like(gray)
     for i, g in enumerate(gray):
@@ -352,10 +367,9 @@ class SimulatedSubject:
         Noise-free responses (without the per-voxel baseline).
     baseline : ndarray of shape (n_voxels,)
         Per-voxel offset added to every trial.
-    voxel_ijk : ndarray of shape (n_voxels, 3), int
-        Indices into the MNI152 2 mm volume.
-    coords : ndarray of shape (n_voxels, 3)
-        MNI coordinates in mm.
+    geometry : VoxelGeometry
+        Where the voxels lie: their indices in the MNI152 2 mm volume, with
+        its shape and affine.
     roi_labels : ndarray of shape (n_voxels,), str
         ROI of each voxel (a key of :data:`ROIS`).
     hemisphere : ndarray of shape (n_voxels,), str
@@ -371,8 +385,10 @@ class SimulatedSubject:
         Signal variance over the stimulus set / noise variance of one trial.
     amplitude : ndarray of shape (n_voxels,)
         Sd of the noise-free response over the stimulus set (% signal change).
-    affine : ndarray of shape (4, 4)
-    volume_shape : tuple of int
+    voxel_ijk, coords, affine, volume_shape
+        Read-only views of ``geometry``: indices ``(n_voxels, 3)``, MNI
+        coordinates in mm ``(n_voxels, 3)``, the ``(4, 4)`` affine and the
+        volume's shape.
     """
 
     name: str
@@ -381,8 +397,7 @@ class SimulatedSubject:
     session_ids: np.ndarray
     clean: np.ndarray
     baseline: np.ndarray
-    voxel_ijk: np.ndarray
-    coords: np.ndarray
+    geometry: VoxelGeometry
     roi_labels: np.ndarray
     hemisphere: np.ndarray
     prf_centers: np.ndarray
@@ -390,12 +405,31 @@ class SimulatedSubject:
     selectivity: np.ndarray
     snr: np.ndarray
     amplitude: np.ndarray
-    affine: np.ndarray
-    volume_shape: tuple[int, int, int]
 
     @property
     def n_voxels(self) -> int:
+        """Number of voxels (columns of :attr:`betas`)."""
         return self.betas.shape[1]
+
+    @property
+    def voxel_ijk(self) -> np.ndarray:
+        """Indices into the MNI152 2 mm volume, ``(n_voxels, 3)`` int64."""
+        return self.geometry.ijk
+
+    @property
+    def coords(self) -> np.ndarray:
+        """MNI coordinates in mm, ``(n_voxels, 3)``."""
+        return self.geometry.coords
+
+    @property
+    def affine(self) -> np.ndarray:
+        """The MNI152 2 mm grid's ``(4, 4)`` affine."""
+        return self.geometry.affine
+
+    @property
+    def volume_shape(self) -> tuple[int, int, int]:
+        """The MNI152 2 mm grid's shape."""
+        return self.geometry.volume_shape
 
     def _crop(self, margin: int = 2):
         """Bounding box of the voxels (plus ``margin``) and the affine of that box."""
@@ -404,6 +438,19 @@ class SimulatedSubject:
         affine = self.affine.copy()
         affine[:3, 3] = self.affine[:3, :3] @ lo + self.affine[:3, 3]
         return lo, tuple(int(v) for v in hi - lo), affine
+
+    def _nifti_paths(self, folder) -> dict[str, Path]:
+        folder = Path(folder)
+        return {
+            key: folder / f"{self.name}_{suffix}"
+            for key, suffix in (
+                ("betas", "betas.nii.gz"),
+                ("mask", "mask.nii.gz"),
+                ("rois", "rois.nii.gz"),
+                ("roi_names", "rois.tsv"),
+                ("trials", "trials.tsv"),
+            )
+        }
 
     def write_nifti(self, folder, overwrite: bool = False) -> dict[str, Path]:
         """Write the betas as NIfTI files with a trial table, as a real study's would be.
@@ -419,6 +466,15 @@ class SimulatedSubject:
         Outside the mask the betas hold low-level noise, as real brain voxels
         without a visual response would.
 
+        Parameters
+        ----------
+        folder : str or path
+            Created if needed.
+        overwrite : bool, default=False
+            Replace files of the same names; without it an existing one is
+            refused (:class:`~data_loaders.errors.OutputExistsError`) before
+            anything is written.
+
         Returns
         -------
         dict of str to Path
@@ -427,20 +483,10 @@ class SimulatedSubject:
 
         from data_loaders._io import atomic_open, atomic_write_text
 
-        folder = Path(folder)
-        paths = {
-            key: folder / f"{self.name}_{suffix}"
-            for key, suffix in (
-                ("betas", "betas.nii.gz"),
-                ("mask", "mask.nii.gz"),
-                ("rois", "rois.nii.gz"),
-                ("roi_names", "rois.tsv"),
-                ("trials", "trials.tsv"),
-            )
-        }
-        existing = [str(p) for p in paths.values() if p.exists()]
-        if existing and not overwrite:
-            raise FileExistsError(f"{existing[0]} exists; pass overwrite=True to replace it.")
+        overwrite = check_bool("overwrite", overwrite)
+        paths = self._nifti_paths(folder)
+        for p in paths.values():
+            check_overwrite(p, overwrite)
         lo, shape, affine = self._crop()
         local = self.voxel_ijk - lo
         rng = np.random.default_rng(0)
@@ -493,6 +539,20 @@ class SimulatedSubject:
         ``stimulus_id``), and the mask and ROI files of :meth:`write_nifti`
         (without betas) under ``derivatives/simulation/<name>/``.
 
+        Parameters
+        ----------
+        root : str or path
+            The dataset's root folder; other subjects' files in it are kept.
+        task : str, default="sim"
+        t_r : float, default=2.0
+            Repetition time in seconds.
+        trials_per_run : int, default=40
+        trial_spacing : float, default=6.0
+            Seconds from one trial onset to the next.
+        overwrite : bool, default=False
+            Replace this subject's files; without it any of them that exists
+            is refused before anything is written.
+
         Returns
         -------
         dict
@@ -507,12 +567,25 @@ class SimulatedSubject:
 
         from data_loaders._io import atomic_open, atomic_write_text
 
+        if not isinstance(task, str) or not task.isalnum():
+            raise InputError(f"task must be a BIDS label (letters and digits); got {task!r}.")
+        t_r = check_float("t_r", t_r, minimum=0.0, strict_minimum=True)
+        trials_per_run = check_int("trials_per_run", trials_per_run, minimum=1)
+        trial_spacing = check_float(
+            "trial_spacing", trial_spacing, minimum=0.0, strict_minimum=True
+        )
+        overwrite = check_bool("overwrite", overwrite)
         root = Path(root)
         func = root / self.name / "func"
-        if func.exists() and any(func.iterdir()) and not overwrite:
-            raise FileExistsError(
-                f"{func} already holds files; pass overwrite=True to replace them."
-            )
+        n_trials = len(self.stimulus_ids)
+        starts = range(0, n_trials, trials_per_run)
+        stems = [func / f"{self.name}_task-{task}_run-{run}" for run in range(1, len(starts) + 1)]
+        anat_folder = root / "derivatives" / "simulation" / self.name
+        for p in [
+            *(Path(f"{stem}{end}") for stem in stems for end in ("_bold.nii.gz", "_events.tsv")),
+            *self._nifti_paths(anat_folder).values(),
+        ]:
+            check_overwrite(p, overwrite)
         atomic_write_text(
             root / "dataset_description.json",
             json.dumps({"Name": "neuro simulated fMRI", "BIDSVersion": "1.8.0"}) + "\n",
@@ -523,9 +596,8 @@ class SimulatedSubject:
         lo, shape, affine = self._crop()
         local = tuple((self.voxel_ijk - lo).T)
         rng = np.random.default_rng(0)
-        n_trials = len(self.stimulus_ids)
         out: dict[str, Any] = {"bold": [], "events": [], "root": root}
-        for run, start in enumerate(range(0, n_trials, trials_per_run), start=1):
+        for stem, start in zip(stems, starts, strict=True):
             trials = np.arange(start, min(start + trials_per_run, n_trials))
             onsets = 6.0 + trial_spacing * np.arange(len(trials))
             n_vols = int(np.ceil((onsets[-1] + 24.0) / t_r))
@@ -547,16 +619,13 @@ class SimulatedSubject:
             bold = np.full((*shape, n_vols), 100.0, dtype=np.float32)
             bold += rng.normal(0, 0.01, bold.shape).astype(np.float32)
             bold[local] += (regressors @ self.betas[trials]).T  # % of the 100 baseline
-            stem = func / f"{self.name}_task-{task}_run-{run}"
             with atomic_open(f"{stem}_bold.nii.gz", "wb") as fh:
                 fh.write(_gzip(nib.Nifti1Image(bold, affine)))
             events["trial_type"] = "stimulus"
             atomic_write_text(f"{stem}_events.tsv", events.to_csv(sep="\t", index=False))
             out["bold"].append(Path(f"{stem}_bold.nii.gz"))
             out["events"].append(Path(f"{stem}_events.tsv"))
-        anat = self.write_nifti(
-            root / "derivatives" / "simulation" / self.name, overwrite=overwrite
-        )
+        anat = self.write_nifti(anat_folder, overwrite=overwrite)
         anat["betas"].unlink()
         anat["trials"].unlink()
         out.update(mask=anat["mask"], rois=anat["rois"], roi_names=anat["roi_names"])
@@ -576,9 +645,7 @@ class SimulatedSubject:
             path,
             self.betas,
             self.stimulus_ids,
-            voxel_ijk=self.voxel_ijk,
-            affine=self.affine,
-            volume_shape=self.volume_shape,
+            geometry=self.geometry,
             roi=[names.index(r) + 1 for r in self.roi_labels],
             roi_names={i + 1: n for i, n in enumerate(names)},
             overwrite=overwrite,
@@ -588,8 +655,20 @@ class SimulatedSubject:
         """Planted fraction of variance explainable in ``n_average``-trial averages.
 
         ``snr / (snr + mean(1/n))``, the quantity NSD's ncsnr estimates.
+
+        Parameters
+        ----------
+        n_average : int or array of int, default=1
+            Trials averaged per stimulus: one number, or one per evaluated stimulus.
+
+        Returns
+        -------
+        ndarray of shape (n_voxels,)
         """
-        inv_n = float(np.mean(1.0 / np.asarray(n_average, dtype=np.float64)))
+        n = check_array("n_average", n_average, ndim=(0, 1), dtype=np.float64)
+        if np.any(n < 1):
+            raise InputError(f"n_average must be >= 1; got {n_average!r}.")
+        inv_n = float(np.mean(1.0 / n))
         return self.snr / (self.snr + inv_n)
 
 
@@ -699,17 +778,27 @@ def simulate_fmri(
     Returns
     -------
     SimulatedFMRI
+
+    Raises
+    ------
+    InputError
+        A count below 1, an image size below 16 pixels, an SNR that is not a
+        finite number > 0.
     """
-    for name, value, low in (
-        ("n_subjects", n_subjects, 1),
-        ("n_repeats", n_repeats, 1),
-        ("voxels_per_roi", voxels_per_roi, 1),
-        ("n_sessions", n_sessions, 1),
-    ):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}; got {value!r}.")
-    if not np.isfinite(snr) or snr <= 0:
-        raise ValueError(f"snr must be a finite number > 0; got {snr!r}.")
+    n_subjects = check_int("n_subjects", n_subjects, minimum=1)
+    n_repeats = check_int("n_repeats", n_repeats, minimum=1)
+    voxels_per_roi = check_int("voxels_per_roi", voxels_per_roi, minimum=1)
+    n_sessions = check_int("n_sessions", n_sessions, minimum=1)
+    snr = check_float("snr", snr, minimum=0.0, strict_minimum=True)
+    seed = check_int("seed", seed, allow_none=True)
+    if stimuli is None:
+        n_stimuli = check_int("n_stimuli", n_stimuli, minimum=1)
+        image_size = check_int("image_size", image_size, minimum=16)
+    elif not isinstance(stimuli, SimulatedStimuli):
+        raise InputTypeError(
+            f"stimuli must be a SimulatedStimuli (from make_stimuli) or None; got "
+            f"{type(stimuli).__name__}."
+        )
     rng = np.random.default_rng(seed)
     if stimuli is None:
         stimuli = make_stimuli(n_stimuli, image_size, seed=rng.integers(2**31))
@@ -768,8 +857,7 @@ def simulate_fmri(
                 session_ids=session_ids.astype(np.int64),
                 clean=clean.astype(np.float32),
                 baseline=baseline,
-                voxel_ijk=ijk.astype(np.int64),
-                coords=xyz,
+                geometry=VoxelGeometry(tuple(int(v) for v in brain.shape), affine, ijk),
                 roi_labels=labels,
                 hemisphere=hemis,
                 prf_centers=centers,
@@ -777,8 +865,6 @@ def simulate_fmri(
                 selectivity=selectivity,
                 snr=voxel_snr,
                 amplitude=amplitude,
-                affine=affine,
-                volume_shape=tuple(int(v) for v in brain.shape),
             )
         )
     return SimulatedFMRI(stimuli=stimuli, subjects=subjects, feature_maps=energy)

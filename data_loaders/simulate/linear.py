@@ -16,6 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from data_loaders._validation import check_array, check_float, check_int
+from data_loaders.errors import InputError
+
 __all__ = ["LinearEncodingData", "simulate_linear_encoding"]
 
 
@@ -79,6 +82,12 @@ def simulate_linear_encoding(
     -------
     LinearEncodingData
 
+    Raises
+    ------
+    InputError
+        Counts below 1 (``n_samples`` below 2), an SNR that is not finite and
+        > 0 for every voxel, a feature correlation outside [0, 1).
+
     Examples
     --------
     >>> sim = simulate_linear_encoding(n_samples=200, n_features=7, n_voxels=9, snr=4.0)
@@ -87,28 +96,22 @@ def simulate_linear_encoding(
     >>> round(float(sim.noise_ceiling[0]), 3)
     0.894
     """
-    for name, value in (
-        ("n_samples", n_samples),
-        ("n_features", n_features),
-        ("n_voxels", n_voxels),
-    ):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive integer; got {value!r}.")
-    if n_samples < 2:
-        raise ValueError(f"n_samples must be at least 2 to define a variance; got {n_samples}.")
-    snr = (
-        np.broadcast_to(np.asarray(snr, dtype=np.float64), (n_voxels,)).copy()
-        if np.ndim(snr) == 0
-        else np.asarray(snr, dtype=np.float64)
-    )
+    n_samples = check_int("n_samples", n_samples, minimum=2)  # a variance needs two samples
+    n_features = check_int("n_features", n_features, minimum=1)
+    n_voxels = check_int("n_voxels", n_voxels, minimum=1)
+    seed = check_int("seed", seed, allow_none=True)
+    snr = check_array("snr", snr, ndim=(0, 1), finite=False, dtype=np.float64)
+    if snr.ndim == 0:
+        snr = np.full(n_voxels, float(snr))
     if snr.shape != (n_voxels,):
-        raise ValueError(
+        raise InputError(
             f"snr must be a number or an array of shape ({n_voxels},); got shape {snr.shape}."
         )
     if not np.all(np.isfinite(snr)) or np.any(snr <= 0):
-        raise ValueError("snr must be finite and > 0 for every voxel.")
+        raise InputError("snr must be finite and > 0 for every voxel.")
+    feature_correlation = check_float("feature_correlation", feature_correlation)
     if not 0 <= feature_correlation < 1:
-        raise ValueError(f"feature_correlation must be in [0, 1); got {feature_correlation!r}.")
+        raise InputError(f"feature_correlation must be in [0, 1); got {feature_correlation!r}.")
 
     rng = np.random.default_rng(seed)
     lags = np.abs(np.subtract.outer(np.arange(n_features), np.arange(n_features)))

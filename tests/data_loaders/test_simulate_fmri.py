@@ -101,7 +101,8 @@ def test_noise_ceiling_from_repeats_matches_the_planted_one(sim):
     ("kwargs", "message"),
     [
         ({"n_subjects": 0}, "n_subjects must be an integer >= 1"),
-        ({"snr": -1.0}, "snr must be a finite number > 0"),
+        ({"snr": -1.0}, "snr must be > 0"),
+        ({"snr": float("nan")}, "snr must be a finite number"),
         ({"n_repeats": 1.5}, "n_repeats must be an integer"),
         ({"image_size": 8}, "size must be an integer >= 16"),
     ],
@@ -138,5 +139,5 @@ def test_semantic_embedding_encodes_category_content(sim):
     coef, *_ = np.linalg.lstsq(coverage, emb, rcond=None)
     np.testing.assert_allclose(coverage @ coef, emb, atol=1e-4)
     np.testing.assert_array_equal(emb, sim.stimuli.semantic_embedding(dim=9, noise=0.0, seed=2))
-    with pytest.raises(ValueError, match="dim must be >= 1"):
+    with pytest.raises(ValueError, match="dim must be an integer >= 1"):
         sim.stimuli.semantic_embedding(dim=0)

@@ -37,8 +37,9 @@ def test_seeded():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"n_voxels": 0}, "n_voxels must be a positive integer"),
-        ({"n_samples": 1}, "at least 2"),
+        ({"n_voxels": 0}, "n_voxels must be an integer >= 1"),
+        ({"n_samples": 1}, "n_samples must be an integer >= 2"),
+        ({"n_features": 2.5}, "n_features must be an integer"),
         ({"snr": 0.0}, "snr must be finite and > 0"),
         ({"snr": np.ones(4)}, r"shape \(9,\)"),
         ({"feature_correlation": 1.0}, r"feature_correlation must be in \[0, 1\)"),

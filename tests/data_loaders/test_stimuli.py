@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from data_loaders import stimuli
+from data_loaders.errors import InputError
 from data_loaders.stimuli import (
     ArrayImages,
     HDF5Images,
@@ -248,7 +249,7 @@ def test_folder_missing(tmp_path):
 
 
 def test_folder_is_a_file(h5_path):
-    with pytest.raises(NotADirectoryError, match="open_images"):
+    with pytest.raises(InputError, match=r"is a file, not a folder.*open_images"):
         ImageFolder(h5_path)
 
 
@@ -291,8 +292,9 @@ def test_index_out_of_range(sets, bad):
     for s in sets.values():
         with pytest.raises(IndexError, match=r"valid indices are 0\.\.4 \(or -5\.\.-1"):
             s.load(bad)
-    with pytest.raises(IndexError, match="0..4"):
+    with pytest.raises(IndexError, match="0..4") as err:
         sets["folder"][bad[-1]]
+    assert isinstance(err.value, InputError)  # a user's mistake: the CLI prints it in one line
 
 
 def test_negative_indices_count_from_end(sets):
@@ -326,9 +328,11 @@ def test_bad_batch_size(sets):
 
 
 def test_hdf5_missing_dataset_lists_available(h5_path):
-    with pytest.raises(KeyError, match=r"dataset='images' does not exist.*imgBrick \(5, 9, 7, 3\)"):
+    with pytest.raises(
+        InputError, match=r"dataset='images' does not exist.*imgBrick \(5, 9, 7, 3\)"
+    ):
         HDF5Images(h5_path, dataset="images")
-    with pytest.raises(KeyError, match=r"'meta' is a group.*meta/ids"):
+    with pytest.raises(InputError, match=r"'meta' is a group.*meta/ids"):
         HDF5Images(h5_path, dataset="meta")
 
 

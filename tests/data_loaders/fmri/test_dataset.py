@@ -3,6 +3,7 @@ import warnings
 import numpy as np
 import pytest
 
+from data_loaders.errors import InputError
 from data_loaders.fmri._common import FMRIDataWarning
 from data_loaders.fmri.dataset import FMRIDataset
 from data_loaders.simulate.fmri import simulate_fmri
@@ -79,7 +80,7 @@ def test_clean_data_gives_no_warning(rng):
     ("kwargs", "message"),
     [
         ({"stimulus_ids": np.arange(7)}, "trial table has 7 rows but the responses have 8 trials"),
-        ({"betas": np.zeros(8)}, r"betas must have shape \(n_trials, n_voxels\)"),
+        ({"betas": np.zeros(8)}, r"betas must be 2D \(n_trials, n_voxels\)"),
         ({"roi_labels": ["a"] * 6}, r"roi_labels must have one entry per voxel \(7\); got 6"),
         ({"stimulus_ids": np.arange(8) + 0.5}, "must be integers"),
         (
@@ -101,7 +102,9 @@ def test_all_bad_voxels(rng):
 
 def test_missing_information_is_named(rng):
     ds = FMRIDataset(rng.standard_normal((8, 7)), np.arange(8))
-    with pytest.raises(ValueError, match="give voxel_ijk, affine and volume_shape"):
+    with pytest.raises(
+        InputError, match=r"give geometry=VoxelGeometry\(volume_shape, affine, ijk\)"
+    ):
         ds.to_nifti(np.zeros(7))
     with pytest.raises(ValueError, match="no ROI labels"):
         ds.select_rois("V1")

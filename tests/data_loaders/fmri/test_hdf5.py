@@ -4,6 +4,8 @@ import h5py
 import numpy as np
 import pytest
 
+from data_loaders.errors import UnreadableFileError
+from data_loaders.fmri.geometry import VoxelGeometry
 from data_loaders.fmri.hdf5 import NSDSession, write_nsd_session
 
 
@@ -19,9 +21,7 @@ def session(tmp_path, rng):
         tmp_path / "s1.hdf5",
         betas,
         ids,
-        voxel_ijk=ijk,
-        affine=affine,
-        volume_shape=(9, 4, 1),
+        geometry=VoxelGeometry((9, 4, 1), affine, ijk),
         roi=roi,
         roi_names={1: "V1", 2: "FFA"},
     )
@@ -94,7 +94,7 @@ def test_missing_file(tmp_path):
 def test_truncated_file(session):
     path = session[0]
     path.write_bytes(path.read_bytes()[:500])
-    with pytest.raises(OSError, match="cannot be read as HDF5"):
+    with pytest.raises(UnreadableFileError, match="cannot be read as HDF5"):
         NSDSession(path)
 
 
@@ -102,7 +102,9 @@ def test_missing_dataset(tmp_path):
     path = tmp_path / "x.hdf5"
     with h5py.File(path, "w") as f:
         f["betas"] = np.zeros((3, 4), dtype=np.int16)
-    with pytest.raises(KeyError, match=r"no 'stimulus_ids' dataset; it holds \['betas'\]"):
+    with pytest.raises(
+        UnreadableFileError, match=r"no 'stimulus_ids' dataset; it holds \['betas'\]"
+    ):
         NSDSession(path)
 
 

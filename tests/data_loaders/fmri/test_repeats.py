@@ -62,7 +62,7 @@ def test_split_keeps_repeats_together(rng):
             "No stimulus was shown more than once",
         ),
         (lambda: noise_ceiling(np.zeros((3, 2)), [0, 1]), "trial table has 2 rows"),
-        (lambda: noise_ceiling(np.zeros(3), [0, 1, 1]), r"shape \(n_trials, n_voxels\)"),
+        (lambda: noise_ceiling(np.zeros(3), [0, 1, 1]), r"2D \(n_trials, n_voxels\)"),
         (lambda: split_by_stimulus([0, 1, 1], test_size=1.5), r"test_size must be in \(0, 1\)"),
         (lambda: split_by_stimulus([0, 0, 0], test_size=0.2), "leaves one side empty"),
         (lambda: average_repeats(np.zeros((3, 2)), [0, -1, 1]), "must be >= 0"),

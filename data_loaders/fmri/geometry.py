@@ -1,0 +1,333 @@
+"""Where a set of voxels lies: one small object instead of loose index arrays.
+
+:class:`VoxelGeometry` holds the reference volume's shape, its affine (voxel
+indices to world millimetres) and the indices of the voxels, in the order of
+the columns of a ``(n_trials, n_voxels)`` response array. The readers, the
+simulator and :class:`~data_loaders.fmri.dataset.FMRIDataset` pass it along
+so that a per-voxel result can always go back into a brain volume
+(:meth:`VoxelGeometry.to_nifti`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from data_loaders._validation import check_array
+from data_loaders.errors import InputError, InputTypeError
+
+__all__ = ["VoxelGeometry", "values_to_nifti"]
+
+
+def _frozen(arr: np.ndarray) -> np.ndarray:
+    out = np.array(arr, copy=True)
+    out.setflags(write=False)
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class VoxelGeometry:
+    """The voxels of a response array and the volume they sit in.
+
+    Parameters
+    ----------
+    volume_shape : tuple of 3 int
+        Shape ``(X, Y, Z)`` of the reference volume.
+    affine : array of shape (4, 4)
+        Voxel indices to world coordinates (mm), as in NIfTI; finite, with a
+        last row ``[0, 0, 0, 1]``.
+    ijk : array of shape (n_voxels, 3), int
+        Index of each voxel in the volume, one row per voxel, in the order of
+        the voxel axis of the data. Every row lies inside the volume and no
+        voxel appears twice.
+
+    Attributes
+    ----------
+    volume_shape : tuple of 3 int
+    affine : ndarray of shape (4, 4), float64, read-only
+    ijk : ndarray of shape (n_voxels, 3), int64, read-only
+
+    Raises
+    ------
+    InputError
+        A shape that is not 3 positive ints, an affine that is not a finite
+        4x4 matrix, indices that are not integers, lie outside the volume or
+        repeat a voxel.
+
+    Notes
+    -----
+    Two geometries are equal when their shapes, affines and indices are
+    (array equality, not identity).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> geo = VoxelGeometry((4, 5, 6), np.diag([2.0, 2.0, 2.0, 1.0]), [[0, 0, 0], [3, 4, 5]])
+    >>> geo.n_voxels, geo.coords.tolist()
+    (2, [[0.0, 0.0, 0.0], [6.0, 8.0, 10.0]])
+    >>> img = geo.to_nifti([1.5, -2.0])
+    >>> img.shape, float(img.get_fdata()[3, 4, 5])
+    ((4, 5, 6), -2.0)
+    >>> geo.subset([1]) == VoxelGeometry((4, 5, 6), np.diag([2.0, 2.0, 2.0, 1.0]), [[3, 4, 5]])
+    True
+    """
+
+    volume_shape: tuple[int, int, int]
+    affine: np.ndarray
+    ijk: np.ndarray
+
+    def __post_init__(self) -> None:
+        shape = self.volume_shape
+        ok = isinstance(shape, (tuple, list, np.ndarray)) and len(shape) == 3
+        if ok:
+            try:
+                ok = all(
+                    not isinstance(s, (bool, np.bool_)) and int(s) == s and int(s) >= 1
+                    for s in shape
+                )
+            except (TypeError, ValueError):
+                ok = False
+        if not ok:
+            raise InputError(
+                f"volume_shape must be 3 positive integers (X, Y, Z); got {shape!r}. Give the "
+                "first three entries of the reference image's shape (img.shape[:3])."
+            )
+        shape = tuple(int(s) for s in shape)
+        affine = check_array("affine", self.affine, ndim=2, shape_hint="(4, 4)", dtype=np.float64)
+        if affine.shape != (4, 4):
+            raise InputError(
+                f"affine must be a 4x4 matrix (voxel indices to mm, as img.affine); got shape "
+                f"{affine.shape}."
+            )
+        if not np.allclose(affine[3], [0.0, 0.0, 0.0, 1.0]):
+            raise InputError(
+                f"affine must have [0, 0, 0, 1] as its last row; got {affine[3].tolist()}. Give "
+                "the image's 4x4 affine (img.affine)."
+            )
+        if abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+            raise InputError(
+                "affine is singular (its 3x3 part has determinant 0), so voxels have no size; "
+                "give the image's affine (img.affine)."
+            )
+        ijk = check_array("ijk", self.ijk, ndim=2, shape_hint="(n_voxels, 3)")
+        if ijk.shape[1] != 3:
+            raise InputError(
+                f"ijk must have shape (n_voxels, 3), one (i, j, k) row per voxel; got shape "
+                f"{ijk.shape}."
+            )
+        whole = np.issubdtype(ijk.dtype, np.integer) or (
+            not np.issubdtype(ijk.dtype, np.bool_) and np.all(ijk == np.round(ijk))
+        )
+        if not whole:
+            raise InputTypeError(
+                f"ijk must hold integer voxel indices; got dtype {ijk.dtype} with non-integer "
+                "values. Convert world coordinates to indices with the inverse affine first "
+                "(nibabel.affines.apply_affine(np.linalg.inv(affine), xyz))."
+            )
+        ijk = ijk.astype(np.int64)
+        outside = np.any((ijk < 0) | (ijk >= np.array(shape)), axis=1)
+        if outside.any():
+            first = ijk[outside][0].tolist()
+            raise InputError(
+                f"ijk: {int(outside.sum())} voxel(s) lie outside the volume of shape {shape} "
+                f"(first: {first}); indices must satisfy 0 <= ijk < volume_shape. Check that "
+                "ijk and volume_shape come from the same image."
+            )
+        flat = np.ravel_multi_index(tuple(ijk.T), shape)
+        unique, counts = np.unique(flat, return_counts=True)
+        if len(unique) != len(flat):
+            dup = np.unravel_index(unique[counts > 1][0], shape)
+            raise InputError(
+                f"ijk: {int((counts > 1).sum())} voxel(s) appear more than once (first: "
+                f"{[int(v) for v in dup]}); each column of the data must be a different voxel."
+            )
+        object.__setattr__(self, "volume_shape", shape)
+        object.__setattr__(self, "affine", _frozen(affine))
+        object.__setattr__(self, "ijk", _frozen(ijk))
+
+    # ----------------------------------------------------------------- basics
+    @property
+    def n_voxels(self) -> int:
+        """Number of voxels (rows of :attr:`ijk`)."""
+        return int(self.ijk.shape[0])
+
+    @property
+    def coords(self) -> np.ndarray:
+        """Voxel centres in world coordinates (mm), shape ``(n_voxels, 3)``: ``affine @ [i, j, k, 1]``."""
+        return self.ijk @ self.affine[:3, :3].T + self.affine[:3, 3]
+
+    def __len__(self) -> int:
+        return self.n_voxels
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, VoxelGeometry):
+            return NotImplemented
+        return (
+            self.volume_shape == other.volume_shape
+            and np.array_equal(self.affine, other.affine)
+            and np.array_equal(self.ijk, other.ijk)
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.volume_shape, self.affine.tobytes(), self.ijk.tobytes()))
+
+    def __repr__(self) -> str:
+        zooms = np.round(np.sqrt((self.affine[:3, :3] ** 2).sum(axis=0)), 3).tolist()
+        return (
+            f"VoxelGeometry(volume_shape={self.volume_shape}, n_voxels={self.n_voxels}, "
+            f"voxel_size_mm={zooms})"
+        )
+
+    # ------------------------------------------------------------- derived
+    def subset(self, index: Any) -> VoxelGeometry:
+        """The geometry of some of the voxels, in the order ``index`` gives.
+
+        Parameters
+        ----------
+        index : slice, boolean mask of shape (n_voxels,) or int array of shape (k,)
+            Which voxels (as for the voxel axis of the data).
+
+        Returns
+        -------
+        VoxelGeometry
+            Same volume and affine, ``ijk[index]``.
+        """
+        if not isinstance(index, slice):
+            idx = np.asarray(index)
+            if idx.dtype == bool and idx.shape != (self.n_voxels,):
+                raise InputError(
+                    f"index: a boolean mask needs one entry per voxel ({self.n_voxels}); got "
+                    f"shape {idx.shape}."
+                )
+            if idx.dtype != bool and not np.issubdtype(idx.dtype, np.integer):
+                raise InputTypeError(
+                    f"index must be a slice, a boolean mask or integer positions; got dtype "
+                    f"{idx.dtype}."
+                )
+            index = idx
+        try:
+            ijk = self.ijk[index]
+        except IndexError as err:
+            raise InputError(f"index does not fit {self.n_voxels} voxels: {err}.") from None
+        return VoxelGeometry(self.volume_shape, self.affine, np.atleast_2d(ijk).reshape(-1, 3))
+
+    def to_mask(self):
+        """The voxels as a binary ``uint8`` NIfTI image (1 = one of the voxels).
+
+        Returns
+        -------
+        nibabel.Nifti1Image
+            Shape :attr:`volume_shape`, with :attr:`affine`.
+        """
+        import nibabel as nib
+
+        mask = np.zeros(self.volume_shape, dtype=np.uint8)
+        mask[tuple(self.ijk.T)] = 1
+        return nib.Nifti1Image(mask, np.array(self.affine))
+
+    def to_nifti(self, values: Any, fill: float = np.nan):
+        """Place per-voxel values into the volume and return a NIfTI image.
+
+        Parameters
+        ----------
+        values : array of shape (n_voxels,) or (k, n_voxels)
+            One map (a 3D image results) or ``k`` maps (a 4D image).
+        fill : float, default=NaN
+            Value of the voxels that are not in :attr:`ijk`.
+
+        Returns
+        -------
+        nibabel.Nifti1Image
+            float32, shape ``volume_shape`` or ``(*volume_shape, k)``, with
+            :attr:`affine`.
+        """
+        import nibabel as nib
+
+        vals = check_array(
+            "values", values, ndim=(1, 2), shape_hint="(n_voxels,) or (k, n_voxels)", finite=False
+        ).astype(np.float32)
+        if vals.shape[-1] != self.n_voxels:
+            raise InputError(
+                f"values have {vals.shape[-1]} entries on their last axis but there are "
+                f"{self.n_voxels} voxels; give one value per voxel (shape ({self.n_voxels},) or "
+                f"(k, {self.n_voxels}))."
+            )
+        if isinstance(fill, (bool, np.bool_)) or not isinstance(fill, (int, float, np.number)):
+            raise InputTypeError(f"fill must be a number (or NaN); got {fill!r}.")
+        index = tuple(self.ijk.T)
+        if vals.ndim == 1:
+            vol = np.full(self.volume_shape, fill, dtype=np.float32)
+            vol[index] = vals
+        else:
+            vol = np.full((*self.volume_shape, len(vals)), fill, dtype=np.float32)
+            vol[index] = vals.T
+        return nib.Nifti1Image(vol, np.array(self.affine))
+
+    # ------------------------------------------------------------- builders
+    @classmethod
+    def from_mask(cls, mask_img: Any) -> VoxelGeometry:
+        """The non-zero voxels of a mask image, in C order (nilearn's masker order).
+
+        Parameters
+        ----------
+        mask_img : str, path or nibabel image
+            A 3D image (a 4D image with one volume is accepted); non-zero,
+            finite values are in.
+
+        Returns
+        -------
+        VoxelGeometry
+
+        Raises
+        ------
+        MissingFileError, UnreadableFileError
+            The file does not exist or cannot be read as NIfTI.
+        InputError
+            The image is not 3D, or it has no non-zero voxel.
+        """
+        from data_loaders.fmri.nifti import _load_img
+
+        img = _load_img(mask_img, "mask_img")
+        data = np.asarray(img.dataobj)
+        if data.ndim == 4 and data.shape[3] == 1:
+            data = data[..., 0]
+        if data.ndim != 3:
+            raise InputError(f"mask_img must be 3D; got shape {data.shape}.")
+        mask = np.isfinite(data) & (data != 0)
+        if not mask.any():
+            raise InputError(
+                "mask_img has no non-zero voxel; check that it is a brain or ROI mask."
+            )
+        return cls(tuple(int(s) for s in data.shape), np.asarray(img.affine), np.argwhere(mask))
+
+
+def values_to_nifti(values: Any, geometry: VoxelGeometry, fill: float = np.nan):
+    """Place per-voxel values into ``geometry``'s volume and return a NIfTI image.
+
+    Parameters
+    ----------
+    values : array of shape (n_voxels,) or (k, n_voxels)
+        One map, or ``k`` maps (a 4D image results).
+    geometry : VoxelGeometry
+        Where the voxels lie.
+    fill : float, default=NaN
+        Value of voxels outside ``geometry``.
+
+    Returns
+    -------
+    nibabel.Nifti1Image
+    """
+    if not isinstance(geometry, VoxelGeometry):
+        hint = ""
+        if isinstance(geometry, (np.ndarray, list, tuple, str, os.PathLike)):
+            hint = (
+                " Build one with VoxelGeometry(volume_shape, affine, ijk) (it replaces the "
+                "voxel_ijk, affine, volume_shape arguments)."
+            )
+        raise InputTypeError(
+            f"geometry must be a VoxelGeometry; got {type(geometry).__name__}.{hint}"
+        )
+    return geometry.to_nifti(values, fill=fill)
