@@ -268,7 +268,10 @@ def check_file(
             if not any(p.name.lower().endswith(s.lower()) for s in suffixes):
                 raise InputError(f"{name} must be a {' or '.join(suffixes)} file; got {str(p)!r}.")
         if p.stat().st_size == 0:
-            raise UnreadableFileError(f"{name}: {str(p)!r} is empty (0 bytes).")
+            raise UnreadableFileError(
+                f"{name}: {str(p)!r} is empty (0 bytes); give the complete file (was it fully "
+                "copied or downloaded?)."
+            )
     return p
 
 

@@ -71,6 +71,12 @@ SUBCOMMANDS: list[Subcommand] = [
         "neuro.dendrites.command",
     ),
     Subcommand(
+        "dendrites-figures",
+        "The main figures of Ahmad & Hawkins (2016) from the theory, with Monte Carlo points "
+        "and confidence intervals, as CSVs and PNGs.",
+        "neuro.dendrites.figures_command",
+    ),
+    Subcommand(
         "connectome",
         "Dynamic functional connectome of calcium traces from several animals (or a simulation "
         "with planted communities): affinities, non-negative tensor factorisation, communities.",
@@ -129,7 +135,9 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         text = action.help or ""
         if (
             "default" in text.lower()
-            or action.default in (None, False, True, argparse.SUPPRESS)
+            or action.default is None
+            or isinstance(action.default, bool)
+            or action.default == argparse.SUPPRESS
             or not action.option_strings
         ):
             return text
