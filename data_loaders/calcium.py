@@ -48,11 +48,17 @@ from __future__ import annotations
 
 import os
 import warnings
+import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from data_loaders._io import check_overwrite
+from data_loaders._validation import check_array, check_file, check_float
+from data_loaders.errors import InputError, InputTypeError, UnreadableFileError
 
 __all__ = [
     "CalciumData",
@@ -101,11 +107,11 @@ def _check_epochs(epochs) -> tuple[Epoch, ...]:
             try:
                 e = Epoch(str(e[0]), float(e[1]), float(e[2]))
             except (TypeError, ValueError, IndexError):
-                raise ValueError(
+                raise InputError(
                     f"epochs[{i}] must be an Epoch or a (name, start_s, stop_s) tuple; got {e!r}."
                 ) from None
         if not (np.isfinite(e.start) and np.isfinite(e.stop)) or e.stop <= e.start:
-            raise ValueError(
+            raise InputError(
                 f"epochs[{i}] ({e.name!r}) must have finite start < stop in seconds; "
                 f"got start={e.start}, stop={e.stop}."
             )
@@ -135,10 +141,12 @@ class CalciumData:
 
     Raises
     ------
-    ValueError
+    InputError
         Wrong dimensionality; fewer than 2 neurons or frames; NaN gaps inside
         a recorded trace; an animal in which every neuron is missing; labels of
         the wrong length or repeated; a non-positive sampling rate.
+    InputTypeError
+        Traces that are not numbers; a sampling rate that is not a number.
     """
 
     traces: np.ndarray
@@ -148,43 +156,47 @@ class CalciumData:
     epochs: tuple[Epoch, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
-        x = np.asarray(self.traces, dtype=np.float64)
+        x = check_array("traces", self.traces, finite=False, dtype=np.float64)
         if x.ndim != 3:
             fix = (
                 " For one animal, add the animal axis: traces[None]."
                 if x.ndim == 2
                 else " Stack animals on axis 0 and put time last."
             )
-            raise ValueError(
+            raise InputError(
                 f"traces must have shape (animals, neurons, time), 3 dimensions; got "
                 f"{x.ndim} dimension(s) with shape {x.shape}.{fix}"
             )
         n_animals, n_neurons, n_frames = x.shape
         if n_animals < 1 or n_neurons < 2 or n_frames < 2:
-            raise ValueError(
+            raise InputError(
                 f"traces need at least 1 animal, 2 neurons and 2 frames; got shape {x.shape}."
             )
         finite = np.isfinite(x)
         if np.isinf(x).any():
-            raise ValueError(f"traces hold {int(np.isinf(x).sum())} infinite value(s).")
+            raise InputError(
+                f"traces hold {int(np.isinf(x).sum())} infinite value(s); replace them (NaN rows "
+                "mark neurons missing in an animal)."
+            )
         missing = ~finite.any(axis=2)
         gaps = ~finite.all(axis=2) & ~missing
         if gaps.any():
             a, n = np.argwhere(gaps)[0]
-            raise ValueError(
+            raise InputError(
                 f"{int(gaps.sum())} trace(s) are NaN at some frames but not all (first: animal "
                 f"{a}, neuron {n}, {int((~finite[a, n]).sum())} NaN frames). NaN marks a neuron "
                 "missing in an animal (a whole row); interpolate gaps before loading."
             )
         empty = missing.all(axis=1)
         if empty.any():
-            raise ValueError(
+            raise InputError(
                 f"animal(s) {np.flatnonzero(empty).tolist()} have every neuron missing (all NaN); "
                 "drop those animals from traces."
             )
-        rate = float(self.sampling_rate)
-        if not np.isfinite(rate) or rate <= 0:
-            raise ValueError(f"sampling_rate must be > 0 Hz; got {self.sampling_rate!r}.")
+        rate = self.sampling_rate
+        if isinstance(rate, np.ndarray) and rate.ndim == 0:
+            rate = rate.item()
+        rate = check_float("sampling_rate", rate, minimum=0.0, strict_minimum=True)
         self.traces, self.sampling_rate = x, rate
         self.neuron_labels = _labels(self.neuron_labels, n_neurons, "neuron_labels", "n")
         self.animal_ids = _labels(self.animal_ids, n_animals, "animal_ids", "animal")
@@ -213,7 +225,7 @@ class CalciumData:
     def epoch_mask(self, name: str) -> np.ndarray:
         """Bool ``(n_frames,)``: frames inside any epoch called ``name``."""
         if name not in self.epoch_names:
-            raise KeyError(f"no epoch named {name!r}; the epochs are {self.epoch_names}.")
+            raise InputError(f"name: no epoch named {name!r}; the epochs are {self.epoch_names}.")
         n_frames = self.traces.shape[2]
         mask = np.zeros(n_frames, dtype=bool)
         for e in self.epochs:
@@ -228,10 +240,13 @@ def _labels(labels, n: int, what: str, prefix: str) -> tuple[str, ...]:
         return tuple(f"{prefix}{i}" for i in range(n))
     labels = tuple(str(v.decode() if isinstance(v, bytes) else v) for v in labels)
     if len(labels) != n:
-        raise ValueError(f"{what} has {len(labels)} entries but the traces have {n}.")
+        raise InputError(
+            f"{what} has {len(labels)} entries but the traces have {n}; give one per "
+            f"{'neuron' if prefix == 'n' else 'animal'}."
+        )
     if len(set(labels)) != n:
         dup = sorted({v for v in labels if labels.count(v) > 1})
-        raise ValueError(f"{what} must be unique; repeated: {dup[:5]}.")
+        raise InputError(f"{what} must be unique; repeated: {dup[:5]}.")
     return labels
 
 
@@ -262,20 +277,23 @@ def align_animals(
     (('AWB', 'AIY', 'ASH'), (2, 3, 4), True)
     """
     if len(traces) != len(labels):
-        raise ValueError(f"got {len(traces)} trace arrays but {len(labels)} label lists.")
+        raise InputError(
+            f"traces and labels must have one entry per animal; got {len(traces)} trace arrays "
+            f"but {len(labels)} label lists."
+        )
     union = tuple(dict.fromkeys(str(v) for lab in labels for v in lab))
     index = {v: i for i, v in enumerate(union)}
     n_frames = {np.shape(t)[-1] for t in traces}
     if len(n_frames) != 1:
-        raise ValueError(
+        raise InputError(
             f"every animal must have the same number of frames; got {sorted(n_frames)}. "
             "Resample or crop to a shared clock first."
         )
     out = np.full((len(traces), len(union), n_frames.pop()), np.nan)
     for a, (t, lab) in enumerate(zip(traces, labels, strict=True)):
-        t = np.asarray(t, dtype=np.float64)
+        t = check_array(f"traces[{a}]", t, finite=False, dtype=np.float64)
         if t.ndim != 2 or len(lab) != len(t):
-            raise ValueError(
+            raise InputError(
                 f"animal {a}: traces must be (neurons, frames) with one label per row; got "
                 f"shape {t.shape} and {len(lab)} labels."
             )
@@ -286,6 +304,18 @@ def align_animals(
 # ----------------------------------------------------------------------------- writers/readers
 def save_calcium_hdf5(path, data: CalciumData, overwrite: bool = False) -> Path:
     """Write ``data`` in the HDF5 layout of this module, atomically.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The ``.h5`` file to write.
+    data : CalciumData
+    overwrite : bool, default=False
+        Replace an existing file; otherwise :class:`~data_loaders.errors.OutputExistsError`.
+
+    Returns
+    -------
+    Path
 
     Examples
     --------
@@ -298,9 +328,12 @@ def save_calcium_hdf5(path, data: CalciumData, overwrite: bool = False) -> Path:
     """
     import h5py
 
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it.")
+    if not isinstance(data, CalciumData):
+        raise InputTypeError(
+            f"data must be a CalciumData; got {type(data).__name__}. Wrap arrays with "
+            "CalciumData(traces, sampling_rate)."
+        )
+    path = check_overwrite(path, overwrite, what="traces file")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     text = h5py.string_dtype("utf-8")
@@ -326,50 +359,143 @@ def _strings(values) -> list[str]:
     return [v.decode() if isinstance(v, bytes) else str(v) for v in np.asarray(values).tolist()]
 
 
+# the first bytes of each format (HDF5 may sit after a user block of 512 * 2**k bytes)
+_MAGIC = {"npy": b"\x93NUMPY", "npz": b"PK\x03\x04", "hdf5": b"\x89HDF\r\n\x1a\n"}
+_FORMAT_OF_SUFFIX = {".npy": "npy", ".npz": "npz", ".h5": "hdf5", ".hdf5": "hdf5", ".nwb": "hdf5"}
+_FORMAT_NAMES = {"npy": "a NumPy .npy array", "npz": "a NumPy .npz archive", "hdf5": "an HDF5 file"}
+_FORMAT_SUFFIX = {"npy": ".npy", "npz": ".npz", "hdf5": ".h5 (or .nwb for NWB)"}
+_SUFFIXES = (".npy", ".npz", ".h5", ".hdf5", ".nwb")
+# what a reader raises on a damaged file of the right format
+_READ_ERRORS = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error)
+
+
+def _sniff(path: Path) -> str | None:
+    with open(path, "rb") as fh:
+        head = fh.read(2048 + 8)
+    for name, magic in _MAGIC.items():
+        offsets = (0, 512, 1024, 2048) if name == "hdf5" else (0,)
+        if any(head[k : k + len(magic)] == magic for k in offsets):
+            return name
+    return None
+
+
+def _unreadable(path: Path, expected: str, reason: str, damaged: bool = True):
+    reason = " ".join(str(reason).split())  # one line
+    fix = (
+        " Check that the file was copied completely, or write it again (save_calcium_hdf5 "
+        "writes .h5)."
+        if damaged
+        else ""
+    )
+    return UnreadableFileError(
+        f"{str(path)!r} cannot be read as {_FORMAT_NAMES[expected]}: {reason}.{fix}"
+    )
+
+
+def _check_traces_file(name: str, path) -> Path:
+    """An existing, non-empty traces file whose first bytes match its suffix."""
+    try:
+        path = check_file(name, path)
+    except UnreadableFileError as err:
+        raise UnreadableFileError(
+            f"{err} An empty file holds no traces: write it again, or give another file."
+        ) from None
+    suffix = path.suffix.lower()
+    if suffix not in _FORMAT_OF_SUFFIX:
+        raise InputError(
+            f"cannot read traces from {path.name!r}: expected a .npy, .npz, .h5, .hdf5 or .nwb "
+            "file."
+        )
+    expected, found = _FORMAT_OF_SUFFIX[suffix], _sniff(path)
+    if found != expected:
+        if found is None:
+            reason = "its first bytes are not those of such a file (another format, or damaged)"
+        else:
+            reason = f"it is {_FORMAT_NAMES[found]}; give it the {_FORMAT_SUFFIX[found]} suffix"
+        raise _unreadable(path, expected, reason, damaged=found is None)
+    return path
+
+
 def _read_hdf5(path: Path, sampling_rate) -> CalciumData:
     import h5py
 
-    with h5py.File(path, "r") as f:
-        if "traces" not in f:
-            raise KeyError(
-                f"{path} has no 'traces' dataset (found {sorted(f)}); see the HDF5 layout in "
-                "data_loaders.calcium."
-            )
-        traces = f["traces"][()]
-        rate = f["traces"].attrs.get("sampling_rate", sampling_rate)
-        if rate is None:
-            raise ValueError(
-                f"{path}: the 'traces' dataset has no 'sampling_rate' attribute; pass "
-                "sampling_rate= (Hz) to load_calcium."
-            )
-        labels = _strings(f["neuron_labels"][()]) if "neuron_labels" in f else None
-        animals = _strings(f["animal_ids"][()]) if "animal_ids" in f else None
-        epochs = []
-        if "epochs" in f:
-            g = f["epochs"]
-            epochs = list(zip(_strings(g["name"][()]), g["start"][()], g["stop"][()], strict=True))
-    return CalciumData(traces, float(rate), labels, animals, epochs)
+    try:
+        with h5py.File(path, "r") as f:
+            if not isinstance(f.get("traces"), h5py.Dataset):
+                raise InputError(
+                    f"{str(path)!r} has no 'traces' dataset (found {sorted(f)}); see the HDF5 "
+                    "layout in data_loaders.calcium."
+                )
+            traces = f["traces"][()]
+            rate = f["traces"].attrs.get("sampling_rate", sampling_rate)
+            labels = _strings(f["neuron_labels"][()]) if "neuron_labels" in f else None
+            animals = _strings(f["animal_ids"][()]) if "animal_ids" in f else None
+            epochs = []
+            if "epochs" in f:
+                g = f["epochs"]
+                epochs = list(
+                    zip(_strings(g["name"][()]), g["start"][()], g["stop"][()], strict=True)
+                )
+    except InputError:
+        raise
+    except _READ_ERRORS as err:
+        raise _unreadable(path, "hdf5", f"truncated or damaged ({err})") from None
+    if rate is None:
+        raise InputError(
+            f"{str(path)!r}: the 'traces' dataset has no 'sampling_rate' attribute; give the "
+            "sampling rate in Hz (sampling_rate)."
+        )
+    return CalciumData(traces, rate, labels, animals, epochs)
 
 
 def _read_npz(path: Path, sampling_rate) -> CalciumData:
-    with np.load(path, allow_pickle=False) as f:
-        if "traces" not in f:
-            raise KeyError(f"{path} has no 'traces' array (found {sorted(f.files)}).")
-        rate = float(f["sampling_rate"]) if "sampling_rate" in f else sampling_rate
-        if rate is None:
-            raise ValueError(f"{path} holds no 'sampling_rate'; pass sampling_rate= (Hz).")
-        epochs = []
-        if "epoch_name" in f:
-            epochs = list(
-                zip(_strings(f["epoch_name"]), f["epoch_start"], f["epoch_stop"], strict=True)
-            )
-        return CalciumData(
-            f["traces"],
-            rate,
-            _strings(f["neuron_labels"]) if "neuron_labels" in f else None,
-            _strings(f["animal_ids"]) if "animal_ids" in f else None,
-            epochs,
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except _READ_ERRORS as err:
+        raise _unreadable(path, "npz", f"truncated or damaged ({err})") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise _unreadable(
+            path, "npz", "it holds a single array; give it the .npy suffix", damaged=False
         )
+    try:
+        with archive as f:
+            if "traces" not in f:
+                raise InputError(
+                    f"{str(path)!r} has no 'traces' array (found {sorted(f.files)}); store the "
+                    "traces (animals, neurons, time) under the name 'traces'."
+                )
+            rate = f.get("sampling_rate", sampling_rate)
+            epochs = []
+            if "epoch_name" in f:
+                epochs = list(
+                    zip(_strings(f["epoch_name"]), f["epoch_start"], f["epoch_stop"], strict=True)
+                )
+            traces = f["traces"]
+            labels = _strings(f["neuron_labels"]) if "neuron_labels" in f else None
+            animals = _strings(f["animal_ids"]) if "animal_ids" in f else None
+    except InputError:
+        raise
+    except _READ_ERRORS as err:
+        raise _unreadable(path, "npz", f"truncated or damaged ({err})") from None
+    if rate is None:
+        raise InputError(
+            f"{str(path)!r} holds no 'sampling_rate'; give the sampling rate in Hz "
+            "(sampling_rate), or store it in the file."
+        )
+    return CalciumData(traces, rate, labels, animals, epochs)
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    try:
+        array = np.load(path, allow_pickle=False)
+    except _READ_ERRORS as err:
+        raise _unreadable(path, "npy", f"truncated or damaged ({err})") from None
+    if not isinstance(array, np.ndarray):
+        array.close()
+        raise _unreadable(
+            path, "npy", "it is an .npz archive; give it the .npz suffix", damaged=False
+        )
+    return array
 
 
 def load_calcium(
@@ -379,6 +505,8 @@ def load_calcium(
     epochs: Sequence | None = None,
 ) -> CalciumData:
     """Read traces from ``.npy``, ``.npz``, ``.h5``/``.hdf5`` or ``.nwb``.
+
+    Files are read without pickle (``allow_pickle=False``).
 
     Parameters
     ----------
@@ -393,29 +521,38 @@ def load_calcium(
     Returns
     -------
     CalciumData
+
+    Raises
+    ------
+    MissingFileError
+        ``path`` does not exist.
+    UnreadableFileError
+        An empty, truncated or damaged file, or a file of another format than
+        its suffix says.
+    InputError
+        An unknown suffix; a file without traces or sampling rate; traces that
+        :class:`CalciumData` refuses.
     """
     if isinstance(path, (list, tuple)):
         return load_calcium_nwb(path)
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no such traces file: {path}")
+    if sampling_rate is not None:
+        sampling_rate = check_float(
+            "sampling_rate", sampling_rate, minimum=0.0, strict_minimum=True
+        )
+    path = _check_traces_file("path", path)
     suffix = path.suffix.lower()
     if suffix == ".npy":
         if sampling_rate is None:
-            raise ValueError(
-                f"{path.name} is a bare array: pass sampling_rate= (Hz), or store the traces as "
-                ".h5/.npz with a sampling rate."
+            raise InputError(
+                f"{path.name} is a bare array without a sampling rate: give sampling_rate (Hz), "
+                "or store the traces as .h5/.npz with a sampling rate."
             )
-        return CalciumData(np.load(path), sampling_rate, neuron_labels, None, epochs or ())
+        return CalciumData(_read_npy(path), sampling_rate, neuron_labels, None, epochs or ())
     if suffix == ".npz":
         return _read_npz(path, sampling_rate)
     if suffix in (".h5", ".hdf5"):
         return _read_hdf5(path, sampling_rate)
-    if suffix == ".nwb":
-        return load_calcium_nwb([path])
-    raise ValueError(
-        f"cannot read traces from {path.name!r}: expected a .npy, .npz, .h5, .hdf5 or .nwb file."
-    )
+    return load_calcium_nwb([path])
 
 
 def load_calcium_nwb(
@@ -461,13 +598,14 @@ def load_calcium_nwb(
     ------
     ImportError
         pynwb is not installed (``pip install 'neuro[nwb]'``).
-    FileNotFoundError
+    MissingFileError
         A path does not exist.
-    KeyError
+    UnreadableFileError
+        A file is empty, truncated, damaged, or not an NWB file.
+    InputError
         A file has no ``ophys`` processing module, no ``RoiResponseSeries``
-        (or none called ``series``), or no intervals table called ``intervals``.
-    ValueError
-        The files differ in sampling rate or number of frames.
+        (or none called ``series``), or no intervals table called
+        ``intervals``; the files differ in sampling rate or number of frames.
     """
     try:
         from pynwb import NWBHDF5IO
@@ -476,16 +614,12 @@ def load_calcium_nwb(
 
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    paths = [Path(p) for p in paths]
     if not paths:
-        raise ValueError("paths must name at least one .nwb file; got none.")
-    for p in paths:
-        if not p.exists():
-            raise FileNotFoundError(f"no such NWB file: {p}")
+        raise InputError("paths must name at least one .nwb file; got none.")
+    paths = [_check_traces_file(f"paths[{i}]", p) for i, p in enumerate(paths)]
     traces, labels, rates, subjects, epochs = [], [], [], [], []
     for i, p in enumerate(paths):
-        with NWBHDF5IO(str(p), "r") as io:
-            nwb = io.read()
+        with _open_nwb(NWBHDF5IO, p) as nwb:
             rrs = _find_roi_series(nwb, series, p)
             data = np.asarray(rrs.data[()], dtype=np.float64)
             data = (data[:, None] if data.ndim == 1 else data).T  # (rois, time)
@@ -510,7 +644,7 @@ def load_calcium_nwb(
         labels.append(names)
         rates.append(rate)
     if not np.allclose(rates, rates[0], rtol=1e-6):
-        raise ValueError(
+        raise InputError(
             f"the NWB files have different sampling rates: {rates} Hz; resample them to one clock."
         )
     aligned, union = align_animals(traces, labels)
@@ -520,6 +654,25 @@ def load_calcium_nwb(
             ids = [str(c) for c in candidate]
             break
     return CalciumData(aligned, rates[0], union, ids, epochs)
+
+
+class _open_nwb:
+    """``with _open_nwb(NWBHDF5IO, path) as nwb``: a read NWB file, or UnreadableFileError."""
+
+    def __init__(self, reader, path: Path) -> None:
+        self.reader, self.path, self.io = reader, path, None
+
+    def __enter__(self):
+        try:
+            self.io = self.reader(str(self.path), "r")
+            return self.io.read()
+        except (*_READ_ERRORS, TypeError) as err:  # hdmf: TypeError for an HDF5 that is not NWB
+            if self.io is not None:
+                self.io.close()
+            raise _unreadable(self.path, "hdf5", f"not a readable NWB file ({err})") from None
+
+    def __exit__(self, *exc) -> None:
+        self.io.close()
 
 
 def _text(value) -> str:
@@ -539,7 +692,7 @@ def _read_intervals(nwb, name: str, path, t0: float) -> list:
         found = sorted(nwb.intervals or {}) + [
             t for t in ("epochs", "trials") if getattr(nwb, t) is not None
         ]
-        raise KeyError(
+        raise InputError(
             f"{path}: no intervals table {name!r} (found {found}); pass intervals= one of "
             "them, or None."
         )
@@ -558,7 +711,7 @@ def _read_intervals(nwb, name: str, path, t0: float) -> list:
 
 def _find_roi_series(nwb, name, path):
     if "ophys" not in nwb.processing:
-        raise KeyError(
+        raise InputError(
             f"{path}: no 'ophys' processing module with fluorescence traces (processing "
             f"modules: {sorted(nwb.processing)}); load_calcium_nwb reads the RoiResponseSeries "
             "of processing['ophys'] (inside DfOverF or Fluorescence)."
@@ -572,7 +725,7 @@ def _find_roi_series(nwb, name, path):
         found = [(r, s) for r, s in found if s.name == name]
     if not found:
         what = f"RoiResponseSeries named {name!r}" if name else "RoiResponseSeries"
-        raise KeyError(
+        raise InputError(
             f"{path}: no {what} in processing['ophys'] (data interfaces: "
             f"{sorted(nwb.processing['ophys'].data_interfaces)})."
         )

@@ -5,36 +5,20 @@ planted stimulus epochs (or reads ``--traces``), computes the derivative
 affinity tensor, factorises it by non-negative CP with tensorly (HALS), picks
 the rank from reconstruction error and stability across restarts, partitions
 each component into communities (weighted SBM, number of blocks by exact
-ICL; ``--communities louvain`` for modularity), and writes into --out the factors,
-one GraphML graph per component, metrics.json (with the recovery of the
-planted truth on simulated data) and the figures. The same as
-``neuro connectome``; the small default runs in about a minute on a CPU:
+ICL; ``--communities louvain`` for modularity), and writes into --out the
+report (factor tables, one GraphML graph per component, metrics.json with the
+recovery of the planted truth on simulated data, figures) and the fitted
+model (model.pt). It is ``neuro connectome`` (same options, same messages);
+the small default runs in about a minute on a CPU:
 
     python scripts/dynamic_connectome.py --out runs/dynamic_connectome [--traces FILE.h5]
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from neuro.cli import add_common_arguments
-from neuro.connectome.command import add_arguments, run
-from neuro.io import prepare_output_dir
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    add_arguments(parser)
-    add_common_arguments(parser, "dynamic_connectome")
-    args = parser.parse_args(argv)
-    args.verbose = 0 if args.quiet else args.verbose
-    prepare_output_dir(args.out, overwrite=args.overwrite)
-    return run(args)
-
+from neuro.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["connectome", *sys.argv[1:]]))

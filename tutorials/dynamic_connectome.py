@@ -22,6 +22,9 @@
 # paper used graph-tool's degree-corrected SBM). Here the traces are simulated with
 # planted communities that interact only during their stimulus epochs and
 # only in some animals, so we can check what the method finds.
+#
+# *Run time on a 2-core CPU: about 40 s at full size (as `make notebooks` runs it),
+# about 10 s with the test suite's small settings (`NEURO_TUTORIAL_SMALL=1`).*
 
 # %%
 import os
@@ -30,7 +33,7 @@ import matplotlib.pyplot as plt
 
 from data_loaders.simulate.calcium import simulate_calcium
 from neuro.connectome import DynamicConnectome
-from neuro.connectome.command import evaluate_recovery
+from neuro.connectome.groundtruth import evaluate_recovery
 from neuro.connectome.plots import plot_affinity_matrices, plot_factors, plot_rank_selection
 
 # The test suite sets NEURO_TUTORIAL_SMALL=1 to run the same code with smaller numbers.
@@ -74,3 +77,21 @@ print("ARI of all communities:", round(rec["ari_all"], 3))
 fig = plot_affinity_matrices(model)
 plt.show()
 fig
+
+# %% [markdown]
+# ## Keep the model and its report
+# `model.save` writes the fitted model to one file (`DynamicConnectome.load`
+# gives it back exactly); `model.report(...)` gathers what it found, and its
+# `save(folder)` writes the factor and community tables, one GraphML graph per
+# component, `metrics.json` and the figures.
+
+# %%
+import tempfile
+from pathlib import Path
+
+folder = Path(tempfile.mkdtemp())
+loaded = DynamicConnectome.load(model.save(folder / "model.pt"))
+assert loaded.score() == model.score()
+report = loaded.report(truth=sim.truth)
+print(report.format_table())
+print(sorted(p.name for p in report.save(folder / "report", figures=False).iterdir()))

@@ -30,7 +30,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from data_loaders._validation import check_float, check_int
 from data_loaders.calcium import CalciumData, Epoch
+from data_loaders.errors import InputError
 
 __all__ = ["CalciumGroundTruth", "SimulatedCalcium", "simulate_calcium"]
 
@@ -126,12 +128,19 @@ def simulate_calcium(
     noise : float
         Gaussian noise sd in units of one spike's calcium peak.
     missing_fraction : float
-        Fraction of (animal, neuron) rows set to NaN.
-    seed : int
+        Fraction of (animal, neuron) rows set to NaN, in ``[0, 1)``.
+    seed : int or None
 
     Returns
     -------
     SimulatedCalcium
+
+    Raises
+    ------
+    InputError
+        A setting out of range (``n_blocks < n_communities + 1``,
+        ``n_frames < 2 * n_blocks``, communities that do not fit in
+        ``n_neurons``, ...); ``InputTypeError`` for a wrong type.
 
     Examples
     --------
@@ -141,26 +150,37 @@ def simulate_calcium(
     >>> sim.data.epoch_names
     ['stim0', 'stim1', 'stim2', 'spontaneous']
     """
-    K = int(n_communities)
-    checks = [
-        (n_animals >= 1, f"n_animals must be >= 1; got {n_animals}."),
-        (n_communities >= 1, f"n_communities must be >= 1; got {n_communities}."),
-        (community_size >= 2, f"community_size must be >= 2; got {community_size}."),
-        (
-            K * community_size <= n_neurons,
+    n_animals = check_int("n_animals", n_animals, minimum=1)
+    n_neurons = check_int("n_neurons", n_neurons, minimum=2)
+    K = n_communities = check_int("n_communities", n_communities, minimum=1)
+    community_size = check_int("community_size", community_size, minimum=2)
+    n_blocks = check_int("n_blocks", n_blocks, minimum=1)
+    n_frames = check_int("n_frames", n_frames, minimum=2)
+    sampling_rate = check_float("sampling_rate", sampling_rate, minimum=0.0, strict_minimum=True)
+    baseline_rate = check_float("baseline_rate", baseline_rate, minimum=0.0)
+    event_rate = check_float("event_rate", event_rate, minimum=0.0)
+    p_join = check_float("p_join", p_join, minimum=0.0, maximum=1.0)
+    tau = check_float("tau", tau, minimum=0.0, strict_minimum=True)
+    noise = check_float("noise", noise, minimum=0.0)
+    missing_fraction = check_float(
+        "missing_fraction", missing_fraction, minimum=0.0, maximum=1.0, strict_maximum=True
+    )
+    seed = check_int("seed", seed, allow_none=True)
+    if n_blocks < K + 1:
+        raise InputError(
+            f"n_blocks must be >= n_communities + 1 = {K + 1} (one block per stimulus and a "
+            f"spontaneous one); got {n_blocks}."
+        )
+    if n_frames < 2 * n_blocks:
+        raise InputError(
+            f"n_frames must be >= 2 * n_blocks = {2 * n_blocks}; got {n_frames}. Use more "
+            "frames or fewer blocks."
+        )
+    if K * community_size > n_neurons:
+        raise InputError(
             f"n_communities * community_size = {K * community_size} exceeds n_neurons = "
-            f"{n_neurons}; use more neurons or smaller communities.",
-        ),
-        (n_blocks >= K + 1, f"n_blocks must be >= n_communities + 1 = {K + 1}; got {n_blocks}."),
-        (n_frames >= 2 * n_blocks, f"n_frames must be >= 2 * n_blocks; got {n_frames}."),
-        (0 <= p_join <= 1, f"p_join must be in [0, 1]; got {p_join}."),
-        (noise >= 0 and tau > 0, f"noise must be >= 0 and tau > 0; got {noise}, {tau}."),
-        (0 <= missing_fraction < 1, f"missing_fraction must be in [0, 1); got {missing_fraction}."),
-        (sampling_rate > 0, f"sampling_rate must be > 0; got {sampling_rate}."),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise ValueError(message)
+            f"{n_neurons}; use more neurons or smaller communities."
+        )
     rng = np.random.default_rng(seed)
     dt = 1.0 / sampling_rate
 

@@ -11,8 +11,16 @@
   graph, partitioned by a weighted stochastic block model chosen by exact ICL
   (:mod:`neuro.connectome.sbm`; networkx Louvain as an option):
   :func:`find_communities`;
+- :mod:`neuro.connectome.report`: :class:`ConnectomeReport`, what a fitted
+  model found as a :class:`neuro.results.Result` (``model.report()``);
+- :mod:`neuro.connectome.groundtruth`: :func:`evaluate_recovery`, the
+  recovery of a simulation's planted communities, epochs and animals;
 - :mod:`neuro.connectome.plots`: factors with epochs, sorted affinity
   matrices, network drawings, rank-selection figure.
+
+A fitted :class:`DynamicConnectome` is kept with ``model.save(path)`` and
+``DynamicConnectome.load(path)`` (one file, exact round trip); its report
+with ``model.report().save(folder)`` (tables, GraphML, metrics, figures).
 """
 
 from neuro.connectome.affinity import (
@@ -24,35 +32,43 @@ from neuro.connectome.affinity import (
 )
 from neuro.connectome.communities import (
     ComponentCommunities,
+    community_result,
     component_graph,
     find_communities,
     pairs_to_matrix,
     partition,
     write_graphml,
 )
+from neuro.connectome.groundtruth import evaluate_recovery
 from neuro.connectome.ntf import (
     DynamicConnectome,
     NTFResult,
     RankSelection,
     check_rank,
+    check_ranks,
     factor_match_score,
     fit_ntf,
     select_rank,
 )
+from neuro.connectome.report import ConnectomeReport
 from neuro.connectome.sbm import SBMFit, fit_weighted_sbm, sbm_icl
 
 __all__ = [
     "ComponentCommunities",
+    "ConnectomeReport",
     "DynamicConnectome",
     "NTFResult",
     "RankSelection",
     "SBMFit",
     "affinity_tensor",
     "check_rank",
+    "check_ranks",
     "check_traces",
+    "community_result",
     "component_graph",
     "correlation_affinity",
     "derivative_affinity",
+    "evaluate_recovery",
     "factor_match_score",
     "find_communities",
     "fit_ntf",

@@ -64,6 +64,8 @@ import warnings
 import numpy as np
 import torch
 
+from neuro._validation import check_array, check_choice, check_float, check_int
+from neuro.errors import InputError
 from neuro.train.device import resolve_device
 from neuro.train.progress import progress
 
@@ -88,6 +90,7 @@ def pair_index(n_neurons: int) -> np.ndarray:
     >>> pair_index(3).tolist()
     [[0, 1], [0, 2], [1, 2]]
     """
+    n_neurons = check_int("n_neurons", n_neurons, minimum=0)
     return np.stack(np.triu_indices(n_neurons, k=1), axis=1)
 
 
@@ -98,32 +101,38 @@ def check_traces(traces) -> np.ndarray:
 
     Raises
     ------
-    ValueError
-        Not 3-D; fewer than 2 neurons or 3 frames; an animal whose neurons are
-        all NaN; NaN gaps in a trace; a recorded trace that is constant.
+    InputError
+        Not 3-D; fewer than 2 neurons or 3 frames; infinite values; an animal
+        whose neurons are all NaN; NaN gaps in a trace; a recorded trace that
+        is constant.
+    InputTypeError
+        Not an array of numbers.
     """
     x = getattr(traces, "traces", traces)
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
-    x = np.asarray(x, dtype=np.float64)
+    x = check_array("traces", x, finite=False, dtype=np.float64)
     if x.ndim != 3:
         hint = " For one animal use traces[None]." if x.ndim == 2 else ""
-        raise ValueError(
+        raise InputError(
             f"traces must have shape (animals, neurons, time); got {x.ndim} dimension(s) "
             f"with shape {x.shape}.{hint}"
         )
     if x.shape[1] < 2 or x.shape[2] < 3:
-        raise ValueError(f"traces need >= 2 neurons and >= 3 frames; got shape {x.shape}.")
+        raise InputError(f"traces need >= 2 neurons and >= 3 frames; got shape {x.shape}.")
+    if np.isinf(x).any():
+        raise InputError(
+            f"traces hold {int(np.isinf(x).sum())} infinite value(s); only NaN rows (a neuron "
+            "missing in an animal) are allowed."
+        )
     finite = np.isfinite(x)
     missing = ~finite.any(axis=2)
     if (~finite.all(axis=2) & ~missing).any():
-        raise ValueError(
+        raise InputError(
             "some traces are NaN/inf at some frames but not all; NaN may only mark a neuron "
             "missing in an animal (a whole row). Interpolate gaps first."
         )
     empty = np.flatnonzero(missing.all(axis=1))
     if empty.size:
-        raise ValueError(
+        raise InputError(
             f"animal(s) {empty.tolist()} have all neurons NaN (nothing recorded); remove them "
             "from traces."
         )
@@ -135,7 +144,7 @@ def check_traces(traces) -> np.ndarray:
     constant = ~missing & (span <= 0)
     if constant.any():
         a, n = np.argwhere(constant)[0]
-        raise ValueError(
+        raise InputError(
             f"{int(constant.sum())} trace(s) are constant (first: animal {a}, neuron {n}); a "
             "constant trace has no derivative or correlation. Mark it as missing (NaN) or drop it."
         )
@@ -236,13 +245,10 @@ def derivative_affinity(
     >>> bool(a[0].mean() > a[1].mean())                # mirror images co-change all along
     True
     """
-    as_numpy = not isinstance(traces, torch.Tensor)
-    dev = resolve_device(device)
-    x = torch.as_tensor(np.asarray(traces) if as_numpy else traces, device=dev)
-    x = x.to(torch.float64 if x.dtype == torch.float64 else torch.float32)
-    if x.ndim != 2:
-        raise ValueError(f"traces must have shape (neurons, frames); got {tuple(x.shape)}.")
-    pairs = pair_index(x.shape[0]) if pairs is None else np.asarray(pairs)
+    smooth = check_float("smooth", smooth, minimum=0.0)
+    scale = check_float("scale", scale, minimum=0.0, strict_minimum=True)
+    x, as_numpy, dev = _one_animal(traces, device)
+    pairs = _check_pairs(pairs, x.shape[0])
     xs, sigma, start, end = _prepare(x, smooth)
     i = torch.as_tensor(pairs[:, 0], device=dev)
     j = torch.as_tensor(pairs[:, 1], device=dev)
@@ -271,16 +277,48 @@ def correlation_affinity(traces, bin_size: int, pairs=None, device="auto"):
     >>> correlation_affinity(x, bin_size=2, device="cpu").round(2).tolist()
     [[1.0, 1.0], [0.0, 0.5], [0.0, 0.5]]
     """
-    as_numpy = not isinstance(traces, torch.Tensor)
-    dev = resolve_device(device)
-    x = torch.as_tensor(np.asarray(traces) if as_numpy else traces, device=dev)
-    x = x.to(torch.float64 if x.dtype == torch.float64 else torch.float32)
-    pairs = pair_index(x.shape[0]) if pairs is None else np.asarray(pairs)
+    bin_size = check_int("bin_size", bin_size, minimum=1)
+    x, as_numpy, dev = _one_animal(traces, device)
+    pairs = _check_pairs(pairs, x.shape[0])
     z = _window_z(x, bin_size)
     i = torch.as_tensor(pairs[:, 0], device=dev)
     j = torch.as_tensor(pairs[:, 1], device=dev)
     out = (z[i] * z[j]).sum(-1).abs().clamp_max(1.0)
     return out.cpu().numpy() if as_numpy else out
+
+
+def _one_animal(traces, device):
+    """One animal's ``(neurons, frames)`` traces as a float tensor on ``device``, checked."""
+    as_numpy = not isinstance(traces, torch.Tensor)
+    dev = resolve_device(device)
+    if as_numpy:
+        arr = check_array("traces", traces, ndim=2, shape_hint="(n_neurons, n_frames)")
+        x = torch.as_tensor(arr, device=dev)
+    else:
+        if traces.ndim != 2:
+            raise InputError(
+                f"traces must be 2D (n_neurons, n_frames); got shape {tuple(traces.shape)}."
+            )
+        if not torch.isfinite(traces).all():
+            raise InputError("traces contain NaN or infinite values; drop missing neurons first.")
+        x = traces.to(dev)
+    if x.shape[1] < 2:
+        raise InputError(f"traces need at least 2 frames; got shape {tuple(x.shape)}.")
+    x = x.to(torch.float64 if x.dtype == torch.float64 else torch.float32)
+    return x, as_numpy, dev
+
+
+def _check_pairs(pairs, n_neurons: int) -> np.ndarray:
+    if pairs is None:
+        return pair_index(n_neurons)
+    p = check_array("pairs", pairs, ndim=2, shape_hint="(n_pairs, 2)")
+    if p.shape[1] != 2 or not np.issubdtype(p.dtype, np.integer):
+        raise InputError(f"pairs must be integers of shape (n_pairs, 2); got {p.dtype} {p.shape}.")
+    if (p < 0).any() or (p >= n_neurons).any():
+        raise InputError(
+            f"pairs must index neurons 0 .. {n_neurons - 1}; got {p.min()} .. {p.max()}."
+        )
+    return p
 
 
 def _window_z(x: torch.Tensor, bin_size: int) -> torch.Tensor:
@@ -340,16 +378,12 @@ def affinity_tensor(
     >>> a.shape, int(np.isnan(a[0]).sum())             # 3 pairs with neuron 3 in animal 1
     ((3, 2, 6), 3)
     """
-    if method not in AFFINITIES:
-        raise ValueError(f"method must be one of {AFFINITIES}; got {method!r}.")
-    if int(bin_size) < 1:
-        raise ValueError(f"bin_size must be >= 1 step; got {bin_size}.")
-    if int(pair_batch_size) < 1:
-        raise ValueError(f"pair_batch_size must be >= 1; got {pair_batch_size}.")
-    if smooth < 0 or scale <= 0:
-        raise ValueError(f"smooth must be >= 0 and scale > 0; got {smooth}, {scale}.")
+    check_choice("method", method, AFFINITIES)
+    bin_size = check_int("bin_size", bin_size, minimum=1)
+    pair_batch_size = check_int("pair_batch_size", pair_batch_size, minimum=1)
+    smooth = check_float("smooth", smooth, minimum=0.0)
+    scale = check_float("scale", scale, minimum=0.0, strict_minimum=True)
     x = check_traces(traces)
-    bin_size = int(bin_size)
     dev = resolve_device(device)
     n_animals, n_neurons, n_frames = x.shape
     pairs = pair_index(n_neurons)

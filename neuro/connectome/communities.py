@@ -40,16 +40,20 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from pathlib import Path
 
 import networkx as nx
 import numpy as np
 
+from neuro._validation import check_array, check_choice, check_float, check_int
 from neuro.connectome.sbm import fit_weighted_sbm
-from neuro.io import atomic_open
+from neuro.errors import InputError, InputTypeError
+from neuro.io import atomic_open, check_overwrite
 
 __all__ = [
     "COMMUNITY_METHODS",
     "ComponentCommunities",
+    "community_result",
     "component_graph",
     "find_communities",
     "pairs_to_matrix",
@@ -71,10 +75,11 @@ def pairs_to_matrix(values, n_neurons: int) -> np.ndarray:
            [1., 0., 3.],
            [2., 3., 0.]])
     """
-    values = np.asarray(values, dtype=np.float64)
+    n_neurons = check_int("n_neurons", n_neurons, minimum=2)
+    values = check_array("values", values, ndim=1, shape_hint="(n_pairs,)", dtype=np.float64)
     n_pairs = n_neurons * (n_neurons - 1) // 2
     if values.shape != (n_pairs,):
-        raise ValueError(
+        raise InputError(
             f"values must have shape (n_pairs,) = ({n_pairs},) for {n_neurons} neurons; "
             f"got {values.shape}."
         )
@@ -102,7 +107,16 @@ def component_graph(pair_factor, n_neurons: int, labels=None, min_weight: float 
     >>> sorted(g.edges(data="weight"))
     [(0, 1, 0.5), (1, 2, 0.2)]
     """
-    w = np.asarray(pair_factor, dtype=np.float64)
+    n_neurons = check_int("n_neurons", n_neurons, minimum=2)
+    w = check_array("pair_factor", pair_factor, ndim=1, shape_hint="(n_pairs,)", dtype=np.float64)
+    if len(w) != n_neurons * (n_neurons - 1) // 2:
+        raise InputError(
+            f"pair_factor must have n_neurons * (n_neurons - 1) / 2 = "
+            f"{n_neurons * (n_neurons - 1) // 2} entries for {n_neurons} neurons; got {len(w)}."
+        )
+    if labels is not None and len(labels) != n_neurons:
+        raise InputError(f"labels must have one entry per neuron ({n_neurons}); got {len(labels)}.")
+    min_weight = check_float("min_weight", min_weight)
     g = nx.Graph()
     for n in range(n_neurons):
         g.add_node(n, label=str(labels[n]) if labels is not None else f"n{n}")
@@ -155,13 +169,27 @@ def partition(
     >>> labels.tolist(), round(q, 3)
     ([0, 0, 0, 1, 1, 1], 0.357)
     """
+    if not isinstance(graph, nx.Graph):
+        raise InputTypeError(f"graph must be a networkx.Graph; got {type(graph).__name__}.")
+    if sorted(graph.nodes) != list(range(graph.number_of_nodes())):
+        raise InputError("graph must have the nodes 0 .. n-1 (as component_graph makes them).")
+    method, resolution, seed, max_blocks = _check_partition_args(
+        method, resolution, seed, max_blocks, sbm_weights
+    )
     labels, q, _ = _partition(graph, method, resolution, seed, max_blocks, sbm_weights)
     return labels, q
 
 
+def _check_partition_args(method, resolution, seed, max_blocks, sbm_weights):
+    check_choice("method", method, COMMUNITY_METHODS)
+    check_choice("sbm_weights", sbm_weights, ("gaussian", "exponential"))
+    resolution = check_float("resolution", resolution, minimum=0.0, strict_minimum=True)
+    seed = check_int("seed", seed)
+    max_blocks = check_int("max_blocks", max_blocks, minimum=1)
+    return method, resolution, seed, max_blocks
+
+
 def _partition(graph, method, resolution, seed, max_blocks, sbm_weights):
-    if method not in COMMUNITY_METHODS:
-        raise ValueError(f"method must be one of {COMMUNITY_METHODS}; got {method!r}.")
     n = graph.number_of_nodes()
     if graph.number_of_edges() == 0 or graph.size(weight="weight") <= 0:
         return np.arange(n), 0.0, None
@@ -297,37 +325,117 @@ def find_communities(
     >>> np.flatnonzero(found[0].core).tolist(), found[0].labels.tolist()
     ([0, 1, 2], [0, 0, 0, 1, 1, 1])
     """
-    p = np.asarray(pair_factors, dtype=np.float64)
+    n_neurons = check_int("n_neurons", n_neurons, minimum=2)
+    p = check_array(
+        "pair_factors", pair_factors, ndim=(1, 2), shape_hint="(n_pairs, rank)", dtype=np.float64
+    )
     if p.ndim == 1:
         p = p[:, None]
-    if method not in COMMUNITY_METHODS:
-        raise ValueError(f"method must be one of {COMMUNITY_METHODS}; got {method!r}.")
-    if p.ndim != 2 or p.shape[0] != n_neurons * (n_neurons - 1) // 2:
-        raise ValueError(
+    method, resolution, seed, max_blocks = _check_partition_args(
+        method, resolution, seed, max_blocks, sbm_weights
+    )
+    if p.shape[0] != n_neurons * (n_neurons - 1) // 2:
+        raise InputError(
             f"pair_factors must have shape (n_pairs, rank) with n_pairs = "
             f"{n_neurons * (n_neurons - 1) // 2} for {n_neurons} neurons; got {p.shape}."
         )
-    if not np.isfinite(p).all() or (p < 0).any():
-        raise ValueError("pair_factors must be finite and non-negative.")
+    if (p < 0).any():
+        raise InputError("pair_factors must be non-negative; it holds negative weights.")
+    if labels is not None and len(labels) != n_neurons:
+        raise InputError(f"labels must have one entry per neuron ({n_neurons}); got {len(labels)}.")
     out = []
     for r in range(p.shape[1]):
         g = component_graph(p[:, r], n_neurons, labels)
         lab, q, icl = _partition(g, method, resolution, seed, max_blocks, sbm_weights)
-        core, dens, bg = _core(pairs_to_matrix(p[:, r], n_neurons), lab)
-        for n in g.nodes:
-            g.nodes[n]["community"] = int(lab[n])
-            g.nodes[n]["core"] = bool(core[n])
-        g.graph["component"] = r
-        g.graph["method"] = method
-        g.graph["modularity"] = q
-        if icl is not None:
-            g.graph["icl"] = icl
-        out.append(ComponentCommunities(r, lab, q, core, dens, bg, g, method, icl))
+        out.append(community_result(r, p[:, r], labels, lab, q, method=method, icl=icl, graph=g))
     return out
 
 
-def write_graphml(graph: nx.Graph, path) -> None:
-    """Write ``graph`` as GraphML atomically (list-valued graph attributes as text)."""
+def community_result(
+    component: int,
+    pair_factor,
+    neuron_labels,
+    labels,
+    modularity: float,
+    core=None,
+    core_density: float | None = None,
+    background_density: float | None = None,
+    method: str = "sbm",
+    icl: float | None = None,
+    graph: nx.Graph | None = None,
+) -> ComponentCommunities:
+    """The :class:`ComponentCommunities` of one component from its partition.
+
+    :func:`find_communities` builds each component's result with it, and a
+    loaded :class:`~neuro.connectome.ntf.DynamicConnectome` rebuilds its
+    communities (graphs included) from the saved partition without searching
+    again.
+
+    Parameters
+    ----------
+    component : int
+    pair_factor : array of shape (n_pairs,)
+    neuron_labels : sequence of str or None
+    labels : array of shape (n_neurons,), int
+        Community of each neuron.
+    modularity : float
+    core : array of shape (n_neurons,), bool, optional
+        Recomputed from ``labels`` when not given (with the densities).
+    core_density, background_density : float, optional
+    method : str, default="sbm"
+    icl : float or None
+    graph : networkx.Graph, optional
+        The component graph; built from ``pair_factor`` when not given.
+
+    Returns
+    -------
+    ComponentCommunities
+    """
+    p = np.asarray(pair_factor, dtype=np.float64)
+    lab = np.asarray(labels, dtype=np.int64)
+    n_neurons = len(lab)
+    if core is None:
+        core, core_density, background_density = _core(pairs_to_matrix(p, n_neurons), lab)
+    core = np.asarray(core, dtype=bool)
+    g = component_graph(p, n_neurons, neuron_labels) if graph is None else graph
+    for n in g.nodes:
+        g.nodes[n]["community"] = int(lab[n])
+        g.nodes[n]["core"] = bool(core[n])
+    g.graph["component"] = int(component)
+    g.graph["method"] = method
+    g.graph["modularity"] = float(modularity)
+    if icl is not None:
+        g.graph["icl"] = float(icl)
+    return ComponentCommunities(
+        int(component),
+        lab,
+        float(modularity),
+        core,
+        float(core_density),
+        float(background_density),
+        g,
+        method,
+        None if icl is None else float(icl),
+    )
+
+
+def write_graphml(graph: nx.Graph, path, overwrite: bool = True) -> Path:
+    """Write ``graph`` as GraphML atomically (list-valued graph attributes as text).
+
+    Parameters
+    ----------
+    graph : networkx.Graph
+    path : str or path-like
+    overwrite : bool, default=True
+        Replace an existing file (False refuses it).
+
+    Returns
+    -------
+    Path
+    """
+    if not isinstance(graph, nx.Graph):
+        raise InputTypeError(f"graph must be a networkx.Graph; got {type(graph).__name__}.")
+    path = check_overwrite(path, overwrite, what="GraphML file")
     g = graph.copy()
     for k, v in list(g.graph.items()):
         if isinstance(v, (list, tuple, np.ndarray)):
@@ -338,3 +446,4 @@ def write_graphml(graph: nx.Graph, path) -> None:
     nx.write_graphml(g, buf)
     with atomic_open(path, "wb") as fh:
         fh.write(buf.getvalue())
+    return path

@@ -41,15 +41,18 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tensorly as tl
 from scipy.optimize import linear_sum_assignment
 from tensorly.decomposition import non_negative_parafac, non_negative_parafac_hals
 
+from neuro._validation import check_array, check_choice, check_float, check_int, check_n_features
+from neuro.base import NeuroEstimator
+from neuro.errors import InputError
+from neuro.results import Result
 from neuro.train.device import resolve_device
 from neuro.train.progress import progress
 
@@ -58,6 +61,7 @@ __all__ = [
     "NTFResult",
     "RankSelection",
     "check_rank",
+    "check_ranks",
     "factor_match_score",
     "fit_ntf",
     "select_rank",
@@ -109,18 +113,22 @@ def check_rank(rank, shape) -> int:
     Each component needs its own time course and pair pattern, so the rank may
     not exceed ``min(n_bins, n_pairs)``.
 
+    Raises
+    ------
+    InputTypeError
+        ``rank`` is not an integer.
+    InputError
+        ``rank < 1`` or ``rank > min(n_bins, n_pairs)``.
+
     Examples
     --------
     >>> check_rank(3, (10, 2, 45))
     3
     """
-    if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)):
-        raise TypeError(f"rank must be an integer; got {rank!r}.")
+    rank = check_int("rank", rank, minimum=1)
     limit = int(min(shape[0], shape[2]))
-    if rank < 1:
-        raise ValueError(f"rank must be >= 1; got {rank}.")
     if rank > limit:
-        raise ValueError(
+        raise InputError(
             f"rank={rank} is larger than the tensor allows: with {shape[0]} time bins and "
             f"{shape[2]} neuron pairs at most min(n_bins, n_pairs) = {limit} components can be "
             "told apart. Use a smaller rank, or more time bins (a smaller bin_size)."
@@ -133,7 +141,8 @@ def _normalise(weights, factors):
     w = np.asarray(weights, dtype=np.float64) * np.prod(norms, axis=0)
     factors = [f / np.where(n > 0, n, 1.0) for f, n in zip(factors, norms, strict=True)]
     order = np.argsort(-w, kind="stable")
-    return w[order], [f[:, order] for f in factors]
+    # C order, as a saved model loads them: products (connectome_at) then match bit for bit
+    return w[order], [np.ascontiguousarray(f[:, order]) for f in factors]
 
 
 def _error(x, observed, weights, factors) -> float:
@@ -201,25 +210,33 @@ def fit_ntf(
     >>> res.factors[0].shape, res.error < 0.01
     ((9, 2), True)
     """
-    x = np.asarray(tensor, dtype=np.float64)
-    if x.ndim != 3:
-        raise ValueError(
-            f"tensor must have shape (time bins, animals, pairs); got shape {x.shape}."
-        )
+    x = check_array(
+        "tensor",
+        tensor,
+        ndim=3,
+        shape_hint="(n_bins, n_animals, n_pairs)",
+        finite=False,
+        dtype=np.float64,
+    )
+    if np.isinf(x).any():
+        raise InputError("tensor holds infinite values; only NaN may mark missing entries.")
     rank = check_rank(rank, x.shape)
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}.")
-    if missing not in ("em", "zero"):
-        raise ValueError(f"missing must be 'em' or 'zero'; got {missing!r}.")
-    if init not in ("random", "svd"):
-        raise ValueError(f"init must be 'random' or 'svd'; got {init!r}.")
+    check_choice("method", method, METHODS)
+    check_choice("backend", backend, BACKENDS)
+    check_choice("missing", missing, ("em", "zero"))
+    check_choice("init", init, ("random", "svd"))
+    n_iter_max = check_int("n_iter_max", n_iter_max, minimum=1)
+    tol = check_float("tol", tol, minimum=0.0)
+    em_block = check_int("em_block", em_block, minimum=1)
+    random_state = check_int("random_state", random_state, allow_none=True)
     observed = np.isfinite(x)
     if (x[observed] < 0).any():
-        raise ValueError("tensor must be non-negative (affinities are >= 0).")
+        raise InputError("tensor must be non-negative (affinities are >= 0); it holds negatives.")
     if not observed.any() or not np.any(x[observed] > 0):
-        raise ValueError("tensor has no positive observed entry to factorise.")
+        raise InputError(
+            "tensor has no positive observed entry to factorise (all zero or NaN); check the "
+            "traces it was computed from."
+        )
     n_missing = int((~observed).sum())
     use_mask = n_missing > 0 and missing == "em"
     filled = np.where(observed, x, float(x[observed].mean()) if use_mask else 0.0)
@@ -274,7 +291,9 @@ def factor_match_score(a: NTFResult, b: NTFResult) -> float:
     1.0
     """
     if a.rank != b.rank:
-        raise ValueError(f"fits of different ranks ({a.rank}, {b.rank}) cannot be matched.")
+        raise InputError(
+            f"a and b must have the same rank to be matched; got ranks {a.rank} and {b.rank}."
+        )
     cong = np.ones((a.rank, b.rank))
     for fa, fb in zip(a.factors, b.factors, strict=True):
         na = fa / np.maximum(np.linalg.norm(fa, axis=0), 1e-300)
@@ -285,8 +304,8 @@ def factor_match_score(a: NTFResult, b: NTFResult) -> float:
 
 
 @dataclass
-class RankSelection:
-    """Result of :func:`select_rank`.
+class RankSelection(Result):
+    """Result of :func:`select_rank` (a :class:`neuro.results.Result`).
 
     Attributes
     ----------
@@ -303,6 +322,10 @@ class RankSelection:
     rank: int
     fits: dict = field(repr=False)
 
+    def summary(self) -> dict[str, Any]:
+        """``{"rank": selected rank, "table": the rows of :attr:`table`}`` (JSON-able)."""
+        return {"rank": int(self.rank), "table": [dict(row) for row in self.table]}
+
     def format_table(self) -> str:
         """The table as aligned text, the selected rank marked."""
         lines = ["rank  error    error_mean  error_sd  stability"]
@@ -313,6 +336,38 @@ class RankSelection:
                 f"{row['error_sd']:.4f}    {row['stability']:.3f}{mark}"
             )
         return "\n".join(lines)
+
+    def tables(self) -> dict[str, Any]:
+        """``{"rank_selection": DataFrame}``, one row per rank, ``selected`` marking the choice."""
+        import pandas as pd
+
+        frame = pd.DataFrame(self.table)
+        frame["selected"] = frame["rank"] == self.rank
+        return {"rank_selection": frame}
+
+    def plot(self) -> dict[str, Any]:
+        """``{"rank_selection": Figure}``: error and stability against rank."""
+        from neuro.connectome.plots import plot_rank_selection
+
+        return {"rank_selection": plot_rank_selection(self)}
+
+
+def check_ranks(ranks) -> list[int]:
+    """Candidate ranks as a sorted list of distinct integers >= 1.
+
+    Examples
+    --------
+    >>> check_ranks((4, 2, 2, 3))
+    [2, 3, 4]
+    """
+    if isinstance(ranks, (str, bytes)) or not hasattr(ranks, "__iter__"):
+        raise InputError(
+            f"ranks must be a sequence of integers >= 1, e.g. (2, 3, 4); got {ranks!r}."
+        )
+    out = sorted({check_int(f"ranks[{i}]", r, minimum=1) for i, r in enumerate(ranks)})
+    if not out:
+        raise InputError("ranks must hold at least one rank, e.g. (2, 3, 4); got none.")
+    return out
 
 
 def select_rank(
@@ -354,12 +409,16 @@ def select_rank(
     >>> sel.rank
     2
     """
-    ranks = sorted({int(r) for r in ranks})
-    if not ranks:
-        raise ValueError("ranks must hold at least one rank.")
-    if n_restarts < 2:
-        raise ValueError(f"n_restarts must be >= 2 to measure stability; got {n_restarts}.")
+    ranks = check_ranks(ranks)
+    n_restarts = check_int("n_restarts", n_restarts, minimum=2)
+    stability_threshold = check_float("stability_threshold", stability_threshold)
+    min_gain = check_float("min_gain", min_gain)
+    random_state = check_int("random_state", random_state)
     shape = np.shape(tensor)
+    if len(shape) != 3:
+        raise InputError(
+            f"tensor must be 3D (n_bins, n_animals, n_pairs); got shape {tuple(shape)}."
+        )
     for r in ranks:
         check_rank(r, shape)
     table, fits = [], {}
@@ -395,13 +454,49 @@ def select_rank(
 
 
 # ----------------------------------------------------------------------------- estimator
-class DynamicConnectome:
+AFFINITY_NAMES = ("derivative", "correlation")
+COMMUNITY_NAMES = ("sbm", "louvain", "greedy")
+_TRACES_SHAPE = "(n_animals, n_neurons, n_frames), or (n_neurons, n_frames) for one animal"
+
+
+def _as_traces(traces) -> np.ndarray:
+    """``traces`` as a float64 ``(animals, neurons, frames)`` array, checked for the connectome.
+
+    A 2-D array is one animal's ``(n_neurons, n_frames)``: scikit-learn's
+    ``(n_samples, n_features)`` with neurons as samples and frames as features.
+    """
+    from neuro.connectome.affinity import check_traces
+
+    x = getattr(traces, "traces", traces)
+    x = check_array("traces", x, ndim=(2, 3), shape_hint=_TRACES_SHAPE, finite=False)
+    if x.ndim == 2:
+        if x.shape[0] < 2:
+            raise InputError(
+                f"traces of one animal (n_neurons, n_frames) need at least 2 neurons; got "
+                f"{x.shape[0]} sample(s) (neurons), shape {x.shape}."
+            )
+        if x.shape[1] < 3:
+            raise InputError(
+                f"traces of one animal (n_neurons, n_frames) need at least 3 frames; got "
+                f"{x.shape[1]} feature(s) (frames), shape {x.shape}."
+            )
+        x = x[None]
+    return check_traces(x)
+
+
+class DynamicConnectome(NeuroEstimator):
     """Dynamic functional connectome of multi-animal calcium traces.
 
     ``fit`` builds the affinity tensor (:func:`~neuro.connectome.affinity.affinity_tensor`),
     factorises it by NTF (:func:`fit_ntf`, or :func:`select_rank` when
     ``rank=None``), and partitions each component's pair factor into
     communities (:func:`~neuro.connectome.communities.find_communities`).
+    :meth:`report` gathers what the fit found as a
+    :class:`~neuro.connectome.report.ConnectomeReport` (a
+    :class:`neuro.results.Result`: ``summary()``, ``format_table()``,
+    ``tables()``, ``plot()``, ``save(folder)`` with the factor tables, one
+    GraphML graph per component, ``metrics.json`` and the figures);
+    :meth:`save` / :meth:`load` keep the fitted model itself in one file.
 
     Parameters
     ----------
@@ -412,8 +507,10 @@ class DynamicConnectome:
     affinity : {"derivative", "correlation"}, default="derivative"
     bin_size : int, default=20
         Steps averaged per time bin of the tensor.
-    smooth, scale : float, default=1.0, 50.0
-        Derivative affinity settings.
+    smooth : float, default=1.0
+        Gaussian smoothing sd (frames) of the derivative affinity.
+    scale : float, default=50.0
+        Saturation constant ``c`` of the derivative affinity.
     method : {"hals", "mu"}, default="hals"
     backend : {"numpy", "pytorch"}, default="numpy"
     n_iter_max : int, default=300
@@ -436,12 +533,16 @@ class DynamicConnectome:
     device : str, default="auto"
         Torch device for affinities (and the pytorch backend).
     random_state : int, default=0
+        Seed of the NTF restarts (restart ``k`` uses ``random_state + k``) and
+        of the community search.
     verbose : int, default=0
 
     Attributes
     ----------
     affinity_ : ndarray of shape (n_bins, n_animals, n_pairs)
     pairs_ : ndarray of shape (n_pairs, 2)
+    neuron_labels_ : list of str
+    animal_ids_ : list of str
     weights_ : ndarray of shape (rank_,)
     time_factors_ : ndarray of shape (n_bins, rank_)
     animal_factors_ : ndarray of shape (n_animals, rank_)
@@ -450,10 +551,21 @@ class DynamicConnectome:
         One per component.
     rank_ : int
     rank_selection_ : RankSelection or None
+        The rank selection (a :class:`neuro.results.Result`) when ``rank=None``.
     reconstruction_error_ : float
     n_missing_entries_ : int
     bin_times_ : ndarray of shape (n_bins,)
         Centre of each bin, seconds (frames if no sampling rate is known).
+    epochs_ : list of Epoch
+    n_features_in_ : int
+        Frames per trace (the last axis; scikit-learn's features of a 2-D
+        ``(n_neurons, n_frames)`` input).
+
+    Notes
+    -----
+    ``fit`` takes a :class:`~data_loaders.calcium.CalciumData`, an array of
+    shape ``(n_animals, n_neurons, n_frames)`` (NaN rows for neurons missing in
+    an animal), or a 2-D array ``(n_neurons, n_frames)`` of one animal.
 
     Examples
     --------
@@ -463,8 +575,8 @@ class DynamicConnectome:
     >>> model = DynamicConnectome(rank=3, n_restarts=2, device="cpu").fit(sim.data)
     >>> model.time_factors_.shape, model.animal_factors_.shape, model.pair_factors_.shape
     ((30, 3), (3, 3), (120, 3))
-    >>> len(model.communities_)
-    3
+    >>> len(model.communities_), model.report().summary()["rank"]
+    (3, 3)
     """
 
     def __init__(
@@ -509,24 +621,33 @@ class DynamicConnectome:
         self.random_state = random_state
         self.verbose = verbose
 
-    def get_params(self, deep: bool = True) -> dict:
-        """Constructor arguments (scikit-learn convention)."""
-        names = self.__init__.__code__.co_varnames[1 : self.__init__.__code__.co_argcount]
-        return {k: getattr(self, k) for k in names}
+    def _check_params(self) -> None:
+        check_int("rank", self.rank, minimum=1, allow_none=True)
+        if self.rank is None:
+            check_ranks(self.ranks)
+        check_choice("affinity", self.affinity, AFFINITY_NAMES)
+        check_int("bin_size", self.bin_size, minimum=1)
+        check_float("smooth", self.smooth, minimum=0.0)
+        check_float("scale", self.scale, minimum=0.0, strict_minimum=True)
+        check_choice("method", self.method, METHODS)
+        check_choice("backend", self.backend, BACKENDS)
+        check_int("n_iter_max", self.n_iter_max, minimum=1)
+        check_float("tol", self.tol, minimum=0.0)
+        check_int("n_restarts", self.n_restarts, minimum=1)
+        check_choice("missing", self.missing, ("em", "zero"))
+        check_choice("community_method", self.community_method, COMMUNITY_NAMES)
+        check_float("resolution", self.resolution, minimum=0.0, strict_minimum=True)
+        check_int("max_blocks", self.max_blocks, minimum=1)
+        check_int("pair_batch_size", self.pair_batch_size, minimum=1)
+        check_int("random_state", self.random_state)
+        check_int("verbose", self.verbose, minimum=0)
+        resolve_device(self.device)
 
-    def set_params(self, **params) -> DynamicConnectome:
-        """Set constructor arguments (scikit-learn convention)."""
-        for k, v in params.items():
-            if k not in self.get_params():
-                raise ValueError(f"unknown parameter {k!r} for DynamicConnectome.")
-            setattr(self, k, v)
-        return self
-
-    def _tensor(self, traces) -> np.ndarray:
+    def _tensor(self, x: np.ndarray) -> np.ndarray:
         from neuro.connectome.affinity import affinity_tensor
 
         return affinity_tensor(
-            traces,
+            x,
             method=self.affinity,
             bin_size=self.bin_size,
             smooth=self.smooth,
@@ -553,7 +674,8 @@ class DynamicConnectome:
         Parameters
         ----------
         traces : CalciumData, array or tensor of shape (n_animals, n_neurons, n_frames)
-            NaN rows mark neurons missing in an animal.
+            NaN rows mark neurons missing in an animal; a 2-D array
+            ``(n_neurons, n_frames)`` is one animal.
         y : ignored
 
         Returns
@@ -562,47 +684,46 @@ class DynamicConnectome:
         """
         from neuro.connectome.communities import find_communities
 
-        if self.n_restarts < 1:
-            raise ValueError(f"n_restarts must be >= 1; got {self.n_restarts}.")
-        self.affinity_ = self._tensor(traces)
-        n_neurons = int(np.shape(getattr(traces, "traces", traces))[1])
-        self.pairs_ = np.stack(np.triu_indices(n_neurons, k=1), axis=1)
-        self.neuron_labels_ = list(
-            getattr(traces, "neuron_labels", None) or [f"n{i}" for i in range(n_neurons)]
-        )
+        self._check_params()
+        x = _as_traces(traces)
+        n_animals, n_neurons, n_frames = x.shape
+        affinity = self._tensor(x)
+        labels = getattr(traces, "neuron_labels", None) or [f"n{i}" for i in range(n_neurons)]
+        animals = getattr(traces, "animal_ids", None) or [f"animal{a}" for a in range(n_animals)]
         rate = getattr(traces, "sampling_rate", None)
-        centres = (np.arange(self.affinity_.shape[0]) + 0.5) * self.bin_size
-        self.bin_times_ = centres / rate if rate else centres
-        self.epochs_ = list(getattr(traces, "epochs", ()) or ())
+        centres = (np.arange(affinity.shape[0]) + 0.5) * self.bin_size
         if self.rank is None:
             sel = select_rank(
-                self.affinity_,
+                affinity,
                 ranks=self.ranks,
                 n_restarts=max(2, self.n_restarts),
                 random_state=self.random_state,
                 verbose=self.verbose,
                 **self._fit_kwargs(),
             )
-            self.rank_selection_, self.rank_ = sel, sel.rank
+            selection, rank = sel, sel.rank
             best = sel.fits[sel.rank]
         else:
-            check_rank(self.rank, self.affinity_.shape)
-            self.rank_selection_, self.rank_ = None, int(self.rank)
+            rank = check_rank(self.rank, affinity.shape)
+            selection = None
             runs = [
-                fit_ntf(
-                    self.affinity_,
-                    self.rank_,
-                    random_state=self.random_state + k,
-                    **self._fit_kwargs(),
-                )
+                fit_ntf(affinity, rank, random_state=self.random_state + k, **self._fit_kwargs())
                 for k in range(self.n_restarts)
             ]
             best = min(runs, key=lambda r: r.error)
+        self.affinity_ = affinity
+        self.pairs_ = np.stack(np.triu_indices(n_neurons, k=1), axis=1)
+        self.neuron_labels_ = [str(v) for v in labels]
+        self.animal_ids_ = [str(v) for v in animals]
+        self.bin_times_ = centres / rate if rate else centres
+        self.epochs_ = list(getattr(traces, "epochs", ()) or ())
+        self.rank_selection_, self.rank_ = selection, int(rank)
         self.ntf_ = best
         self.weights_ = best.weights
         self.time_factors_, self.animal_factors_, self.pair_factors_ = best.factors
         self.reconstruction_error_ = best.error
         self.n_missing_entries_ = best.n_missing
+        self.n_features_in_ = int(n_frames)
         self.communities_ = find_communities(
             self.pair_factors_,
             n_neurons,
@@ -612,91 +733,162 @@ class DynamicConnectome:
             seed=self.random_state,
             max_blocks=self.max_blocks,
         )
+        self._annotate_graphs()
+        return self
+
+    def _annotate_graphs(self) -> None:
         for r, c in enumerate(self.communities_):
             c.graph.graph["weight"] = float(self.weights_[r])
             c.graph.graph["time_factor"] = self.time_factors_[:, r]
             c.graph.graph["animal_factor"] = self.animal_factors_[:, r]
-        return self
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "pair_factors_"):
-            raise RuntimeError("This DynamicConnectome is not fitted yet; call fit(traces) first.")
 
     def score(self, traces=None, y=None) -> float:
         """Fraction of the affinity tensor explained, ``1 - relative error``.
 
-        With ``traces`` (same shape as in ``fit``) the fitted model is compared
-        with their affinity tensor; without, with the training tensor.
+        Parameters
+        ----------
+        traces : CalciumData or array, optional
+            Traces of the same shape as in ``fit``; the fitted model is
+            compared with their affinity tensor. Without, with the training
+            tensor.
+        y : ignored
+
+        Returns
+        -------
+        float
         """
         self._check_fitted()
-        x = self.affinity_ if traces is None else self._tensor(traces)
-        if x.shape != self.affinity_.shape:
-            raise ValueError(
-                f"traces give a tensor of shape {x.shape}, fitted on {self.affinity_.shape}."
-            )
+        if traces is None:
+            x = self.affinity_
+        else:
+            raw = getattr(traces, "traces", traces)
+            arr = check_array("traces", raw, ndim=(2, 3), shape_hint=_TRACES_SHAPE, finite=False)
+            if arr.ndim == 2:
+                check_n_features(self, arr)
+            x = self._tensor(_as_traces(traces))
+            if x.shape != self.affinity_.shape:
+                fitted = (self.animal_factors_.shape[0], len(self.neuron_labels_))
+                raise InputError(
+                    f"traces must have the shape the model was fitted on: {fitted[0]} animal(s), "
+                    f"{fitted[1]} neurons, {self.n_features_in_} frames; got shape "
+                    f"{np.shape(arr)}."
+                )
         observed = np.isfinite(x)
-        return 1.0 - _error(np.where(observed, x, 0.0), observed, self.weights_, self.ntf_.factors)
+        factors = [self.time_factors_, self.animal_factors_, self.pair_factors_]
+        return 1.0 - _error(np.where(observed, x, 0.0), observed, self.weights_, factors)
 
     def connectome_at(self, time_bin: int, animal: int | None = None) -> np.ndarray:
-        """The modelled affinity matrix ``(n_neurons, n_neurons)`` at one time bin.
+        """The modelled affinity matrix at one time bin.
 
         Sums the components' pair factors weighted by their time factor at
         ``time_bin`` (and animal factor of ``animal``, or the mean over animals).
+
+        Parameters
+        ----------
+        time_bin : int
+            ``0 <= time_bin < n_bins``.
+        animal : int, optional
+            ``0 <= animal < n_animals``; None averages the animal factors.
+
+        Returns
+        -------
+        ndarray of shape (n_neurons, n_neurons)
         """
         from neuro.connectome.communities import pairs_to_matrix
 
         self._check_fitted()
-        a = self.animal_factors_.mean(0) if animal is None else self.animal_factors_[int(animal)]
-        w = self.weights_ * self.time_factors_[int(time_bin)] * a
+        n_bins, n_animals = self.time_factors_.shape[0], self.animal_factors_.shape[0]
+        time_bin = check_int("time_bin", time_bin, minimum=0, maximum=n_bins - 1)
+        animal = check_int("animal", animal, minimum=0, maximum=n_animals - 1, allow_none=True)
+        a = self.animal_factors_.mean(0) if animal is None else self.animal_factors_[animal]
+        w = self.weights_ * self.time_factors_[time_bin] * a
         return pairs_to_matrix(self.pair_factors_ @ w, len(self.neuron_labels_))
 
-    def save(self, path, overwrite: bool = False) -> Path:
-        """Write factors (``factors.npz``), ``metrics.json`` and one GraphML per component.
+    def report(self, truth=None, data: dict | None = None):
+        """What the fit found, as a :class:`~neuro.connectome.report.ConnectomeReport`.
 
-        ``path`` is a folder, prepared with :func:`neuro.io.prepare_output_dir`.
+        Parameters
+        ----------
+        truth : CalciumGroundTruth, optional
+            The simulator's planted truth: the report then includes
+            :func:`~neuro.connectome.groundtruth.evaluate_recovery`.
+        data : dict, optional
+            A description of the input (source, shape, ...) stored under
+            ``"data"`` in the summary.
+
+        Returns
+        -------
+        ConnectomeReport
         """
-        from neuro.connectome.communities import write_graphml
-        from neuro.io import atomic_open, atomic_write_json, prepare_output_dir
+        from neuro.connectome.groundtruth import evaluate_recovery
+        from neuro.connectome.report import ConnectomeReport
 
         self._check_fitted()
-        out = prepare_output_dir(path, overwrite=overwrite)
-        with atomic_open(out / "factors.npz", "wb") as fh:
-            np.savez(
-                fh,
-                weights=self.weights_,
-                time_factors=self.time_factors_,
-                animal_factors=self.animal_factors_,
-                pair_factors=self.pair_factors_,
-                pairs=self.pairs_,
-                bin_times=self.bin_times_,
-                neuron_labels=np.array(self.neuron_labels_),
-                community_labels=np.stack([c.labels for c in self.communities_]),
-            )
-        for r, c in enumerate(self.communities_):
-            write_graphml(c.graph, out / f"component_{r}.graphml")
-        atomic_write_json(out / "metrics.json", self.metrics())
-        return out
+        recovery = None if truth is None else evaluate_recovery(self, truth)
+        return ConnectomeReport(self, recovery=recovery, data=data)
 
-    def metrics(self) -> dict:
-        """What the fit found, as JSON-ready numbers."""
-        self._check_fitted()
-        params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()}
-        return {
-            "params": params,
-            "rank": self.rank_,
-            "reconstruction_error": self.reconstruction_error_,
-            "n_missing_entries": self.n_missing_entries_,
-            "tensor_shape": list(self.affinity_.shape),
-            "weights": self.weights_.tolist(),
-            "rank_table": None if self.rank_selection_ is None else self.rank_selection_.table,
-            "communities": [c.summary() for c in self.communities_],
-        }
+    # ------------------------------------------------------------------ persistence
+    def _fitted_state(self) -> dict[str, Any]:
+        state = super()._fitted_state()
+        state.pop("ntf_", None)  # rebuilt from the factors
+        state["epochs_"] = [(e.name, float(e.start), float(e.stop)) for e in self.epochs_]
+        state["communities_"] = [
+            {
+                "labels": c.labels,
+                "modularity": float(c.modularity),
+                "core": c.core,
+                "core_density": float(c.core_density),
+                "background_density": float(c.background_density),
+                "method": c.method,
+                "icl": None if c.icl is None else float(c.icl),
+            }
+            for c in self.communities_
+        ]
+        sel = self.rank_selection_
+        state["rank_selection_"] = None
+        if sel is not None:
+            state["rank_selection_"] = {
+                "table": [dict(row) for row in sel.table],
+                "rank": int(sel.rank),
+                "fits": {int(r): _ntf_state(f) for r, f in sel.fits.items()},
+            }
+        return state
 
-    @staticmethod
-    def load_factors(path) -> dict:
-        """Read what :meth:`save` wrote: the arrays of ``factors.npz`` and ``metrics.json``."""
-        path = Path(path)
-        with np.load(path / "factors.npz") as f:
-            out = {k: f[k] for k in f.files}
-        out["metrics"] = json.loads((path / "metrics.json").read_text())
-        return out
+    def _restore_fitted_state(self, state: dict[str, Any]) -> None:
+        from data_loaders.calcium import Epoch
+        from neuro.connectome.communities import community_result
+
+        state = dict(state)
+        communities = state.pop("communities_")
+        selection = state.pop("rank_selection_")
+        epochs = state.pop("epochs_")
+        super()._restore_fitted_state(state)
+        self.epochs_ = [Epoch(str(n), float(a), float(b)) for n, a, b in epochs]
+        self.ntf_ = NTFResult(
+            self.weights_,
+            [self.time_factors_, self.animal_factors_, self.pair_factors_],
+            self.reconstruction_error_,
+            self.n_missing_entries_,
+            self.method,
+            self.backend,
+        )
+        self.rank_selection_ = None
+        if selection is not None:
+            fits = {int(r): NTFResult(**f) for r, f in selection["fits"].items()}
+            self.rank_selection_ = RankSelection(selection["table"], selection["rank"], fits)
+        self.communities_ = [
+            community_result(r, self.pair_factors_[:, r], self.neuron_labels_, **communities[r])
+            for r in range(len(communities))
+        ]
+        self._annotate_graphs()
+
+
+def _ntf_state(fit: NTFResult) -> dict[str, Any]:
+    return {
+        "weights": fit.weights,
+        "factors": list(fit.factors),
+        "error": float(fit.error),
+        "n_missing": int(fit.n_missing),
+        "method": fit.method,
+        "backend": fit.backend,
+    }

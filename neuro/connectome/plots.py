@@ -5,10 +5,24 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 
+from neuro._validation import check_int
 from neuro.connectome.communities import pairs_to_matrix
+from neuro.errors import InputTypeError
 from neuro.plotting import new_figure
 
 __all__ = ["plot_affinity_matrices", "plot_factors", "plot_networks", "plot_rank_selection"]
+
+
+def _fitted(model):
+    """``model`` if it is a fitted DynamicConnectome (NotFittedError if not fitted)."""
+    from neuro.connectome.ntf import DynamicConnectome
+
+    if not isinstance(model, DynamicConnectome):
+        raise InputTypeError(
+            f"model must be a fitted DynamicConnectome; got {type(model).__name__}."
+        )
+    model._check_fitted()
+    return model
 
 
 def _shade_epochs(ax, epochs, colors=None) -> None:
@@ -22,8 +36,20 @@ def _shade_epochs(ax, epochs, colors=None) -> None:
 
 
 def plot_factors(model):
-    """Time factors (epochs shaded) and animal loadings, one row per component."""
-    r = model.rank_
+    """Time factors (epochs shaded) and animal loadings, one row per component.
+
+    Parameters
+    ----------
+    model : DynamicConnectome
+        Fitted.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``rank_`` rows of two panels: the time factor over ``bin_times_`` and
+        the animal loadings.
+    """
+    r = _fitted(model).rank_
     fig, axes = new_figure(2, r, size=(4.5, 1.8))
     for k in range(r):
         ax = axes[k, 0]
@@ -41,8 +67,19 @@ def plot_factors(model):
 
 
 def plot_affinity_matrices(model):
-    """Each component's pair factor as a neuron x neuron matrix, sorted by community."""
-    r, n = model.rank_, len(model.neuron_labels_)
+    """Each component's pair factor as a neuron x neuron matrix, sorted by community.
+
+    Parameters
+    ----------
+    model : DynamicConnectome
+        Fitted.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One ``(n_neurons, n_neurons)`` image per component, core neurons first.
+    """
+    r, n = _fitted(model).rank_, len(model.neuron_labels_)
     fig, axes = new_figure(r, 1, size=(3.0, 3.0))
     for k in range(r):
         c = model.communities_[k]
@@ -56,8 +93,21 @@ def plot_affinity_matrices(model):
 
 
 def plot_networks(model, max_edges: int = 300):
-    """Network drawing per component: core neurons coloured, strongest edges drawn."""
-    r = model.rank_
+    """Network drawing per component: core neurons coloured, strongest edges drawn.
+
+    Parameters
+    ----------
+    model : DynamicConnectome
+        Fitted.
+    max_edges : int, default=300
+        Strongest edges drawn per component.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    r = _fitted(model).rank_
+    max_edges = check_int("max_edges", max_edges, minimum=1)
     fig, axes = new_figure(r, 1, size=(3.0, 3.0))
     for k in range(r):
         c, ax = model.communities_[k], axes[0, k]
@@ -77,7 +127,24 @@ def plot_networks(model, max_edges: int = 300):
 
 
 def plot_rank_selection(selection):
-    """Reconstruction error and stability against rank, the selected rank marked."""
+    """Reconstruction error and stability against rank, the selected rank marked.
+
+    Parameters
+    ----------
+    selection : RankSelection
+        From :func:`~neuro.connectome.ntf.select_rank` (or ``model.rank_selection_``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from neuro.connectome.ntf import RankSelection
+
+    if not isinstance(selection, RankSelection):
+        raise InputTypeError(
+            f"selection must be a RankSelection (select_rank's result, or a model's "
+            f"rank_selection_ when fitted with rank=None); got {type(selection).__name__}."
+        )
     fig, axes = new_figure(1, 1, size=(4.5, 3.2))
     ax = axes[0, 0]
     ranks = [row["rank"] for row in selection.table]

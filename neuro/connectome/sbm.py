@@ -91,6 +91,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import gammaln
 
+from neuro._validation import check_array, check_choice, check_int
+from neuro.errors import InputError
+
 __all__ = ["WEIGHT_MODELS", "SBMFit", "fit_weighted_sbm", "sbm_icl"]
 
 
@@ -120,13 +123,15 @@ class SBMFit:
 
 
 def _check_matrix(matrix) -> np.ndarray:
-    w = np.asarray(matrix, dtype=np.float64)
-    if w.ndim != 2 or w.shape[0] != w.shape[1]:
-        raise ValueError(f"matrix must be square (n_nodes, n_nodes); got shape {w.shape}.")
-    if not np.isfinite(w).all() or (w < 0).any():
-        raise ValueError("matrix must hold finite, non-negative weights.")
+    w = check_array("matrix", matrix, ndim=2, shape_hint="(n_nodes, n_nodes)", dtype=np.float64)
+    if w.shape[0] != w.shape[1]:
+        raise InputError(f"matrix must be square (n_nodes, n_nodes); got shape {w.shape}.")
+    if (w < 0).any():
+        raise InputError("matrix must hold non-negative weights; it holds negative ones.")
     if not np.allclose(w, w.T):
-        raise ValueError("matrix must be symmetric (an undirected weighted graph).")
+        raise InputError(
+            "matrix must be symmetric (an undirected weighted graph); use (W + W.T) / 2."
+        )
     w = w.copy()
     np.fill_diagonal(w, 0.0)
     return w
@@ -201,14 +206,16 @@ def sbm_icl(matrix, labels, weights: str = "gaussian") -> float:
     True
     """
     w = _check_matrix(matrix)
-    if weights not in WEIGHT_MODELS:
-        raise ValueError(f"weights must be one of {WEIGHT_MODELS}; got {weights!r}.")
-    _, z = np.unique(np.asarray(labels), return_inverse=True)
+    check_choice("weights", weights, WEIGHT_MODELS)
+    labels = check_array("labels", labels, ndim=1, shape_hint="(n_nodes,)")
+    _, z = np.unique(labels, return_inverse=True)
     if len(z) != len(w):
-        raise ValueError(f"labels must have one entry per node ({len(w)}); got {len(z)}.")
+        raise InputError(f"labels must have one entry per node ({len(w)}); got {len(z)}.")
     prior = _prior(w, weights)
     if prior["mean"] <= 0 or prior["var"] <= 0:
-        raise ValueError("matrix has no positive weight or all weights are equal.")
+        raise InputError(
+            "matrix has no positive weight or all its weights are equal; the ICL is undefined."
+        )
     onehot = np.eye(int(z.max()) + 1)[z]
     return float(_icl(onehot.T @ w @ onehot, onehot.T @ (w * w) @ onehot, onehot.sum(0), prior))
 
@@ -335,13 +342,13 @@ def fit_weighted_sbm(
     w = _check_matrix(matrix)
     n = len(w)
     if n < 2:
-        raise ValueError(f"matrix must have at least 2 nodes; got {n}.")
-    if n_blocks is not None and not 1 <= n_blocks <= n:
-        raise ValueError(f"n_blocks must be in [1, n_nodes={n}]; got {n_blocks}.")
-    if max_blocks < 1 or n_init < 1:
-        raise ValueError(f"max_blocks and n_init must be >= 1; got {max_blocks}, {n_init}.")
-    if weights not in WEIGHT_MODELS:
-        raise ValueError(f"weights must be one of {WEIGHT_MODELS}; got {weights!r}.")
+        raise InputError(f"matrix must have at least 2 nodes; got {n}.")
+    n_blocks = check_int("n_blocks", n_blocks, minimum=1, maximum=n, allow_none=True)
+    max_blocks = check_int("max_blocks", max_blocks, minimum=1)
+    n_init = check_int("n_init", n_init, minimum=1)
+    max_sweeps = check_int("max_sweeps", max_sweeps, minimum=1)
+    seed = check_int("seed", seed)
+    check_choice("weights", weights, WEIGHT_MODELS)
     prior = _prior(w, weights)
     if prior["mean"] <= 0 or prior["var"] <= 0:  # no edges, or all equal: one block
         return SBMFit(np.zeros(n, dtype=np.int64), 1, 0.0, np.zeros((1, 1)), {1: 0.0})

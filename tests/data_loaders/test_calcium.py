@@ -6,6 +6,12 @@ import numpy as np
 import pytest
 
 from data_loaders.calcium import CalciumData, Epoch, align_animals, load_calcium, save_calcium_hdf5
+from data_loaders.errors import (
+    InputError,
+    MissingFileError,
+    OutputExistsError,
+    UnreadableFileError,
+)
 
 
 def _data(rng):
@@ -40,7 +46,7 @@ def test_round_trip(rng, tmp_path, suffix):
         back = load_calcium(path)
     else:
         np.save(path, d.traces)
-        with pytest.raises(ValueError, match="sampling_rate"):
+        with pytest.raises(InputError, match="sampling_rate"):
             load_calcium(path)
         back = load_calcium(path, sampling_rate=5.0, neuron_labels=d.neuron_labels, epochs=d.epochs)
     np.testing.assert_array_equal(back.traces, d.traces)
@@ -52,7 +58,7 @@ def test_align_animals_marks_missing_neurons():
     x, names = align_animals([np.ones((2, 5)), np.zeros((3, 5))], [["a", "b"], ["b", "c", "d"]])
     assert names == ("a", "b", "c", "d") and x.shape == (2, 4, 5)
     assert np.isnan(x[0, 2:]).all() and np.isnan(x[1, 0]).all() and (x[1, 1] == 0).all()
-    with pytest.raises(ValueError, match="same number of frames"):
+    with pytest.raises(InputError, match="same number of frames"):
         align_animals([np.ones((1, 5)), np.ones((1, 4))], [["a"], ["a"]])
 
 
@@ -66,18 +72,70 @@ def test_align_animals_marks_missing_neurons():
     ids=["2d", "all-nan-animal", "gap"],
 )
 def test_bad_traces(traces, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(InputError, match=message):
         CalciumData(traces, 5.0)
 
 
 def test_bad_files(tmp_path, rng):
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(MissingFileError, match="no such file"):
         load_calcium(tmp_path / "nope.h5")
     (tmp_path / "x.csv").write_text("1")
-    with pytest.raises(ValueError, match="expected a .npy"):
+    with pytest.raises(InputError, match="expected a .npy"):
         load_calcium(tmp_path / "x.csv")
-    with pytest.raises(ValueError, match="unique"):
+    with pytest.raises(InputError, match="unique"):
         CalciumData(rng.random((1, 2, 5)), 1.0, ["a", "a"])
+    with pytest.raises(InputError, match="sampling_rate must be > 0"):
+        CalciumData(rng.random((1, 2, 5)), 0.0)
+    with pytest.raises(InputError, match="no epoch named 'x'"):
+        _data(rng).epoch_mask("x")
+    d = _data(rng)
+    save_calcium_hdf5(tmp_path / "d.h5", d)
+    with pytest.raises(OutputExistsError, match="overwrite=True"):
+        save_calcium_hdf5(tmp_path / "d.h5", d)
+
+
+def _good_file(tmp_path, suffix, rng):
+    """A valid traces file of each format (NWB written with pynwb)."""
+    d = _data(rng)
+    tmp_path.mkdir(exist_ok=True)
+    path = tmp_path / f"good{suffix}"
+    if suffix == ".h5":
+        save_calcium_hdf5(path, d)
+    elif suffix == ".npz":
+        np.savez(path, traces=d.traces, sampling_rate=d.sampling_rate)
+    elif suffix == ".npy":
+        np.save(path, d.traces)
+    else:
+        _write_nwb(path, rng.standard_normal((9, 3)), ["a", "b", "c"])
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".npz", ".h5", ".nwb"])
+@pytest.mark.parametrize("damage", ["empty", "truncated", "other-format", "text"])
+def test_unreadable_files_are_one_line_input_errors(tmp_path, rng, suffix, damage):
+    """Every reader turns an empty, truncated or foreign file into UnreadableFileError."""
+    good = _good_file(tmp_path, suffix, rng)
+    load_calcium(good, sampling_rate=5.0)  # the intact file reads
+    bad = tmp_path / f"bad{suffix}"
+    raw = good.read_bytes()
+    if damage == "empty":
+        bad.write_bytes(b"")
+    elif damage == "truncated":
+        bad.write_bytes(raw[: len(raw) // 2])
+    elif damage == "other-format":  # a valid file of another of the formats, renamed
+        other = {".npy": ".npz", ".npz": ".npy", ".h5": ".npy", ".nwb": ".h5"}[suffix]
+        bad.write_bytes(_good_file(tmp_path / "other", other, rng).read_bytes())
+    else:
+        bad.write_text("neuron,time,value\n" * 50)
+    with pytest.raises(UnreadableFileError) as err:
+        load_calcium(bad, sampling_rate=5.0)
+    message = str(err.value)
+    assert "\n" not in message and str(bad) in message, message
+    assert "allow_pickle" not in message and "pickle" not in message.lower(), message
+    if damage == "empty":
+        assert "empty" in message
+    if damage == "other-format" and suffix != ".nwb":
+        assert "suffix" in message  # says what the file is
 
 
 # ----------------------------------------------------------------------------- NWB
@@ -210,9 +268,9 @@ def test_nwb_series_choice_and_intervals(tmp_path, rng):
     with pytest.warns(CalciumDataWarning, match="2 RoiResponseSeries"):
         load_calcium_nwb(path)
     np.testing.assert_array_equal(load_calcium_nwb(path, series="second").traces[0], 2 * x.T)
-    with pytest.raises(KeyError, match="named 'nope'"):
+    with pytest.raises(InputError, match="named 'nope'"):
         load_calcium_nwb(path, series="nope")
-    with pytest.raises(KeyError, match="no intervals table 'stimuli'"):
+    with pytest.raises(InputError, match="no intervals table 'stimuli'"):
         load_calcium_nwb(path, series="second", intervals="stimuli")
     assert load_calcium_nwb(path, series="second", intervals=None).epochs == ()
 
@@ -223,9 +281,9 @@ def test_nwb_errors(tmp_path, rng):
 
     from data_loaders.calcium import load_calcium_nwb
 
-    with pytest.raises(FileNotFoundError, match="no such NWB file"):
+    with pytest.raises(MissingFileError, match=r"paths\[0\]: no such file"):
         load_calcium_nwb([tmp_path / "absent.nwb"])
-    with pytest.raises(FileNotFoundError, match="no such traces file"):
+    with pytest.raises(MissingFileError, match="path: no such file"):
         load_calcium(tmp_path / "absent.nwb")
     empty = tmp_path / "empty.nwb"
     nwb = pynwb.NWBFile(
@@ -235,14 +293,14 @@ def test_nwb_errors(tmp_path, rng):
     )
     with pynwb.NWBHDF5IO(str(empty), "w") as io:
         io.write(nwb)
-    with pytest.raises(KeyError, match="no 'ophys' processing module"):
+    with pytest.raises(InputError, match="no 'ophys' processing module"):
         load_calcium(empty)
     a = _write_nwb(tmp_path / "a.nwb", rng.random((6, 2)), ["x", "y"], rate=4.0)
     b = _write_nwb(tmp_path / "b.nwb", rng.random((6, 2)), ["x", "y"], rate=5.0)
-    with pytest.raises(ValueError, match="different sampling rates"):
+    with pytest.raises(InputError, match="different sampling rates"):
         load_calcium([a, b])
     c = _write_nwb(tmp_path / "c.nwb", rng.random((7, 2)), ["x", "y"], rate=4.0)
-    with pytest.raises(ValueError, match="same number of frames"):
+    with pytest.raises(InputError, match="same number of frames"):
         load_calcium([a, c])
 
 
