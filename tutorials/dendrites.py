@@ -21,6 +21,9 @@
 # exactly (`neuro.dendrites.theory`), checks them by simulation, builds neurons
 # from such segments, and trains the active-dendrites network of Iyer et al.
 # (2022) with the shared `Trainer`.
+#
+# *Run time on a 2-core CPU: about 30 s at full size (as `make notebooks` runs it),
+# about 10 s with the test suite's small settings (`NEURO_TUTORIAL_SMALL=1`).*
 
 # %%
 import itertools
@@ -166,7 +169,7 @@ context = (
 y = (np.where(task == 0, 1.0, -1.0) * (x @ rng.standard_normal(dim_in)))[:, None].astype(np.float32)
 train, val = (x[:600], context[:600], y[:600]), (x[600:], context[600:], y[600:])
 torch.manual_seed(0)
-net = ActiveDendritesNetwork(dim_in, dim_context, 1, hidden=(32,), num_segments=2)
+net = ActiveDendritesNetwork(dim_in, dim_context, 1, hidden=(32,), n_segments=2)
 history = Trainer(max_epochs=EPOCHS, batch_size=50, lr=1e-2, device="auto", verbose=0).fit(
     net, train, val
 )

@@ -21,6 +21,9 @@
 # which mechanism appears. This tutorial builds the tasks, the network and both
 # curricula from `neuro.rnn`, and measures timescales, robustness and
 # forgetting, at a size that trains in minutes on a laptop.
+#
+# *Run time on a 2-core CPU: about 6 min at full size (as `make notebooks` runs it),
+# about 20 s with the test suite's small settings (`NEURO_TUTORIAL_SMALL=1`).*
 
 # %%
 import os
@@ -214,7 +217,7 @@ plt.show()
 # single-head network keeps and lengthens a tail of slow neurons and falls to
 # near chance when its slowest tenth is removed, while the multi-head network
 # keeps 88% accuracy
-# (`robustness.png`); the README lists its figures. The paper's networks have
+# (`figures/robustness.png`); the README lists its figures. The paper's networks have
 # 500 neurons: run `neuro rnn --hidden 500 --steps 600 --batch-size 256
 # --epochs 500` on a GPU, or `python scripts/rnn_timescales.py --help` for
 # every option.

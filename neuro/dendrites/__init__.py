@@ -11,7 +11,10 @@
 - :mod:`neuro.dendrites.layers`: neurons with dendritic segments
   (:class:`DendriticNeuronLayer`) and the active-dendrites network of Iyer et
   al. (2022) (:class:`DendriticSegments`, :class:`ActiveDendritesLayer`,
-  :class:`ActiveDendritesNetwork`), trained with :class:`neuro.train.Trainer`.
+  :class:`ActiveDendritesNetwork`), trained with :class:`neuro.train.Trainer`;
+- :mod:`neuro.dendrites.paper`: the paper's five figures as numbers, theory
+  and simulated points (:func:`paper_figures`, a :class:`PaperFigures`
+  result), drawn by :mod:`neuro.dendrites.plots`.
 """
 
 from neuro.dendrites.layers import (
@@ -21,6 +24,7 @@ from neuro.dendrites.layers import (
     DendriticSegments,
     kwinners,
 )
+from neuro.dendrites.paper import PaperFigures, paper_figures
 from neuro.dendrites.simulate import (
     SimulationResult,
     clopper_pearson,
@@ -49,6 +53,7 @@ __all__ = [
     "ActiveDendritesNetwork",
     "DendriticNeuronLayer",
     "DendriticSegments",
+    "PaperFigures",
     "SimulationResult",
     "clopper_pearson",
     "false_match_probability",
@@ -61,6 +66,7 @@ __all__ = [
     "noise_match_probability",
     "optimal_threshold",
     "overlap_set_size",
+    "paper_figures",
     "paper_sweeps",
     "simulate_false_match",
     "simulate_noise_match",

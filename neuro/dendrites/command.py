@@ -59,6 +59,7 @@ def _fmt(p: float, log10: float | None = None) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``neuro dendrites``."""
+    from neuro._validation import check_int
     from neuro.dendrites.simulate import (
         simulate_false_match,
         simulate_noise_match,
@@ -67,9 +68,8 @@ def run(args: argparse.Namespace) -> int:
     from neuro.dendrites.theory import theory_summary, union_false_match_probability
     from neuro.io import atomic_write_json
 
-    exact = {"auto": None, "yes": True, "no": False}[getattr(args, "exact", "auto")]
-    if args.simulate < 0:
-        raise ValueError(f"--simulate must be >= 0 trials; got {args.simulate}.")
+    exact = {"auto": None, "yes": True, "no": False}[args.exact]
+    check_int("--simulate", args.simulate, minimum=0)
     summary = theory_summary(
         args.n, args.a, args.s, args.theta, m=args.m, noise=args.noise, exact=exact
     )

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from neuro._validation import check_choice, check_int
+from neuro._validation import check_array, check_choice, check_int
+from neuro.errors import InputError, InputTypeError
 
 __all__ = [
     "ActiveDendritesLayer",
@@ -31,6 +32,20 @@ __all__ = [
     "DendriticSegments",
     "kwinners",
 ]
+
+
+def _check_batch(name: str, value, width: int, shape: str) -> torch.Tensor:
+    """``value`` if it is a 2-D tensor with ``width`` columns, else an :class:`InputError`."""
+    if not isinstance(value, torch.Tensor):
+        raise InputTypeError(
+            f"{name} must be a torch.Tensor of shape {shape}; got {type(value).__name__}. "
+            f"Convert it with torch.as_tensor({name}, dtype=torch.float32)."
+        )
+    if value.ndim != 2 or value.shape[1] != width:
+        raise InputError(
+            f"{name} must have shape {shape} = (batch, {width}); got {tuple(value.shape)}."
+        )
+    return value
 
 
 class DendriticNeuronLayer(nn.Module):
@@ -91,12 +106,12 @@ class DendriticNeuronLayer(nn.Module):
         self.synapses = check_int("synapses", synapses, minimum=1)
         self.threshold = check_int("threshold", threshold, minimum=1)
         if synapses > n_inputs:
-            raise ValueError(
+            raise InputError(
                 f"synapses must be <= n_inputs (one synapse per input cell); got "
                 f"synapses={synapses} > n_inputs={n_inputs}."
             )
         if threshold > synapses:
-            raise ValueError(
+            raise InputError(
                 f"threshold must be <= synapses; got threshold={threshold} > synapses={synapses}."
             )
         self.register_buffer(
@@ -111,12 +126,15 @@ class DendriticNeuronLayer(nn.Module):
             f"synapses={self.synapses}, threshold={self.threshold}"
         )
 
-    def _as_input(self, x) -> torch.Tensor:
-        x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
-        if x.shape[-1] != self.n_inputs:
-            raise ValueError(
-                f"inputs must have n_inputs={self.n_inputs} cells on their last axis; got "
-                f"shape {tuple(x.shape)}."
+    def _as_input(self, x, name: str = "x") -> torch.Tensor:
+        """``x`` as a tensor of shape (batch, n_inputs) on the layer's device."""
+        if not isinstance(x, torch.Tensor):
+            x = check_array(name, x, ndim=2, shape_hint="(batch, n_inputs)", finite=False)
+            x = torch.as_tensor(x)
+        if x.ndim != 2 or x.shape[-1] != self.n_inputs:
+            raise InputError(
+                f"{name} must have shape (batch, n_inputs) with n_inputs={self.n_inputs} cells on "
+                f"its last axis; got shape {tuple(x.shape)}. A single pattern p goes in as p[None]."
             )
         return x.to(self.synapse_index.device)
 
@@ -166,21 +184,26 @@ class DendriticNeuronLayer(nn.Module):
 
         Raises
         ------
-        ValueError
+        InputError
             The neuron has no free segment, or the pattern too few active cells.
         """
-        neuron = check_int("neuron", neuron, minimum=0)
-        if neuron >= self.n_neurons:
-            raise ValueError(f"neuron must be < n_neurons={self.n_neurons}; got {neuron}.")
-        active = torch.nonzero(self._as_input(pattern).reshape(-1).cpu() != 0).reshape(-1)
+        neuron = check_int("neuron", neuron, minimum=0, maximum=self.n_neurons - 1)
+        if not isinstance(pattern, torch.Tensor):
+            pattern = torch.as_tensor(check_array("pattern", pattern, ndim=(1, 2), finite=False))
+        if pattern.numel() != self.n_inputs or pattern.ndim not in (1, 2):
+            raise InputError(
+                f"pattern must have shape (n_inputs,) with n_inputs={self.n_inputs}; got shape "
+                f"{tuple(pattern.shape)}."
+            )
+        active = torch.nonzero(pattern.reshape(-1).cpu() != 0).reshape(-1)
         if active.numel() < self.synapses:
-            raise ValueError(
+            raise InputError(
                 f"the pattern has {active.numel()} active cells, but a segment samples "
                 f"synapses={self.synapses} of them; store patterns with more active cells."
             )
         free = torch.nonzero(~self.segment_used[neuron].cpu()).reshape(-1)
         if free.numel() == 0:
-            raise ValueError(
+            raise InputError(
                 f"neuron {neuron} has no free segment (n_segments={self.n_segments}); make the "
                 "layer with more segments."
             )
@@ -196,35 +219,36 @@ class DendriticSegments(nn.Module):
 
     Parameters
     ----------
-    num_units : int
-    num_segments : int
+    n_units : int
+    n_segments : int
         Segments per unit.
     dim_context : int
 
     Attributes
     ----------
-    weights : parameter, shape (num_units, num_segments, dim_context)
+    weights : parameter, shape (n_units, n_segments, dim_context)
 
     Examples
     --------
     >>> import torch
-    >>> seg = DendriticSegments(num_units=7, num_segments=3, dim_context=9)
+    >>> seg = DendriticSegments(n_units=7, n_segments=3, dim_context=9)
     >>> tuple(seg(torch.randn(5, 9)).shape)
     (5, 7, 3)
     """
 
-    def __init__(self, num_units: int, num_segments: int, dim_context: int) -> None:
+    def __init__(self, n_units: int, n_segments: int, dim_context: int) -> None:
         super().__init__()
-        self.num_units = check_int("num_units", num_units, minimum=1)
-        self.num_segments = check_int("num_segments", num_segments, minimum=1)
+        self.n_units = check_int("n_units", n_units, minimum=1)
+        self.n_segments = check_int("n_segments", n_segments, minimum=1)
         self.dim_context = check_int("dim_context", dim_context, minimum=1)
         bound = 1.0 / math.sqrt(dim_context)
         self.weights = nn.Parameter(
-            torch.empty(num_units, num_segments, dim_context).uniform_(-bound, bound)
+            torch.empty(n_units, n_segments, dim_context).uniform_(-bound, bound)
         )
 
     def forward(self, context: torch.Tensor) -> torch.Tensor:
-        """Segment activations (batch, num_units, num_segments) for context (batch, dim_context)."""
+        """Segment activations (batch, n_units, n_segments) for context (batch, dim_context)."""
+        _check_batch("context", context, self.dim_context, "(batch, dim_context)")
         return torch.einsum("bc,usc->bus", context, self.weights)
 
 
@@ -240,6 +264,8 @@ def kwinners(x: torch.Tensor, k: int) -> torch.Tensor:
     [[0.0, 1.5, 0.0, 0.75]]
     """
     k = check_int("k", k, minimum=1)
+    if not isinstance(x, torch.Tensor):
+        raise InputTypeError(f"x must be a torch.Tensor; got {type(x).__name__}.")
     if k >= x.shape[-1]:
         return x
     kth = x.topk(k, dim=-1).values[..., -1:]
@@ -259,7 +285,7 @@ class ActiveDendritesLayer(nn.Module):
     ----------
     dim_in, dim_out : int
     dim_context : int
-    num_segments : int
+    n_segments : int
     k_winners : int, optional
         Keep only the ``k_winners`` largest outputs per sample (k-WTA).
     selection : {"max", "absmax"}, default="max"
@@ -271,7 +297,7 @@ class ActiveDendritesLayer(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> layer = ActiveDendritesLayer(dim_in=7, dim_out=8, dim_context=9, num_segments=3)
+    >>> layer = ActiveDendritesLayer(dim_in=7, dim_out=8, dim_context=9, n_segments=3)
     >>> tuple(layer(torch.randn(5, 7), torch.randn(5, 9)).shape)
     (5, 8)
     """
@@ -281,13 +307,16 @@ class ActiveDendritesLayer(nn.Module):
         dim_in: int,
         dim_out: int,
         dim_context: int,
-        num_segments: int,
+        n_segments: int,
         k_winners: int | None = None,
         selection: str = "max",
     ) -> None:
         super().__init__()
-        self.linear = nn.Linear(check_int("dim_in", dim_in, minimum=1), dim_out)
-        self.segments = DendriticSegments(dim_out, num_segments, dim_context)
+        dim_in = check_int("dim_in", dim_in, minimum=1)
+        dim_out = check_int("dim_out", dim_out, minimum=1)
+        dim_context = check_int("dim_context", dim_context, minimum=1)
+        self.linear = nn.Linear(dim_in, dim_out)
+        self.segments = DendriticSegments(dim_out, n_segments, dim_context)
         self.k_winners = check_int("k_winners", k_winners, minimum=1, allow_none=True)
         self.selection = check_choice("selection", selection, ("max", "absmax"))
 
@@ -301,6 +330,13 @@ class ActiveDendritesLayer(nn.Module):
         return torch.sigmoid(chosen)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """Gated outputs (batch, dim_out) of x (batch, dim_in) and context (batch, dim_context)."""
+        _check_batch("x", x, self.linear.in_features, "(batch, dim_in)")
+        _check_batch("context", context, self.segments.dim_context, "(batch, dim_context)")
+        if len(context) != len(x):
+            raise InputError(
+                f"x and context must have the same batch size; got {len(x)} and {len(context)}."
+            )
         out = self.linear(x) * self.gate(context)
         return kwinners(out, self.k_winners) if self.k_winners else out
 
@@ -317,7 +353,7 @@ class ActiveDendritesNetwork(nn.Module):
     ----------
     dim_in, dim_context, dim_out : int
     hidden : sequence of int, default=(64,)
-    num_segments : int, default=4
+    n_segments : int, default=4
     k_winners : int or sequence of int, optional
         Winners per hidden layer (one number for all).
     loss : {"mse", "cross_entropy"}, default="mse"
@@ -332,7 +368,7 @@ class ActiveDendritesNetwork(nn.Module):
     >>> import torch
     >>> from neuro.train import Trainer
     >>> x, c, y = torch.randn(64, 7), torch.randn(64, 9), torch.randn(64, 2)
-    >>> net = ActiveDendritesNetwork(7, 9, 2, hidden=(16,), num_segments=3)
+    >>> net = ActiveDendritesNetwork(7, 9, 2, hidden=(16,), n_segments=3)
     >>> history = Trainer(max_epochs=2, device="cpu", verbose=0).fit(net, (x, c, y))
     >>> len(history)
     2
@@ -344,27 +380,37 @@ class ActiveDendritesNetwork(nn.Module):
         dim_context: int,
         dim_out: int,
         hidden: Sequence[int] = (64,),
-        num_segments: int = 4,
+        n_segments: int = 4,
         k_winners: int | Sequence[int] | None = None,
         loss: str = "mse",
     ) -> None:
         super().__init__()
+        if isinstance(hidden, (int, np.integer)) or not isinstance(hidden, Sequence):
+            raise InputTypeError(
+                f"hidden must be a sequence of layer widths, e.g. (64,) for one layer; got "
+                f"{hidden!r}."
+            )
         hidden = [check_int("hidden", h, minimum=1) for h in hidden]
-        if k_winners is None or isinstance(k_winners, int):
+        if k_winners is None or isinstance(k_winners, (int, np.integer)):
             k_winners = [k_winners] * len(hidden)
+        if isinstance(k_winners, str) or not isinstance(k_winners, Sequence):
+            raise InputTypeError(
+                f"k_winners must be an int, None or one value per hidden layer; got {k_winners!r}."
+            )
         if len(k_winners) != len(hidden):
-            raise ValueError(
+            raise InputError(
                 f"k_winners needs one value per hidden layer ({len(hidden)}); got {k_winners!r}."
             )
         self.loss = check_choice("loss", loss, ("mse", "cross_entropy"))
         sizes = [check_int("dim_in", dim_in, minimum=1), *hidden]
         self.hidden = nn.ModuleList(
-            ActiveDendritesLayer(sizes[i], sizes[i + 1], dim_context, num_segments, k)
+            ActiveDendritesLayer(sizes[i], sizes[i + 1], dim_context, n_segments, k)
             for i, k in enumerate(k_winners)
         )
         self.readout = nn.Linear(sizes[-1], check_int("dim_out", dim_out, minimum=1))
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """Outputs (batch, dim_out) of x (batch, dim_in) and context (batch, dim_context)."""
         h = x
         for layer in self.hidden:
             h = layer(h, context)

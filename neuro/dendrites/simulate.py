@@ -19,8 +19,9 @@ import numpy as np
 import torch
 from scipy.stats import beta
 
-from neuro._validation import check_float, check_int
+from neuro._validation import check_array, check_float, check_int
 from neuro.dendrites.theory import _check_noise_segment, _check_segment, _counts, _fraction
+from neuro.errors import InputError
 from neuro.train.device import resolve_device
 from neuro.train.progress import progress
 
@@ -95,16 +96,30 @@ def clopper_pearson(successes, trials, confidence: float = 0.999):
     >>> float(low), round(float(high), 5)
     (0.0, 0.00368)
     """
-    check_float("confidence", confidence, minimum=0.0, maximum=1.0, strict_minimum=True)
-    if confidence >= 1.0:
-        raise ValueError(f"confidence must be < 1; got {confidence}.")
-    k = np.asarray(successes, dtype=np.float64)
-    t = np.asarray(trials, dtype=np.float64)
+    confidence = _check_confidence(confidence)
+    k = check_array("successes", successes, dtype=np.float64)
+    t = check_array("trials", trials, dtype=np.float64)
+    if (k < 0).any() or (k > t * (1 + 1e-12)).any():
+        raise InputError(
+            f"successes and trials must satisfy 0 <= successes <= trials; got "
+            f"successes={successes!r}, trials={trials!r}."
+        )
     alpha = 1.0 - confidence
     with np.errstate(invalid="ignore"):
         low = np.where(k > 0, beta.ppf(alpha / 2, k, t - k + 1), 0.0)
         high = np.where(k < t, beta.ppf(1 - alpha / 2, k + 1, t - k), 1.0)
     return (low[()], high[()]) if low.ndim == 0 else (low, high)
+
+
+def _check_confidence(confidence) -> float:
+    return check_float(
+        "confidence",
+        confidence,
+        minimum=0.0,
+        maximum=1.0,
+        strict_minimum=True,
+        strict_maximum=True,
+    )
 
 
 def _sample(b: int, n: int, k: int, gen: torch.Generator, device: torch.device):
@@ -159,18 +174,18 @@ def _run(trial_overlaps, trials, batch_size, n, max_overlap, theta, options):
 
 
 def _options(device, seed, confidence, verbose, desc):
-    dev = resolve_device(device)
     seed = check_int("seed", seed, minimum=0)
+    confidence = _check_confidence(confidence)
+    dev = resolve_device(device)
     gen = torch.Generator(device=dev)
     gen.manual_seed(seed)
-    check_float("confidence", confidence, minimum=0.0, maximum=1.0, strict_minimum=True)
     return dev, gen, confidence, verbose, desc
 
 
 def _scalars(**values):
     for name, value in values.items():
         if np.ndim(value) != 0:
-            raise ValueError(f"{name} must be a single number for a simulation; got {value!r}.")
+            raise InputError(f"{name} must be a single number for a simulation; got {value!r}.")
 
 
 def simulate_false_match(
@@ -280,7 +295,7 @@ def simulate_noise_match(
     _check_noise_segment(np.asarray(a), np.asarray(s))
     v = math.floor(noise * a + 0.5)
     if n - a < v:
-        raise ValueError(
+        raise InputError(
             f"noise={noise} moves v={v} cells to cells outside the pattern, but only "
             f"n - a = {n - a} cells lie outside it; use a larger n or less noise."
         )

@@ -43,6 +43,9 @@ from typing import Any
 import numpy as np
 from scipy.special import gammaln
 
+from neuro._validation import check_choice, check_float
+from neuro.errors import InputError, InputTypeError
+
 __all__ = [
     "EXACT_MAX_N",
     "EXACT_MAX_POINTS",
@@ -73,27 +76,38 @@ _UNION_VARIANTS = ("synapses", "expected", "inputs")
 
 
 # ----------------------------------------------------------------------------- validation
+def _as_numbers(name: str, value: Any) -> np.ndarray:
+    try:
+        return np.asarray(value)
+    except (TypeError, ValueError):  # ragged lists
+        raise InputTypeError(
+            f"{name} must be a number or an array of numbers; got {value!r}."
+        ) from None
+
+
+# The parameters are counts broadcast against each other (arrays of any shape), so they
+# are checked here, vectorised, rather than one scalar at a time by neuro._validation.
 def _counts(name: str, value: Any, minimum: int = 0) -> np.ndarray:
     """``value`` as an int64 array of whole numbers >= ``minimum``."""
-    arr = np.asarray(value)
+    arr = _as_numbers(name, value)
     if arr.dtype == bool or not (
         np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
     ):
-        raise TypeError(
+        raise InputTypeError(
             f"{name} must be a whole number or an array of whole numbers; got {value!r} "
             f"(dtype {arr.dtype})."
         )
     if np.issubdtype(arr.dtype, np.floating):
         bad = ~np.isfinite(arr) | (arr != np.round(arr))
         if bad.any():
-            raise ValueError(
+            raise InputError(
                 f"{name} must hold whole numbers (it counts cells or patterns); got "
                 f"{arr[bad].flat[0]!r}. Round it first, e.g. {name}=round({name})."
             )
     arr = arr.astype(np.int64)
     if (arr < minimum).any():
         what = "negative" if minimum == 0 else f"below {minimum}"
-        raise ValueError(
+        raise InputError(
             f"{name} must be >= {minimum}; got {arr[arr < minimum].flat[0]} ({what} counts "
             "have no meaning here)."
         )
@@ -101,15 +115,16 @@ def _counts(name: str, value: Any, minimum: int = 0) -> np.ndarray:
 
 
 def _fraction(name: str, value: Any) -> np.ndarray:
-    arr = np.asarray(value)
+    """``value`` as a float64 array of fractions in [0, 1]."""
+    arr = _as_numbers(name, value)
     if arr.dtype == bool or not (
         np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
     ):
-        raise TypeError(f"{name} must be a number or an array of numbers; got {value!r}.")
+        raise InputTypeError(f"{name} must be a number or an array of numbers; got {value!r}.")
     arr = arr.astype(np.float64)
     bad = ~np.isfinite(arr) | (arr < 0) | (arr > 1)
     if bad.any():
-        raise ValueError(
+        raise InputError(
             f"{name} is a fraction of the pattern's active cells and must lie in [0, 1]; "
             f"got {arr[bad].flat[0]!r}."
         )
@@ -117,10 +132,10 @@ def _fraction(name: str, value: Any) -> np.ndarray:
 
 
 def _require(ok: np.ndarray, message: Callable[[np.ndarray], str]) -> None:
-    """Raise ``ValueError(message(index))`` at the first point where ``ok`` is False."""
+    """Raise ``InputError(message(index))`` at the first point where ``ok`` is False."""
     if not ok.all():
         index = np.argwhere(~ok)[0] if ok.ndim else np.zeros(0, dtype=int)
-        raise ValueError(message(tuple(int(i) for i in index)))
+        raise InputError(message(tuple(int(i) for i in index)))
 
 
 def _at(arr: np.ndarray, index: tuple) -> int | float:
@@ -136,7 +151,7 @@ def _broadcast(**arrays: np.ndarray) -> list[np.ndarray]:
         return list(np.broadcast_arrays(*arrays.values()))
     except ValueError:
         shapes = ", ".join(f"{k}{tuple(np.shape(v))}" for k, v in arrays.items())
-        raise ValueError(
+        raise InputError(
             f"the parameters must broadcast to one shape (numpy rules); got shapes {shapes}."
         ) from None
 
@@ -191,7 +206,7 @@ def _use_exact(exact: bool | None, n: np.ndarray) -> bool:
     if exact is None:
         return n.size <= EXACT_MAX_POINTS and (n.size == 0 or int(n.max()) <= EXACT_MAX_N)
     if not isinstance(exact, (bool, np.bool_)):
-        raise TypeError(f"exact must be True, False or None (automatic); got {exact!r}.")
+        raise InputTypeError(f"exact must be True, False or None (automatic); got {exact!r}.")
     return bool(exact)
 
 
@@ -471,7 +486,7 @@ def false_match_probability(n, a, s, theta, *, exact: bool | None = None):
 
     Raises
     ------
-    ValueError
+    InputError
         Negative or fractional counts, ``a > n``, ``s > n`` or ``theta > s``.
 
     Examples
@@ -648,10 +663,7 @@ def _union_size_distribution(n: int, s: int, m: int) -> np.ndarray:
 
 
 def _union(n, a, s, theta, m, variant, exact, log):
-    if variant not in _UNION_VARIANTS:
-        raise ValueError(
-            f"variant must be one of {', '.join(map(repr, _UNION_VARIANTS))}; got {variant!r}."
-        )
+    check_choice("variant", variant, _UNION_VARIANTS)
     n, a, s, theta = _check_segment(n, a, s, theta)
     m = _counts("m", m, minimum=1)
     n, a, s, theta, m = _broadcast(n=n, a=a, s=s, theta=theta, m=m)
@@ -659,7 +671,7 @@ def _union(n, a, s, theta, m, variant, exact, log):
         s_m = union_synapse_count(n, s, m)
         return _finish(_tail(theta, s_m, n, s_m, a, exact=_use_exact(exact, n), log=log), n.shape)
     if exact:
-        raise ValueError(
+        raise InputError(
             f"exact=True is available for variant='synapses' only; variant={variant!r} is "
             "computed in log space. Pass exact=None or False."
         )
@@ -798,8 +810,14 @@ def optimal_threshold(n, a, s, noise, *, max_false_match=None):
     n, a, s, noise = _broadcast(n=n, a=a, s=s, noise=noise)
     _require(s >= 1, lambda i: f"s must be >= 1 to have a threshold; got s=0{_where(i)}.")
     _check_noise_segment(a, s)
-    if max_false_match is not None and not 0 < float(max_false_match) <= 1:
-        raise ValueError(f"max_false_match must lie in (0, 1]; got {max_false_match!r}.")
+    check_float(
+        "max_false_match",
+        max_false_match,
+        minimum=0.0,
+        strict_minimum=True,
+        maximum=1.0,
+        allow_none=True,
+    )
     width = int(s.max()) if s.size else 1
     thetas = np.arange(1, width + 1)
     shape = (*n.shape, width)
@@ -853,9 +871,9 @@ def theory_summary(n, a, s, theta, *, m=1, noise=0.0, exact=None) -> dict[str, f
     >>> round(d["log10_false_match_probability"], 4)
     -20.4855
     """
-    for name, value in (("n", n), ("a", a), ("s", s), ("theta", theta), ("m", m)):
+    for name, value in (("n", n), ("a", a), ("s", s), ("theta", theta), ("m", m), ("noise", noise)):
         if np.ndim(value) != 0:
-            raise ValueError(f"{name} must be a single number here; got {value!r}.")
+            raise InputError(f"{name} must be a single number here; got {value!r}.")
     ln10 = math.log(10.0)
     log_fm = float(log_false_match_probability(n, a, s, theta, exact=exact))
     log_u = float(log_union_false_match_probability(n, a, s, theta, m, exact=exact))

@@ -6,10 +6,13 @@ network solved, its trained taus and its network-mediated timescales
 (autocorrelations of its activity under random input), and at the largest N
 that all solved, its accuracy after removing neurons and after perturbing
 the recurrent weights, and how well the final network still answers every
-earlier N. Writes into ``--out``: ``metrics.json`` (everything above),
-``<curriculum>/`` (the Trainer's checkpoints and ``metrics.jsonl``, the
-network as each N was solved in ``snapshots/``), and the figures
-``curriculum.png``, ``taus.png``, ``robustness.png``, ``retention.png``. A
+earlier N. Writes into ``--out`` what
+:meth:`~neuro.rnn.experiment.CurriculumComparison.save` writes:
+``metrics.json`` (everything above), ``summary.txt`` (the printed table),
+``history.csv``, ``timescales.csv``, ``robustness.csv``, ``retention.csv``,
+the figures ``figures/{curriculum,taus,robustness,retention}.png``, and
+``<curriculum>/`` (the Trainer's checkpoints and ``metrics.jsonl``, the final
+``network.pt`` and the network as each N was solved in ``snapshots/``). A
 killed run continues with ``--resume``.
 """
 
@@ -22,18 +25,26 @@ __all__ = ["add_arguments", "config_from_args", "run"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``neuro rnn``."""
-    parser.add_argument("--task", choices=("parity", "dms"), default="parity")
+    parser.add_argument("--task", choices=("parity", "dms"), default="parity", help="memory task")
     parser.add_argument(
-        "--curricula", nargs="+", choices=("single", "multi"), default=["single", "multi"]
+        "--curricula",
+        nargs="+",
+        choices=("single", "multi"),
+        default=["single", "multi"],
+        help="curricula to train and compare",
     )
-    parser.add_argument("--model", choices=("leaky", "gru", "lstm"), default="leaky")
-    parser.add_argument("--hidden", type=int, default=64, help="neurons (the paper: 500)")
+    parser.add_argument(
+        "--model", choices=("leaky", "gru", "lstm"), default="leaky", help="recurrent network"
+    )
+    parser.add_argument("--hidden", type=int, default=64, help="neurons (paper: 500)")
     parser.add_argument("--n-start", type=int, default=2, help="first N")
     parser.add_argument("--n-max", type=int, default=30, help="stop once this N is solved")
     parser.add_argument("--threshold", type=float, default=0.98, help="accuracy to advance")
     parser.add_argument("--epochs", type=int, default=15, help="budget of epochs per curriculum")
     parser.add_argument("--steps", type=int, default=50, help="batches per epoch (paper: 600)")
-    parser.add_argument("--batch-size", type=int, default=128, help="sequences per batch (256)")
+    parser.add_argument(
+        "--batch-size", type=int, default=128, help="sequences per batch (paper: 256)"
+    )
     parser.add_argument("--lr", type=float, default=0.05, help="SGD learning rate")
     parser.add_argument(
         "--tau-init",
@@ -60,9 +71,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace):
-    """The :class:`~neuro.rnn.curricula.CurriculumConfig` the options describe."""
+    """The :class:`~neuro.rnn.curricula.CurriculumConfig` the options describe.
+
+    Options whose library names differ from their flags are checked here, so
+    that an error names the flag (``--hidden``, not ``hidden_size``).
+    """
+    from neuro._validation import check_int
     from neuro.rnn.curricula import CurriculumConfig
 
+    for flag, value in (
+        ("--hidden", args.hidden),
+        ("--epochs", args.epochs),
+        ("--steps", args.steps),
+    ):
+        check_int(flag, value, minimum=1)
     return CurriculumConfig(
         task=args.task,
         n_start=args.n_start,
@@ -82,8 +104,7 @@ def config_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``neuro rnn``."""
-    from neuro.io import atomic_write_json
-    from neuro.plotting import save_figure
+    from neuro._validation import check_int
     from neuro.rnn.experiment import compare_curricula
 
     config = config_from_args(args)
@@ -95,23 +116,16 @@ def run(args: argparse.Namespace) -> int:
         overwrite=True,  # --out was prepared (and checked) by the caller
         timescale_steps=args.timescale_steps,
         timescale_trials=args.timescale_trials,
-        n_repeats=args.repeats,
+        n_repeats=check_int("--repeats", args.repeats, minimum=1),
         device=args.device,
         seed=args.seed,
         verbose=max(0, args.verbose - 1),
     )
-    metrics = comp.summary()
-    metrics["config"] = {k: v for k, v in vars(args).items() if not k.startswith("_")}
-    atomic_write_json(args.out / "metrics.json", metrics)
-    if not args.no_figures:
-        for name, fig in comp.figures().items():
-            save_figure(fig, args.out / f"{name}.png")
+    comp.save(args.out, overwrite=True, figures=not args.no_figures)
     print(
         f"neuro rnn: {config.task}, {config.model} network of {config.hidden_size} neurons, "
         f"{config.max_epochs} epochs x {config.steps_per_epoch} batches of {config.batch_size}"
     )
     print(comp.format_table())
-    if comp.n_common is not None:
-        print(f"(ablation at N={comp.n_common}, the largest N every curriculum solved)")
     print(f"  written to {args.out}")
     return 0

@@ -29,18 +29,31 @@ in its checkpoints.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from neuro._validation import check_choice, check_float, check_int
-from neuro.rnn.models import MODELS, LeakyRNN, RecurrentNetwork, build_model, check_tau_init
+from neuro._validation import check_bool, check_choice, check_float, check_int
+from neuro.errors import InputError, InputTypeError
+from neuro.io import check_overwrite
+from neuro.results import Result, jsonable
+from neuro.rnn.models import (
+    MODELS,
+    LeakyRNN,
+    RecurrentNetwork,
+    build_model,
+    check_network,
+    check_tau_init,
+)
 from neuro.rnn.tasks import TASKS, check_ns, make_batch
 from neuro.train import (
     Callback,
@@ -124,36 +137,48 @@ class CurriculumConfig:
         check_choice("task", self.task, TASKS)
         check_choice("kind", self.kind, CURRICULA)
         check_choice("model", self.model, MODELS)
-        check_ns(self.task, [self.n_start, self.n_max], self.seq_len)
+        check_choice("tau_parametrization", self.tau_parametrization, ("clamp", "softplus"))
+        (self.n_start,) = check_ns(self.task, [self.n_start], name="n_start")
+        (self.n_max,) = check_ns(self.task, [self.n_max], name="n_max")
         if self.n_max < self.n_start:
-            raise ValueError(f"n_max ({self.n_max}) must be >= n_start ({self.n_start}).")
-        t = self.threshold
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t <= 1:
-            raise ValueError(
+            raise InputError(f"n_max ({self.n_max}) must be >= n_start ({self.n_start}).")
+        if isinstance(self.seq_len, list):
+            self.seq_len = tuple(self.seq_len)
+        check_ns(self.task, [self.n_start, self.n_max], self.seq_len)
+        t = check_float("threshold", self.threshold)
+        if not 0 < t <= 1:
+            raise InputError(
                 f"threshold must be an accuracy in (0, 1] (e.g. 0.98, the paper's); got {t!r}."
             )
+        self.threshold = t
+        self.train_tau = check_bool("train_tau", self.train_tau)
         for name in ("hidden_size", "max_epochs", "steps_per_epoch", "batch_size", "val_batches"):
             setattr(self, name, check_int(name, getattr(self, name), minimum=1))
         check_float("lr", self.lr, minimum=0.0, strict_minimum=True)
         check_float("momentum", self.momentum, minimum=0.0)
         check_float("grad_clip_norm", self.grad_clip_norm, minimum=0.0, strict_minimum=True)
         self.tau_init = check_tau_init(self.tau_init)
-        if isinstance(self.seq_len, list):
-            self.seq_len = tuple(self.seq_len)
 
     @property
     def n_heads(self) -> int:
+        """Output heads the curriculum needs: 1 (single-head) or one per N (multi-head)."""
         return 1 if self.kind == "single" else self.n_max - self.n_start + 1
+
+    def _check_level(self, n: int) -> int:
+        return check_int("n", n, minimum=self.n_start, maximum=self.n_max)
 
     def active_ns(self, n: int) -> list[int]:
         """The N values trained together when the curriculum stands at ``n``."""
+        n = self._check_level(n)
         return [n] if self.kind == "single" else list(range(self.n_start, n + 1))
 
     def head_of(self, n: int) -> int:
         """Index of the head that answers N = ``n``."""
+        n = self._check_level(n)
         return 0 if self.kind == "single" else n - self.n_start
 
     def build_model(self) -> RecurrentNetwork:
+        """A fresh network of ``model`` with ``hidden_size`` neurons and :attr:`n_heads` heads."""
         return build_model(
             self.model,
             hidden_size=self.hidden_size,
@@ -273,8 +298,13 @@ class _Advance(Callback):
 
 
 @dataclass
-class CurriculumResult:
-    """What a curriculum run produced.
+class CurriculumResult(Result):
+    """What a curriculum run produced (a :class:`~neuro.results.Result`).
+
+    ``summary()`` gives the run's figures as JSON values, ``format_table()``
+    the N solved and when, ``tables()`` the per-epoch ``history``, ``plot()``
+    the ``curriculum`` figure, and ``save(folder)`` writes them with the
+    network (``network.pt``) and its snapshots (``snapshots/N{n}.pt``).
 
     Attributes
     ----------
@@ -311,13 +341,21 @@ class CurriculumResult:
     def network_at(self, n: int) -> RecurrentNetwork:
         """A copy of the network as it was when N = ``n`` was solved."""
         if n not in self.snapshots:
-            raise KeyError(f"N={n} was not solved in this run; solved: {sorted(self.snapshots)}.")
+            raise InputError(f"N={n} was not solved in this run; solved: {sorted(self.snapshots)}.")
         net = copy.deepcopy(self.network)  # same class and sizes as the trained network
         net.load_state_dict(self.snapshots[n])
         return net.eval()
 
     def summary(self) -> dict[str, Any]:
-        """JSON-ready figures of the run."""
+        """The run's figures as plain JSON values.
+
+        Returns
+        -------
+        dict
+            ``task``, ``kind``, ``model``, ``epochs``, ``n_reached``,
+            ``solved_epoch`` (``{"N": epoch}``), ``mean_tau_at_solve`` (leaky
+            RNN) and ``config`` (every setting of the run).
+        """
         out: dict[str, Any] = {
             "task": self.config.task,
             "kind": self.config.kind,
@@ -330,7 +368,46 @@ class CurriculumResult:
             out["mean_tau_at_solve"] = {
                 str(k): float(np.mean(v)) for k, v in sorted(self.solved_taus.items())
             }
-        return out
+        out["config"] = dataclasses.asdict(self.config)
+        return jsonable(out)
+
+    def format_table(self) -> str:
+        """The N solved, in which epoch, and (leaky RNN) the mean trained tau then."""
+        cfg = self.config
+        lines = [
+            f"{cfg.kind}-head curriculum on {cfg.task}, {cfg.model} network of "
+            f"{self.network.hidden_size} neurons: N={self.n_reached} reached in "
+            f"{len(self.history)} epoch(s)",
+            f"{'N':>4}{'solved in epoch':>17}{'mean tau':>10}",
+        ]
+        for n, epoch in sorted(self.solved_epoch.items()):
+            tau = f"{float(np.mean(self.solved_taus[n])):>10.3f}" if n in self.solved_taus else ""
+            lines.append(f"{n:>4}{epoch:>17}{tau}")
+        return "\n".join(lines)
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """``history``: one row per epoch (``history.csv``)."""
+        return {"history": pd.DataFrame(self.history)} if self.history else {}
+
+    def plot(self) -> dict[str, Any]:
+        """``curriculum``: N and accuracy over the epochs."""
+        from neuro.rnn import plots
+
+        return {"curriculum": plots.plot_curriculum({self.config.kind: self})}
+
+    def _save_extra(self, folder: Path, overwrite: bool) -> None:
+        """Write ``network.pt`` and ``snapshots/N{n}.pt`` (checkpoints: ``"model"`` state_dicts).
+
+        ``network.pt`` also holds the run's ``config``; a network built by the
+        config comes back with
+        ``net = config.build_model(); net.load_state_dict(load_checkpoint(path)["model"])``.
+        """
+        state = {k: v.detach().cpu() for k, v in self.network.state_dict().items()}
+        path = check_overwrite(folder / "network.pt", overwrite, what="network file")
+        save_checkpoint(path, {"model": state, "config": self.config})
+        for n, snapshot in sorted(self.snapshots.items()):
+            path = check_overwrite(folder / "snapshots" / f"N{n}.pt", overwrite, what="snapshot")
+            save_checkpoint(path, {"model": snapshot, "N": n})
 
 
 def train_curriculum(
@@ -370,11 +447,19 @@ def train_curriculum(
     """
     config = CurriculumConfig() if config is None else config
     if not isinstance(config, CurriculumConfig):
-        raise TypeError(f"config must be a CurriculumConfig; got {type(config).__name__}.")
+        raise InputTypeError(f"config must be a CurriculumConfig; got {type(config).__name__}.")
+    if network is not None:
+        check_network(network)
+    if out_dir is not None and not isinstance(out_dir, (str, os.PathLike)):
+        raise InputTypeError(f"out_dir must be a path or None; got {type(out_dir).__name__}.")
+    if resume is not None and out_dir is None and str(resume) == "last":
+        raise InputError('resume="last" needs out_dir, the folder of the run to continue.')
+    overwrite = check_bool("overwrite", overwrite)
+    seed = check_int("seed", seed, minimum=0)
     torch.manual_seed(seed)
     network = config.build_model() if network is None else network
     if network.n_heads < config.n_heads:
-        raise ValueError(
+        raise InputError(
             f"The {config.kind}-head curriculum up to N={config.n_max} needs {config.n_heads} "
             f"heads; the network has {network.n_heads}."
         )
@@ -450,13 +535,32 @@ def evaluate(
 
     Sequences are drawn as in training for that N (length ``[n + 2, 4 n + 2]``
     unless ``seq_len``), in batches of ``batch_size``.
+
+    Parameters
+    ----------
+    network : RecurrentNetwork
+    task : {"parity", "dms"}
+    n : int
+    head : int, default=0
+        The head that answers N = ``n`` (``config.head_of(n)``).
+    n_sequences : int, default=1024
+    seq_len : int or (int, int), optional
+    seed : int, default=0
+    batch_size : int, default=256
+
+    Returns
+    -------
+    float
+        The fraction of sequences answered correctly.
     """
-    check_ns(task, [n], seq_len)
+    check_network(network)
+    check_ns(task, [n], seq_len, name="n")
     n_sequences = check_int("n_sequences", n_sequences, minimum=1)
     batch_size = check_int("batch_size", batch_size, minimum=1)
+    seed = check_int("seed", seed, minimum=0)
     head = check_int("head", head, minimum=0)
     if head >= network.n_heads:
-        raise ValueError(
+        raise InputError(
             f"head={head} but the network has {network.n_heads} head(s), 0..{network.n_heads - 1}."
         )
     network.eval()

@@ -12,22 +12,29 @@ and budget, then for each network
 * retention: the final network's accuracy on every N it solved along the
   way (the single-head network's one head must still answer earlier N).
 
-It returns a :class:`CurriculumComparison` whose ``summary()`` is
-JSON-ready and whose ``figures()`` draws the paper's panels. ``neuro rnn``,
-``scripts/rnn_timescales.py`` and the tutorial call it.
+It returns a :class:`CurriculumComparison`, a :class:`~neuro.results.Result`:
+``summary()`` (JSON values), ``format_table()``, ``tables()``, ``plot()``
+(the paper's panels, :mod:`neuro.rnn.plots`) and ``save(folder)``.
+``neuro rnn``, ``scripts/rnn_timescales.py`` and the tutorial call it.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from neuro.rnn.curricula import CurriculumConfig, CurriculumResult, train_curriculum
+from neuro._validation import check_array, check_bool, check_choice, check_int
+from neuro.errors import InputError, InputTypeError
+from neuro.results import Result, jsonable
+from neuro.rnn.curricula import CURRICULA, CurriculumConfig, CurriculumResult, train_curriculum
 from neuro.rnn.models import LeakyRNN
 from neuro.rnn.timescales import (
     ablation_curve,
@@ -39,10 +46,44 @@ from neuro.train import resolve_device
 
 __all__ = ["CurriculumComparison", "compare_curricula"]
 
+#: The robustness curves: name in ``summary()``, attribute, and what the curve varies.
+_CURVES = (
+    ("ablation", "ablation", "fractions"),
+    ("ablation_slowest_taus", "ablation_slowest", "fractions"),
+    ("perturbation", "perturbation", "sigmas"),
+)
+#: Lags of the network-timescale autocorrelations (``network_timescales``' default).
+_MAX_LAG = 50
+
 
 @dataclass
-class CurriculumComparison:
-    """Results of :func:`compare_curricula`, keyed by curriculum kind."""
+class CurriculumComparison(Result):
+    """Results of :func:`compare_curricula`, keyed by curriculum kind (a :class:`Result`).
+
+    ``save(folder)`` writes ``metrics.json`` (:meth:`summary`), ``summary.txt``
+    (:meth:`format_table`), ``history.csv``, ``timescales.csv``,
+    ``robustness.csv`` and ``retention.csv`` (:meth:`tables`),
+    ``figures/{curriculum,taus,robustness,retention}.png`` (:meth:`plot`) and,
+    per curriculum, ``<kind>/network.pt`` and ``<kind>/snapshots/N{n}.pt``.
+
+    Attributes
+    ----------
+    results : dict
+        ``{kind: CurriculumResult}``.
+    timescales : dict
+        ``{kind: {N: TimescaleResult.summary()}}`` for each N solved.
+    ablation, ablation_slowest, perturbation : dict
+        ``{kind: {"fractions" or "sigmas": (k,), "accuracy": (k, n_repeats)}}``
+        at N = :attr:`n_common` (``ablation_slowest``: leaky RNNs only).
+    retention : dict
+        ``{kind: {N: accuracy of the final network}}``.
+    n_common : int or None
+        The largest N that every curriculum solved (None: none was).
+    example_ac : dict
+        ``{kind: (hidden, lags)}`` autocorrelations at the largest N solved.
+    settings : dict
+        The analysis settings (``timescale_steps``, ``n_repeats``, ``seed``, ...).
+    """
 
     results: dict[str, CurriculumResult]
     timescales: dict[str, dict[int, dict[str, float]]] = field(default_factory=dict)
@@ -52,17 +93,32 @@ class CurriculumComparison:
     retention: dict[str, dict[int, float]] = field(default_factory=dict)
     n_common: int | None = None
     example_ac: dict[str, np.ndarray] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
+        """The comparison as plain JSON values (NaN as None).
+
+        Returns
+        -------
+        dict
+            ``n_common``; ``config`` (the settings shared by the runs, without
+            ``kind``) and ``settings`` (of the analyses); ``curricula``:
+            ``{kind: run summary + timescales_by_N, ablation,
+            ablation_slowest_taus, perturbation (mean accuracy at each point),
+            retention}``.
+        """
         out: dict[str, Any] = {"n_common": self.n_common, "curricula": {}}
+        if self.results:
+            config = dataclasses.asdict(next(iter(self.results.values())).config)
+            config.pop("kind")
+            out["config"] = config
+        out["settings"] = dict(self.settings)
         for kind, res in self.results.items():
             entry = res.summary()
+            entry.pop("config", None)
             entry["timescales_by_N"] = {str(n): v for n, v in self.timescales.get(kind, {}).items()}
-            for name, curves, x in (
-                ("ablation", self.ablation, "fractions"),
-                ("ablation_slowest_taus", self.ablation_slowest, "fractions"),
-                ("perturbation", self.perturbation, "sigmas"),
-            ):
+            for name, attr, x in _CURVES:
+                curves = getattr(self, attr)
                 if kind in curves:  # mean accuracy at each point of the curve
                     c = curves[kind]
                     means = c["accuracy"].mean(1)
@@ -70,10 +126,10 @@ class CurriculumComparison:
             if kind in self.retention:
                 entry["retention"] = {str(n): a for n, a in self.retention[kind].items()}
             out["curricula"][kind] = entry
-        return out
+        return jsonable(out)
 
     def format_table(self) -> str:
-        """A plain-text table of the headline figures."""
+        """A plain-text table of the headline figures, one row per curriculum."""
         lines = [
             f"{'curriculum':<11}{'N reached':>10}{'epochs':>8}{'tau(start)':>11}"
             f"{'tau(end)':>10}{'tau_net(start)':>15}{'tau_net(end)':>13}"
@@ -100,10 +156,60 @@ class CurriculumComparison:
                 f"{get(first, 'tau_net_median'):>15.2f}{get(last, 'tau_net_median'):>13.2f}"
                 f"{abl:>10.3f}{ret_mean:>10.3f}"
             )
+        if self.n_common is not None:
+            lines.append(f"(ablation at N={self.n_common}, the largest N every curriculum solved)")
         return "\n".join(lines)
 
-    def figures(self) -> dict[str, Any]:
-        """The figures by file stem: ``taus``, ``curriculum``, ``robustness``, ``retention``."""
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The numbers behind the figures, one table each (empty ones left out).
+
+        Returns
+        -------
+        dict of DataFrame
+            ``history`` (curriculum, one row per epoch), ``timescales``
+            (curriculum, N, the timescale summary), ``robustness`` (curriculum,
+            analysis, x, accuracy_mean, accuracy_sd, repeats) and
+            ``retention`` (curriculum, N, accuracy).
+        """
+        history = [
+            {"curriculum": kind, **record}
+            for kind, res in self.results.items()
+            for record in res.history
+        ]
+        timescales = [
+            {"curriculum": kind, "N": n, **values}
+            for kind, by_n in self.timescales.items()
+            for n, values in sorted(by_n.items())
+        ]
+        robustness = []
+        for name, attr, x in _CURVES:
+            for kind, c in getattr(self, attr).items():
+                for v, acc in zip(c[x], c["accuracy"], strict=True):
+                    robustness.append(
+                        {
+                            "curriculum": kind,
+                            "analysis": name,
+                            "x": float(v),
+                            "accuracy_mean": float(acc.mean()),
+                            "accuracy_sd": float(acc.std()),
+                            "repeats": len(acc),
+                        }
+                    )
+        retained = [
+            {"curriculum": kind, "N": n, "accuracy": a}
+            for kind, by_n in self.retention.items()
+            for n, a in sorted(by_n.items())
+        ]
+        rows = {
+            "history": history,
+            "timescales": timescales,
+            "robustness": robustness,
+            "retention": retained,
+        }
+        return {name: pd.DataFrame(r) for name, r in rows.items() if r}
+
+    def plot(self) -> dict[str, Any]:
+        """The figures by name: ``curriculum``, ``taus``, ``robustness``, ``retention``."""
         from neuro.rnn import plots
 
         return {
@@ -114,6 +220,11 @@ class CurriculumComparison:
             ),
             "retention": plots.plot_retention(self.retention, self.example_ac),
         }
+
+    def _save_extra(self, folder: Path, overwrite: bool) -> None:
+        """Each curriculum's ``<kind>/network.pt`` and ``<kind>/snapshots/N{n}.pt``."""
+        for kind, res in self.results.items():
+            res._save_extra(folder / kind, overwrite)
 
 
 def compare_curricula(
@@ -151,7 +262,55 @@ def compare_curricula(
         Random draws per point, and test sequences per accuracy.
     device, seed, verbose
         As for :func:`~neuro.rnn.curricula.train_curriculum`.
+
+    Returns
+    -------
+    CurriculumComparison
+
+    Raises
+    ------
+    InputError
+        Any setting out of range, before anything is trained.
     """
+    if not isinstance(config, CurriculumConfig):
+        raise InputTypeError(f"config must be a CurriculumConfig; got {type(config).__name__}.")
+    if isinstance(kinds, str):
+        kinds = [kinds]
+    kinds = [check_choice("kinds", k, CURRICULA) for k in kinds]
+    if not kinds or len(set(kinds)) != len(kinds):
+        raise InputError(f"kinds must name each curriculum once (e.g. single multi); got {kinds}.")
+    if out_dir is not None and not isinstance(out_dir, (str, os.PathLike)):
+        raise InputTypeError(f"out_dir must be a path or None; got {type(out_dir).__name__}.")
+    resume = check_bool("resume", resume)
+    overwrite = check_bool("overwrite", overwrite)
+    timescale_steps = check_int("timescale_steps", timescale_steps, minimum=2)
+    if timescale_steps <= _MAX_LAG:
+        raise InputError(
+            f"timescale_steps must be > {_MAX_LAG} (the autocorrelations reach lag {_MAX_LAG}); "
+            f"got {timescale_steps}."
+        )
+    timescale_trials = check_int("timescale_trials", timescale_trials, minimum=1)
+    fractions = check_array("ablation_fractions", ablation_fractions, ndim=1, dtype=float)
+    if ((fractions < 0) | (fractions > 1)).any():
+        raise InputError(f"ablation_fractions must lie in [0, 1]; got {list(ablation_fractions)}.")
+    sigmas = check_array("perturbation_sigmas", perturbation_sigmas, ndim=1, dtype=float)
+    if (sigmas < 0).any():
+        raise InputError(f"perturbation_sigmas must be >= 0; got {list(perturbation_sigmas)}.")
+    n_repeats = check_int("n_repeats", n_repeats, minimum=1)
+    n_sequences = check_int("n_sequences", n_sequences, minimum=1)
+    seed = check_int("seed", seed, minimum=0)
+    dev = resolve_device(device)  # the analyses run where training ran
+    settings = {
+        "kinds": kinds,
+        "timescale_steps": timescale_steps,
+        "timescale_trials": timescale_trials,
+        "ablation_fractions": fractions.tolist(),
+        "perturbation_sigmas": sigmas.tolist(),
+        "n_repeats": n_repeats,
+        "n_sequences": n_sequences,
+        "device": str(dev),
+        "seed": seed,
+    }
     results: dict[str, CurriculumResult] = {}
     for kind in kinds:
         run_dir = None if out_dir is None else Path(out_dir) / kind
@@ -167,8 +326,7 @@ def compare_curricula(
             seed=seed,
             verbose=verbose,
         )
-    comp = CurriculumComparison(results)
-    dev = resolve_device(device)  # the analyses run where training ran
+    comp = CurriculumComparison(results, settings=settings)
     for kind, res in results.items():
         cfg = res.config
         comp.timescales[kind] = {}
@@ -197,13 +355,13 @@ def compare_curricula(
         for kind, res in results.items():
             net, head, task = res.network_at(n).to(dev), res.config.head_of(n), res.config.task
             comp.ablation[kind] = ablation_curve(
-                net, task, n, head, ablation_fractions, n_repeats, n_sequences, seed
+                net, task, n, head, fractions, n_repeats, n_sequences, seed
             )
             if isinstance(net, LeakyRNN):
                 comp.ablation_slowest[kind] = ablation_curve(
-                    net, task, n, head, ablation_fractions, n_repeats, n_sequences, seed, "slowest"
+                    net, task, n, head, fractions, n_repeats, n_sequences, seed, "slowest"
                 )
             comp.perturbation[kind] = perturbation_curve(
-                net, task, n, head, perturbation_sigmas, "recurrent", n_repeats, n_sequences, seed
+                net, task, n, head, sigmas, "recurrent", n_repeats, n_sequences, seed
             )
     return comp

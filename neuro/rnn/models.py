@@ -16,32 +16,72 @@ torch.Size([4, 9, 16])
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from numbers import Real
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neuro._validation import check_choice, check_int
+from neuro._validation import check_bool, check_choice, check_float, check_int
+from neuro.errors import InputError, InputTypeError
 
-__all__ = ["MODELS", "GRUNetwork", "LSTMNetwork", "LeakyRNN", "RecurrentNetwork", "build_model"]
+__all__ = [
+    "MODELS",
+    "GRUNetwork",
+    "LSTMNetwork",
+    "LeakyRNN",
+    "RecurrentNetwork",
+    "build_model",
+    "check_network",
+    "check_tau_init",
+]
 
 #: Model names accepted by :func:`build_model`.
 MODELS = ("leaky", "gru", "lstm")
 
 
 def check_tau_init(tau_init) -> tuple[float, float]:
-    """``tau_init`` (a number or a pair) as ``(low, high)`` with ``1 <= low <= high``."""
-    pair = (tau_init, tau_init) if isinstance(tau_init, (int, float)) else tuple(tau_init)
+    """``tau_init`` (a number or a pair) as ``(low, high)`` with ``1 <= low <= high``.
+
+    Parameters
+    ----------
+    tau_init : float or (float, float)
+
+    Returns
+    -------
+    (float, float)
+
+    Raises
+    ------
+    InputError
+        Not a number or a pair; an end below 1; ``high < low``.
+    """
+    if isinstance(tau_init, Real) and not isinstance(tau_init, bool):
+        pair = (tau_init, tau_init)
+    elif isinstance(tau_init, (str, bytes)) or not isinstance(tau_init, Iterable):
+        pair = ()
+    else:
+        pair = tuple(tau_init)
     if len(pair) != 2:
-        raise ValueError(f"tau_init must be a number or a pair (low, high); got {tau_init!r}.")
-    lo, hi = float(pair[0]), float(pair[1])
+        raise InputError(f"tau_init must be a number or a pair (low, high); got {tau_init!r}.")
+    lo, hi = (check_float("tau_init", v.item() if hasattr(v, "item") else v) for v in pair)
     if not (math.isfinite(lo) and math.isfinite(hi)) or lo < 1 or hi < lo:
-        raise ValueError(
+        raise InputError(
             f"tau_init must be a range (low, high) with 1 <= low <= high (a timescale below "
             f"one step is not a leaky neuron); got {tau_init!r}."
         )
     return lo, hi
+
+
+def check_network(network, name: str = "network") -> RecurrentNetwork:
+    """``network`` if it is a :class:`RecurrentNetwork`, else an :class:`InputTypeError`."""
+    if not isinstance(network, RecurrentNetwork):
+        raise InputTypeError(
+            f"{name} must be a neuro.rnn network (LeakyRNN, GRUNetwork, LSTMNetwork or a "
+            f"RecurrentNetwork subclass); got {type(network).__name__}."
+        )
+    return network
 
 
 class RecurrentNetwork(nn.Module):
@@ -69,8 +109,13 @@ class RecurrentNetwork(nn.Module):
         ``state`` is what a previous call returned (None: the initial state),
         so long inputs can be fed in chunks.
         """
+        if not isinstance(x, torch.Tensor):
+            raise InputTypeError(
+                f"x must be a torch.Tensor of shape (batch, T, {self.input_size}); got "
+                f"{type(x).__name__}."
+            )
         if x.ndim != 3 or x.shape[2] != self.input_size:
-            raise ValueError(
+            raise InputError(
                 f"x must have shape (batch, T, {self.input_size}); got {tuple(x.shape)}. Bit "
                 "streams from neuro.rnn.tasks.make_batch have this shape."
             )
@@ -91,9 +136,9 @@ class RecurrentNetwork(nn.Module):
 
     def read(self, h: torch.Tensor, heads: Sequence[int] | None = None) -> torch.Tensor:
         """Logits ``(batch, len(heads), n_classes)`` of hidden states ``h (batch, hidden)``."""
-        idx = range(self.n_heads) if heads is None else [int(i) for i in heads]
+        idx = range(self.n_heads) if heads is None else [check_int("heads", i) for i in heads]
         if any(i < 0 or i >= self.n_heads for i in idx):
-            raise ValueError(f"heads must lie in 0..{self.n_heads - 1}; got {list(idx)}.")
+            raise InputError(f"heads must lie in 0..{self.n_heads - 1}; got {list(idx)}.")
         return torch.stack([self.heads[i](h) for i in idx], 1)
 
     def forward(self, x: torch.Tensor, heads: Sequence[int] | None = None) -> torch.Tensor:
@@ -163,8 +208,9 @@ class LeakyRNN(RecurrentNetwork):
         lo, hi = check_tau_init(tau_init)
         check_choice("tau_parametrization", tau_parametrization, ("clamp", "softplus"))
         self.tau_parametrization = tau_parametrization
-        self.negative_slope = float(negative_slope)
-        self.fused = bool(fused)
+        self.negative_slope = check_float("negative_slope", negative_slope, minimum=0.0)
+        self.fused = check_bool("fused", fused)
+        train_tau = check_bool("train_tau", train_tau)
         self.w_in = nn.Linear(input_size, hidden_size)
         self.w_rec = nn.Linear(hidden_size, hidden_size)
         self.register_buffer("off_diagonal", 1.0 - torch.eye(hidden_size), persistent=False)

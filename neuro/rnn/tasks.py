@@ -35,7 +35,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from neuro._validation import check_choice, check_int
+from neuro._validation import check_array, check_choice, check_int
+from neuro.errors import InputError, InputTypeError
 
 __all__ = ["ENV_IDS", "TASKS", "DMSEnv", "ParityEnv", "check_ns", "make_batch", "reference_labels"]
 
@@ -47,8 +48,21 @@ def _min_n(task: str) -> int:
     return 2 if task == "dms" else 1
 
 
-def check_ns(task: str, ns: Sequence[int] | int, seq_len: int | tuple[int, int] | None = None):
+def check_ns(
+    task: str,
+    ns: Sequence[int] | int,
+    seq_len: int | tuple[int, int] | None = None,
+    name: str = "N",
+) -> list[int]:
     """Validate a task name, its N values and an optional sequence length.
+
+    Parameters
+    ----------
+    task : str
+    ns : int or sequence of int
+    seq_len : int or (int, int), optional
+    name : str, default="N"
+        How messages name the N values (the caller's argument name).
 
     Returns
     -------
@@ -57,31 +71,39 @@ def check_ns(task: str, ns: Sequence[int] | int, seq_len: int | tuple[int, int] 
 
     Raises
     ------
-    ValueError
+    InputError
         Unknown task; an N below 1 (below 2 for N-DMS); a sequence shorter
         than the largest N.
+    InputTypeError
+        An N or a sequence length that is not an integer.
     """
     check_choice("task", task, TASKS)
-    ns = [ns] if isinstance(ns, (int, np.integer)) else list(ns)
+    if isinstance(ns, (int, np.integer)):
+        ns = [ns]
+    elif isinstance(ns, (str, bytes)) or not isinstance(ns, (Sequence, np.ndarray)):
+        raise InputTypeError(f"ns must be an int or a sequence of ints; got {ns!r}.")
+    ns = list(ns)
     if not ns:
-        raise ValueError("ns is empty; give at least one N (e.g. ns=[2]).")
+        raise InputError("ns is empty; give at least one N (e.g. ns=[2]).")
     low = _min_n(task)
     for n in ns:
-        n = check_int("N", n)
+        n = check_int(name, n)
         if n < low:
             why = (
                 " (N-DMS with N=1 would compare the last bit with itself)" if task == "dms" else ""
             )
-            raise ValueError(f"N must be >= {low} for the {task} task{why}; got N={n}.")
+            raise InputError(f"{name} must be >= {low} for the {task} task{why}; got {name}={n}.")
     if seq_len is not None:
-        if not isinstance(seq_len, (int, np.integer)) and len(seq_len) != 2:
-            raise ValueError(f"seq_len must be an int or a pair (low, high); got {seq_len!r}.")
+        if not isinstance(seq_len, (int, np.integer)) and (
+            not isinstance(seq_len, (Sequence, np.ndarray)) or len(seq_len) != 2
+        ):
+            raise InputError(f"seq_len must be an int or a pair (low, high); got {seq_len!r}.")
         lo, hi = (seq_len, seq_len) if isinstance(seq_len, (int, np.integer)) else seq_len
         lo, hi = check_int("seq_len", lo, minimum=1), check_int("seq_len", hi, minimum=1)
         if hi < lo:
-            raise ValueError(f"seq_len range must be (low, high) with low <= high; got {seq_len}.")
+            raise InputError(f"seq_len range must be (low, high) with low <= high; got {seq_len}.")
         if lo < max(ns):
-            raise ValueError(
+            raise InputError(
                 f"seq_len={seq_len} is shorter than N={max(ns)}: the label needs the last N bits. "
                 f"Use sequences of at least {max(ns)} steps (the default draws them from "
                 f"[N+2, 4N+2])."
@@ -136,6 +158,10 @@ def make_batch(
     """
     ns = check_ns(task, ns, seq_len)
     batch_size = check_int("batch_size", batch_size, minimum=1)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise InputTypeError(
+            f"generator must be a torch.Generator or None; got {type(generator).__name__}."
+        )
     n_max = max(ns)
     lo, hi = (
         (n_max + 2, 4 * n_max + 2)
@@ -165,9 +191,12 @@ def reference_labels(x: np.ndarray, task: str, n: int) -> np.ndarray:
     -------
     ndarray (batch,) of int
     """
+    x = check_array("x", x, ndim=2, shape_hint="(batch, T)")
+    if not np.isin(x, (0, 1)).all():
+        raise InputError("x must hold bits (0 or 1); got other values.")
     check_ns(task, [n], x.shape[1])
     out = np.empty(len(x), dtype=np.int64)
-    for i, seq in enumerate(np.asarray(x)):
+    for i, seq in enumerate(x):
         bits = [int(b) for b in seq]
         if task == "parity":
             out[i] = sum(bits[len(bits) - n :]) % 2
@@ -191,7 +220,7 @@ class _MemoryTaskEnv(gym.Env):
 
     def __init__(self, n: int, seq_len: int | tuple[int, int] | None = None) -> None:
         super().__init__()
-        (self.n,) = check_ns(self.task, [n], seq_len)
+        (self.n,) = check_ns(self.task, [n], seq_len, name="n")
         self.seq_len = seq_len
         self.observation_space = gym.spaces.Discrete(2)
         self.action_space = gym.spaces.Discrete(2)
@@ -219,6 +248,8 @@ class _MemoryTaskEnv(gym.Env):
     def step(self, action):
         if self._bits is None:
             raise RuntimeError("Call reset() before step().")
+        if not self.action_space.contains(action):
+            raise InputError(f"action must be 0 or 1 (the label); got {action!r}.")
         if self._t >= len(self._bits) - 1:
             label = int(reference_labels(self._bits[None], self.task, self.n)[0])
             reward = float(int(action) == label)

@@ -28,15 +28,17 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from scipy.optimize import OptimizeWarning, curve_fit
 
-from neuro._validation import check_choice, check_int
-from neuro.rnn.models import LeakyRNN, RecurrentNetwork
+from neuro._validation import check_array, check_choice, check_float, check_int
+from neuro.errors import InputError, InputTypeError
+from neuro.rnn.models import LeakyRNN, RecurrentNetwork, check_network
+from neuro.rnn.tasks import TASKS, check_ns
 
 __all__ = [
     "TimescaleResult",
@@ -65,15 +67,14 @@ def autocorrelation(activity, max_lag: int = 50, neuron_batch_size: int = 256) -
     ndarray (neurons, max_lag + 1)
         ``ac[:, 0] == 1``; rows of neurons that never vary are NaN.
     """
-    a = activity.detach().cpu().numpy() if isinstance(activity, torch.Tensor) else activity
-    a = np.asarray(a, dtype=np.float64)
-    if a.ndim != 3:
-        raise ValueError(f"activity must have shape (trials, T, neurons); got {a.shape}.")
+    a = check_array(
+        "activity", activity, ndim=3, shape_hint="(trials, T, neurons)", dtype=np.float64
+    )
     _, t, n = a.shape
     max_lag = check_int("max_lag", max_lag, minimum=1)
     neuron_batch_size = check_int("neuron_batch_size", neuron_batch_size, minimum=1)
     if t <= max_lag:
-        raise ValueError(f"activity has {t} steps; max_lag={max_lag} needs more than that.")
+        raise InputError(f"activity has {t} steps; max_lag={max_lag} needs more than that.")
     out = np.empty((n, max_lag + 1))
     nfft = 1 << int(np.ceil(np.log2(2 * t)))
     pairs = t - np.arange(max_lag + 1)
@@ -123,8 +124,14 @@ def fit_timescales(
         ``tau`` (the selected model's slowest timescale; NaN where no fit),
         ``model`` (1 single, 2 double, 0 none), ``tau_single``.
     """
-    ac = np.atleast_2d(np.asarray(ac, dtype=np.float64))
+    ac = np.atleast_2d(
+        check_array("ac", ac, ndim=(1, 2), shape_hint="(neurons, lags)", finite=False, dtype=float)
+    )
+    if ac.shape[1] < 3:
+        raise InputError(f"ac needs at least 3 lags (0, 1, 2) to fit; got shape {ac.shape}.")
     fit_lag = min(check_int("fit_lag", fit_lag, minimum=2), ac.shape[1] - 1)
+    max_tau = check_float("max_tau", max_tau, minimum=1.0)
+    min_weight = check_float("min_weight", min_weight, minimum=0.0, maximum=1.0)
     lags = np.arange(fit_lag + 1, dtype=np.float64)
     n = len(ac)
     tau, model, tau1 = np.full(n, np.nan), np.zeros(n, dtype=np.int64), np.full(n, np.nan)
@@ -196,10 +203,12 @@ def simulate_activity(
     ndarray (n_trials, n_steps, hidden) float32
         After the first ``burn_in`` steps (which are simulated, not returned).
     """
+    check_network(network)
     n_steps = check_int("n_steps", n_steps, minimum=2)
     n_trials = check_int("n_trials", n_trials, minimum=1)
     burn_in = check_int("burn_in", burn_in, minimum=0)
     chunk = check_int("chunk", chunk, minimum=1)
+    seed = check_int("seed", seed, minimum=0)
     network.eval()
     param = next(network.parameters())
     gen = torch.Generator().manual_seed(seed)
@@ -285,7 +294,29 @@ def network_timescales(
 
     The paper simulates about 1e5 steps in total; ``n_steps * n_trials``
     of 2e5 (the default) gives the same precision.
+
+    Parameters
+    ----------
+    network : RecurrentNetwork
+    n_steps, n_trials, burn_in, seed : int
+        As for :func:`simulate_activity`.
+    max_lag : int, default=50
+        Lags of the autocorrelations, ``0 .. max_lag`` (``< n_steps``).
+    fit_lag : int, default=30
+        As for :func:`fit_timescales`.
+
+    Returns
+    -------
+    TimescaleResult
+        Per-neuron ``tau_net (hidden,)`` and ``ac (hidden, max_lag + 1)``.
     """
+    max_lag = check_int("max_lag", max_lag, minimum=1)
+    fit_lag = check_int("fit_lag", fit_lag, minimum=2)
+    if check_int("n_steps", n_steps, minimum=2) <= max_lag:
+        raise InputError(
+            f"n_steps ({n_steps}) must exceed max_lag ({max_lag}): the autocorrelation at lag k "
+            "averages pairs k steps apart."
+        )
     act = simulate_activity(network, n_steps, n_trials, burn_in, seed=seed)
     ac = autocorrelation(act, max_lag)
     fits = fit_timescales(ac, fit_lag)
@@ -296,6 +327,18 @@ def network_timescales(
 
 
 # ------------------------------------------------------------------ robustness
+def _check_task(network, task, n, head, n_sequences, seed) -> tuple[int, int, int]:
+    """Validate the task, N, head, sequences and seed of a robustness curve before its loops."""
+    check_ns(task, [n], name="n")
+    head = check_int("head", head, minimum=0)
+    if head >= network.n_heads:
+        raise InputError(
+            f"head={head} but the network has {network.n_heads} head(s), 0..{network.n_heads - 1}."
+        )
+    n_sequences = check_int("n_sequences", n_sequences, minimum=1)
+    return head, n_sequences, check_int("seed", seed, minimum=0)
+
+
 def _accuracy(network, task, n, head, n_sequences, seed) -> float:
     from neuro.rnn.curricula import evaluate
 
@@ -344,14 +387,16 @@ def ablation_curve(
     dict
         ``fractions (k,)``, ``accuracy (k, n_repeats)``.
     """
+    check_network(network)
+    head, n_sequences, seed = _check_task(network, task, n, head, n_sequences, seed)
     check_choice("order", order, ("random", "slowest", "fastest"))
     n_repeats = check_int("n_repeats", n_repeats, minimum=1)
     if order != "random" and not isinstance(network, LeakyRNN):
-        raise ValueError(f"order={order!r} needs a LeakyRNN (GRU and LSTM have no taus).")
+        raise InputTypeError(f"order={order!r} needs a LeakyRNN (GRU and LSTM have no taus).")
     rng = np.random.default_rng(seed)
-    fr = np.asarray(fractions, dtype=float)
+    fr = check_array("fractions", fractions, ndim=1, dtype=float)
     if ((fr < 0) | (fr > 1)).any():
-        raise ValueError(f"fractions must lie in [0, 1]; got {list(fractions)}.")
+        raise InputError(f"fractions must lie in [0, 1]; got {list(fractions)}.")
     acc = np.empty((len(fr), n_repeats))
     h = network.hidden_size
     by_tau = None
@@ -389,12 +434,16 @@ def perturbation_curve(
     dict
         ``sigmas (k,)``, ``accuracy (k, n_repeats)``.
     """
+    check_network(network)
+    head, n_sequences, seed = _check_task(network, task, n, head, n_sequences, seed)
     check_choice("target", target, ("recurrent", "taus"))
     n_repeats = check_int("n_repeats", n_repeats, minimum=1)
     if target == "taus" and not isinstance(network, LeakyRNN):
-        raise ValueError("target='taus' needs a LeakyRNN (GRU and LSTM have no taus).")
+        raise InputTypeError("target='taus' needs a LeakyRNN (GRU and LSTM have no taus).")
     gen = torch.Generator().manual_seed(seed)
-    sg = np.asarray(sigmas, dtype=float)
+    sg = check_array("sigmas", sigmas, ndim=1, dtype=float)
+    if (sg < 0).any():
+        raise InputError(f"sigmas are noise levels and must be >= 0; got {list(sigmas)}.")
     acc = np.empty((len(sg), n_repeats))
     for i, s in enumerate(sg):
         for r in range(n_repeats):
@@ -422,5 +471,34 @@ def retention(
     n_sequences: int = 512,
     seed: int = 0,
 ) -> dict[int, float]:
-    """Accuracy on each N in ``ns``, read from head ``head_of(N)`` (forgetting of earlier N)."""
+    """Accuracy on each N in ``ns``, read from head ``head_of(N)`` (forgetting of earlier N).
+
+    Parameters
+    ----------
+    network : RecurrentNetwork
+    task : {"parity", "dms"}
+    ns : sequence of int
+        The N values to test (may be empty).
+    head_of : callable, default: head 0 for every N
+        The head that answers each N (``CurriculumConfig.head_of``).
+    n_sequences, seed : int
+        As for :func:`~neuro.rnn.curricula.evaluate`.
+
+    Returns
+    -------
+    dict
+        ``{N: accuracy}``.
+    """
+    check_network(network)
+    check_choice("task", task, TASKS)
+    if isinstance(ns, (int, np.integer)):
+        ns = [ns]
+    if isinstance(ns, (str, bytes)) or not isinstance(ns, Iterable):
+        raise InputTypeError(f"ns must be a sequence of N values; got {ns!r}.")
+    ns = list(ns)
+    ns = check_ns(task, ns) if ns else []
+    if not callable(head_of):
+        raise InputTypeError(
+            f"head_of must map N to a head index (e.g. config.head_of); got {head_of!r}."
+        )
     return {int(n): _accuracy(network, task, n, head_of(n), n_sequences, seed) for n in ns}

@@ -1,28 +1,17 @@
 """``neuro dendrites``: answers a query with every quantity and writes metrics.json."""
 
-import argparse
 import json
 
 import pytest
 
-from neuro.cli import add_common_arguments
-from neuro.dendrites.command import add_arguments, run
+from neuro.cli import main
 from neuro.dendrites.theory import false_match_probability
-
-
-def _parse(argv):
-    parser = argparse.ArgumentParser(prog="neuro dendrites")
-    add_arguments(parser)
-    add_common_arguments(parser, "dendrites")
-    return parser.parse_args(argv)
 
 
 def test_query_prints_and_writes_every_quantity(tmp_path, capsys):
     out = tmp_path / "q"
-    out.mkdir()
     query = ["--n", "2000", "--a", "32", "--s", "30", "--theta", "15", "--m", "3"]
-    args = _parse([*query, "--noise", "0.5", "--out", str(out), "--device", "cpu"])
-    assert run(args) == 0
+    assert main(["dendrites", *query, "--noise", "0.5", "--out", str(out), "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
     assert "false-match probability" in printed and "3.26957e-21" in printed
     theory = json.loads((out / "metrics.json").read_text())["theory"]
@@ -42,11 +31,8 @@ def test_query_prints_and_writes_every_quantity(tmp_path, capsys):
 def test_query_with_simulation(tmp_path, capsys):
     out = tmp_path / "sim"
     query = ["--n", "300", "--a", "128", "--s", "24", "--theta", "12", "--m", "2", "--noise", "0.3"]
-    args = _parse(
-        [*query, "--simulate", "3000", "--out", str(out), "--device", "cpu", "--seed", "2"]
-    )
-    out.mkdir()
-    assert run(args) == 0
+    argv = [*query, "--simulate", "3000", "--out", str(out), "--device", "cpu", "--seed", "2"]
+    assert main(["dendrites", *argv, "-q"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     sim = metrics["simulation"]
     assert set(sim) == {
@@ -63,13 +49,45 @@ def test_query_with_simulation(tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--n", "10", "--a", "11", "--s", "3", "--theta", "2"], "a must be <= n"),
-        (["--n", "10", "--a", "5", "--s", "3", "--theta", "4"], "theta must be <= s"),
-        (["--n", "10", "--a", "5", "--s", "3", "--theta", "2", "--noise", "2"], "noise"),
-        (["--n", "10", "--a", "-5", "--s", "3", "--theta", "2"], "a must be >= 0"),
-        (["--n", "10", "--a", "5", "--s", "3", "--theta", "2", "--simulate", "-1"], "simulate"),
+        (["--n", "10", "--a", "11", "--s", "3", "--theta", "2"], "--a must be <= n"),
+        (["--n", "10", "--a", "5", "--s", "3", "--theta", "4"], "--theta must be <= s"),
+        (["--n", "10", "--a", "5", "--s", "3", "--theta", "2", "--noise", "2"], "--noise is a"),
+        (["--n", "10", "--a", "-5", "--s", "3", "--theta", "2"], "--a must be >= 0"),
+        (
+            ["--n", "10", "--a", "5", "--s", "3", "--theta", "2", "--simulate", "-1"],
+            "--simulate must be an integer >= 0; got -1.",
+        ),
+        (
+            [
+                "--n",
+                "10",
+                "--a",
+                "5",
+                "--s",
+                "3",
+                "--theta",
+                "2",
+                "--simulate",
+                "9",
+                "--batch-size",
+                "0",
+            ],
+            "--batch-size must be an integer >= 1",
+        ),
     ],
 )
-def test_bad_queries(argv, message, tmp_path):
-    with pytest.raises(ValueError, match=message):
-        run(_parse([*argv, "--out", str(tmp_path)]))
+def test_bad_queries_are_one_line_errors(argv, message, tmp_path, capsys):
+    out = tmp_path / "bad"
+    assert main(["dendrites", *argv, "--out", str(out), "--device", "cpu", "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("neuro dendrites: error: ") and message in err, err
+    assert len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_help_shows_each_default_once(capsys):
+    with pytest.raises(SystemExit):
+        main(["dendrites", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "default: automatic" in text and "(default: auto)" in text
+    assert "automatic (default" not in text  # said once, in the help's own words

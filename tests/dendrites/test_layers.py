@@ -18,6 +18,7 @@ from neuro.dendrites import (
     kwinners,
     noise_match_probability,
 )
+from neuro.errors import InputError, InputTypeError
 from neuro.train import Trainer
 
 
@@ -84,26 +85,34 @@ def test_layer_state_round_trip_and_shapes(rng):
 
 
 def test_layer_bad_input(rng):
-    with pytest.raises(ValueError, match="threshold must be <= synapses"):
+    with pytest.raises(InputError, match="threshold must be <= synapses"):
         DendriticNeuronLayer(10, 2, 1, synapses=3, threshold=4)
-    with pytest.raises(ValueError, match="synapses must be <= n_inputs"):
+    with pytest.raises(InputError, match="synapses must be <= n_inputs"):
         DendriticNeuronLayer(10, 2, 1, synapses=11, threshold=4)
     layer = DendriticNeuronLayer(10, 2, 1, synapses=3, threshold=2)
-    with pytest.raises(ValueError, match="active cells"):
+    with pytest.raises(InputError, match="active cells"):
         layer.learn(np.eye(10)[0], neuron=0)
     layer.learn(np.ones(10), neuron=0)
-    with pytest.raises(ValueError, match="no free segment"):
+    with pytest.raises(InputError, match="no free segment"):
         layer.learn(np.ones(10), neuron=0)
-    with pytest.raises(ValueError, match="n_inputs=10"):
+    with pytest.raises(InputError, match="neuron must be an integer <= 1"):
+        layer.learn(np.ones(10), neuron=2)
+    with pytest.raises(InputError, match="n_inputs=10"):
         layer(torch.ones(2, 9))
+    with pytest.raises(InputError, match=r"x must be 2D \(batch, n_inputs\)"):
+        layer(np.ones(10))
+    with pytest.raises(InputError, match=r"p\[None\]"):
+        layer(torch.ones(10))
+    with pytest.raises(InputError, match="pattern must have shape"):
+        layer.learn(np.ones(12), neuron=1)
 
 
 def test_active_dendrites_shapes_and_gating():
     torch.manual_seed(0)
-    seg = DendriticSegments(num_units=7, num_segments=3, dim_context=9)
+    seg = DendriticSegments(n_units=7, n_segments=3, dim_context=9)
     assert seg(torch.randn(5, 9)).shape == (5, 7, 3)
     for selection in ("max", "absmax"):
-        layer = ActiveDendritesLayer(6, 7, 9, num_segments=3, k_winners=2, selection=selection)
+        layer = ActiveDendritesLayer(6, 7, 9, n_segments=3, k_winners=2, selection=selection)
         out = layer(torch.randn(5, 6), torch.randn(5, 9))
         assert out.shape == (5, 7)
         assert ((out != 0).sum(1) <= 2).all()
@@ -141,7 +150,7 @@ def test_active_dendrites_solve_conflicting_tasks(rng):
     settings = {"max_epochs": 12, "batch_size": 50, "lr": 1e-2, "device": "cpu", "verbose": 0}
 
     torch.manual_seed(0)
-    net = ActiveDendritesNetwork(dim_in, dim_context, 1, hidden=(32,), num_segments=2)
+    net = ActiveDendritesNetwork(dim_in, dim_context, 1, hidden=(32,), n_segments=2)
     gated = Trainer(**settings).fit(net, *data)[-1]["val_loss"]
     torch.manual_seed(0)
     plain = Trainer(**settings).fit(_Ungated(dim_in, dim_context), *data)[-1]["val_loss"]
@@ -154,11 +163,19 @@ def test_active_dendrites_solve_conflicting_tasks(rng):
 def test_active_dendrites_classification_step():
     torch.manual_seed(0)
     net = ActiveDendritesNetwork(
-        5, 4, 3, hidden=(8, 6), num_segments=2, k_winners=[4, 3], loss="cross_entropy"
+        5, 4, 3, hidden=(8, 6), n_segments=2, k_winners=[4, 3], loss="cross_entropy"
     )
     batch = (torch.randn(10, 5), torch.randn(10, 4), torch.randint(0, 3, (10,)))
     metrics = net.validation_step(batch)
     assert set(metrics) == {"loss", "accuracy"}
     net.training_step(batch).backward()
-    with pytest.raises(ValueError, match="one value per hidden layer"):
+    with pytest.raises(InputError, match="one value per hidden layer"):
         ActiveDendritesNetwork(5, 4, 3, hidden=(8, 6), k_winners=[4])
+    with pytest.raises(InputTypeError, match="hidden must be a sequence"):
+        ActiveDendritesNetwork(5, 4, 3, hidden=8)
+    with pytest.raises(InputError, match="context must have shape"):
+        net(torch.randn(10, 5), torch.randn(10, 3))
+    with pytest.raises(InputError, match="same batch size"):
+        net(torch.randn(10, 5), torch.randn(9, 4))
+    with pytest.raises(InputError, match="dim_out must be an integer >= 1"):
+        ActiveDendritesLayer(6, 0, 9, n_segments=3)

@@ -13,6 +13,7 @@ from neuro.dendrites import (
     simulate_union_false_match,
     union_false_match_probability,
 )
+from neuro.errors import InputError
 
 TRIALS = 12_000
 
@@ -103,13 +104,17 @@ def test_clopper_pearson_edges():
     ],
 )
 def test_bad_input(func, args, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(InputError, match=message):
         func(*args, trials=10, device="cpu")
 
 
 def test_bad_trials():
-    with pytest.raises(ValueError, match="trials"):
+    with pytest.raises(InputError, match="trials"):
         simulate_false_match(10, 5, 3, 2, trials=0, device="cpu")
+    with pytest.raises(InputError, match="confidence must be < 1.0"):
+        simulate_false_match(10, 5, 3, 2, trials=10, device="cpu", confidence=1.0)
+    with pytest.raises(InputError, match="0 <= successes <= trials"):
+        clopper_pearson(11, 10)
 
 
 @pytest.mark.gpu

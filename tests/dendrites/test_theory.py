@@ -23,6 +23,7 @@ from neuro.dendrites import (
     union_false_match_probability,
     union_synapse_count,
 )
+from neuro.errors import InputError, InputTypeError
 
 
 def _close_to_printed(value: float, printed: str) -> bool:
@@ -217,9 +218,9 @@ def test_union_variants():
         )
     log_u = log_union_false_match_probability(1000, 200, 25, 15, 2, variant="expected")
     assert math.exp(log_u) == pytest.approx(0.0507733632, rel=1e-8)
-    with pytest.raises(ValueError, match="variant"):
+    with pytest.raises(InputError, match="variant"):
         union_false_match_probability(1000, 200, 25, 15, 2, variant="bogus")
-    with pytest.raises(ValueError, match="exact=True"):
+    with pytest.raises(InputError, match="exact=True"):
         union_false_match_probability(1000, 200, 25, 15, 2, variant="inputs", exact=True)
 
 
@@ -296,16 +297,18 @@ BAD = [
 
 @pytest.mark.parametrize("func, args, message", BAD, ids=[f"{b[0].__name__}-{b[2]}" for b in BAD])
 def test_bad_input_is_refused_clearly(func, args, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(InputError, match=message):
         func(*args)
 
 
 def test_bad_types_and_shapes():
-    with pytest.raises(TypeError, match="whole number"):
+    with pytest.raises(InputTypeError, match="whole number"):
         false_match_probability("10", 5, 3, 2)
-    with pytest.raises(ValueError, match="broadcast"):
+    with pytest.raises(InputTypeError, match="number or an array"):
+        false_match_probability([10, [20, 30]], 5, 3, 2)
+    with pytest.raises(InputError, match="broadcast"):
         false_match_probability(np.arange(10, 13), np.arange(1, 3), 3, 2)
-    with pytest.raises(TypeError, match="exact"):
+    with pytest.raises(InputTypeError, match="exact"):
         false_match_probability(10, 5, 3, 2, exact="yes")
-    with pytest.raises(ValueError, match="max_false_match"):
+    with pytest.raises(InputError, match="max_false_match"):
         optimal_threshold(100, 10, 5, 0.1, max_false_match=0)

@@ -1,73 +1,131 @@
-"""``neuro rnn``: trains both curricula, writes metrics and figures, resumes."""
+"""``neuro rnn``: trains both curricula, writes the comparison, continues a killed run, refuses bad flags."""
 
-import argparse
 import json
+import re
+import subprocess
+import sys
+from pathlib import Path
 
-from neuro.cli import add_common_arguments
-from neuro.rnn.command import add_arguments, run
+import pytest
+
+from neuro.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = [
+    "--hidden",
+    "16",
+    "--n-max",
+    "4",
+    "--steps",
+    "8",
+    "--batch-size",
+    "32",
+    "--threshold",
+    "0.6",
+    "--timescale-steps",
+    "600",
+    "--timescale-trials",
+    "2",
+    "--repeats",
+    "1",
+    "--device",
+    "cpu",
+    "-q",
+]
 
 
-def _parse(argv):
-    parser = argparse.ArgumentParser(prog="neuro rnn")
-    add_arguments(parser)
-    add_common_arguments(parser, "rnn")
-    return parser.parse_args(argv)
+def _history(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_command_writes_metrics_figures_and_resumes(tmp_path, capsys):
+def test_command_writes_the_comparison_and_a_resumed_run_continues(tmp_path, capsys):
     out = tmp_path / "rnn"
-    out.mkdir()
-    small = [
-        "--hidden",
-        "16",
-        "--n-max",
-        "4",
-        "--epochs",
-        "3",
-        "--steps",
-        "8",
-        "--batch-size",
-        "32",
-        "--threshold",
-        "0.6",
-        "--timescale-steps",
-        "600",
-        "--timescale-trials",
-        "2",
-        "--repeats",
-        "1",
-    ]
-    args = _parse([*small, "--out", str(out), "--device", "cpu", "-q"])
-    assert run(args) == 0
+    assert main(["rnn", *SMALL, "--epochs", "3", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "single" in printed and "multi" in printed and "N reached" in printed
+    assert (out / "summary.txt").read_text().startswith("curriculum")
     metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["hidden_size"] == 16 and metrics["settings"]["n_repeats"] == 1
     for kind in ("single", "multi"):
         entry = metrics["curricula"][kind]
-        assert entry["epochs"] <= 3 and "timescales_by_N" in entry and "retention" in entry
-        assert (out / kind / "checkpoints" / "last.pt").is_file()
+        assert entry["epochs"] == 3 and "timescales_by_N" in entry and "retention" in entry
+        for name in ("checkpoints/last.pt", "network.pt", "metrics.jsonl"):
+            assert (out / kind / name).is_file(), name
+        solved = sorted(int(n) for n in entry["solved_epoch"])
+        assert sorted(p.name for p in (out / kind / "snapshots").iterdir()) == sorted(
+            f"N{n}.pt" for n in solved
+        )
+    for name in ("history", "timescales", "robustness", "retention"):
+        assert (out / f"{name}.csv").read_text().startswith("curriculum,"), name
     for name in ("curriculum", "taus", "robustness", "retention"):
-        assert (out / f"{name}.png").stat().st_size > 1000
-    # a longer budget continues both runs from their checkpoints
-    args = _parse(
-        [
-            *small[:4],
-            "--epochs",
-            "4",
-            *small[6:],
-            "--out",
-            str(out),
-            "--device",
-            "cpu",
-            "--resume",
-            "--overwrite",
-            "-q",
-        ]
-    )
-    assert run(args) == 0
-    again = json.loads((out / "metrics.json").read_text())
+        assert (out / "figures" / f"{name}.png").stat().st_size > 1000
+    before = {kind: _history(out / kind) for kind in ("single", "multi")}
+
+    # one more epoch, resumed from the checkpoints: the three epochs done are kept, not redone
+    assert main(["rnn", *SMALL, "--epochs", "4", "--out", str(out), "--resume"]) == 0
+    resumed = json.loads((out / "metrics.json").read_text())
     for kind in ("single", "multi"):
-        history = [
-            json.loads(line) for line in (out / kind / "metrics.jsonl").read_text().splitlines()
-        ]
-        assert len(history) == again["curricula"][kind]["epochs"] <= 4
+        history = _history(out / kind)
+        assert history[:3] == before[kind]  # same records, timings included: not re-trained
+        assert [r["epoch"] for r in history] == list(range(1, len(history) + 1))
+        assert len(history) == resumed["curricula"][kind]["epochs"] <= 4
+
+    # and it ends where an uninterrupted run of four epochs ends
+    fresh = tmp_path / "fresh"
+    assert main(["rnn", *SMALL, "--epochs", "4", "--out", str(fresh)]) == 0
+    uninterrupted = json.loads((fresh / "metrics.json").read_text())
+    assert resumed["curricula"] == uninterrupted["curricula"]
+    assert resumed["n_common"] == uninterrupted["n_common"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--hidden", "0"], "--hidden must be an integer >= 1; got 0."),
+        (["--epochs", "0"], "--epochs must be an integer >= 1; got 0."),
+        (["--repeats", "0"], "--repeats must be an integer >= 1; got 0."),
+        (["--n-start", "5", "--n-max", "3"], "--n-max (3) must be >= --n-start (5)."),
+        (["--n-start", "0"], "--n-start must be >= 1 for the parity task; got --n-start 0."),
+        (["--threshold", "1.5"], "--threshold must be an accuracy in (0, 1]"),
+        (["--tau-init", "0.5", "2"], "--tau-init must be a range (low, high)"),
+        (["--timescale-steps", "40"], "--timescale-steps must be > 50"),
+        (["--device", "tpu"], "device must be"),
+    ],
+)
+def test_bad_flags_are_one_line_errors(flags, message, tmp_path, capsys):
+    out = tmp_path / "bad"
+    assert main(["rnn", *flags, "--out", str(out), "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("neuro rnn: error: ") and message in err, err
+    assert len(err.splitlines()) == 1
+    assert not out.exists()  # a failed run leaves no empty folder
+
+
+def test_an_existing_output_folder_is_refused(tmp_path, capsys):
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    assert main(["rnn", "--out", str(out), "-q"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (out / "keep.txt").read_text() == "x"
+
+
+def test_help_shows_each_default_once(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["rnn", "--help"])
+    assert exc.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: 64)" in text and "(default: parity)" in text
+    assert not re.search(r"\(default: [^)]*\) \(default:", text)  # never said twice
+    assert "(paper: 256) (default: 128)" in text
+
+
+def test_script_is_the_command():
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "rnn_timescales.py"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: neuro rnn") and "--resume" in proc.stdout

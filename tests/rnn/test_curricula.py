@@ -1,12 +1,16 @@
 """Curricula: the advance rule, learning small N, exact resume, forgetting, bad settings."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
-from neuro.rnn.curricula import CurriculumConfig, evaluate, train_curriculum
+from neuro.errors import InputError, InputTypeError, OutputExistsError
+from neuro.rnn.curricula import CurriculumConfig, CurriculumResult, evaluate, train_curriculum
 from neuro.rnn.models import LeakyRNN
 from neuro.rnn.timescales import retention
+from neuro.train import load_checkpoint
 
 TINY = dict(hidden_size=12, steps_per_epoch=3, batch_size=16, val_batches=1)
 
@@ -67,15 +71,23 @@ def test_snapshots_of_a_custom_network_and_validation_batches_are_fresh():
 
 def test_evaluate_checks_its_arguments():
     net = LeakyRNN(hidden_size=4, n_heads=2)
-    with pytest.raises(ValueError, match="n_sequences"):
+    with pytest.raises(InputError, match="n_sequences"):
         evaluate(net, "parity", 2, n_sequences=0)
-    with pytest.raises(ValueError, match="head=2 but the network has 2"):
+    with pytest.raises(InputError, match="head=2 but the network has 2"):
         evaluate(net, "parity", 2, head=2)
-    with pytest.raises(ValueError, match="heads must lie in 0..1"):
+    with pytest.raises(InputError, match="heads must lie in 0..1"):
         net(torch.zeros(3, 5, 1), heads=[-1])
+    with pytest.raises(InputTypeError, match="network must be a neuro.rnn network"):
+        evaluate(torch.nn.Linear(1, 2), "parity", 2)
+    with pytest.raises(InputError, match="n must be >= 1"):
+        evaluate(net, "parity", 0)
     assert CurriculumConfig(tau_init=1.5).tau_init == (1.5, 1.5)
-    with pytest.raises(ValueError, match="pair"):
+    with pytest.raises(InputError, match="pair"):
         CurriculumConfig(tau_init=(1.0, 2.0, 3.0))
+    with pytest.raises(InputTypeError, match="config must be a CurriculumConfig"):
+        train_curriculum({"kind": "multi"}, device="cpu")
+    with pytest.raises(InputError, match="needs out_dir"):
+        train_curriculum(CurriculumConfig(**TINY), resume="last", device="cpu")
 
 
 def test_threshold_of_one_never_advances_a_random_network():
@@ -140,7 +152,7 @@ def test_resume_continues_exactly(tmp_path):
 
 def test_network_needs_enough_heads():
     cfg = CurriculumConfig(kind="multi", n_max=4, max_epochs=1, **TINY)
-    with pytest.raises(ValueError, match="needs 3 heads"):
+    with pytest.raises(InputError, match="needs 3 heads"):
         train_curriculum(cfg, network=LeakyRNN(hidden_size=12, n_heads=1), device="cpu")
 
 
@@ -150,8 +162,11 @@ def test_network_needs_enough_heads():
         (dict(threshold=0.0), "threshold must be an accuracy in"),
         (dict(threshold=1.5), "threshold must be an accuracy in"),
         (dict(threshold=-0.2), "threshold must be an accuracy in"),
-        (dict(n_start=0), "N must be >= 1"),
-        (dict(task="dms", n_start=1), "N must be >= 2"),
+        (dict(n_start=0), "n_start must be >= 1"),
+        (dict(task="dms", n_start=1), "n_start must be >= 2"),
+        (dict(n_max="5"), "n_max must be an integer"),
+        (dict(threshold="high"), "threshold must be a number"),
+        (dict(train_tau=1), "train_tau must be True or False"),
         (dict(n_start=5, n_max=3), "n_max"),
         (dict(tau_init=(0.5, 1.5)), "tau_init"),
         (dict(seq_len=4, n_max=6), "shorter than N=6"),
@@ -159,5 +174,36 @@ def test_network_needs_enough_heads():
     ],
 )
 def test_bad_settings(settings, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(InputError, match=match):
         CurriculumConfig(**settings)
+
+
+def test_a_run_is_a_result_that_saves_its_network_and_snapshots(tmp_path):
+    cfg = CurriculumConfig(kind="multi", n_max=4, threshold=0.01, max_epochs=2, **TINY)
+    res = train_curriculum(cfg, device="cpu")
+    assert isinstance(res, CurriculumResult)
+    summary = res.summary()
+    assert json.loads(json.dumps(summary)) == summary  # plain JSON, no default= needed
+    assert summary["n_reached"] == 3 and summary["config"]["hidden_size"] == 12
+    table = res.format_table()
+    assert "N=3 reached in 2 epoch(s)" in table and len(table.splitlines()) == 4
+    assert list(res.tables()["history"]["N"]) == [2, 3]
+    assert set(res.plot()) == {"curriculum"}
+    with pytest.raises(InputError, match="N=4 was not solved"):
+        res.network_at(4)
+
+    out = res.save(tmp_path / "run")
+    assert json.loads((out / "metrics.json").read_text())["solved_epoch"] == {"2": 1, "3": 2}
+    assert (out / "history.csv").read_text().count("\n") == 3
+    assert (out / "figures" / "curriculum.png").stat().st_size > 1000
+    saved = load_checkpoint(out / "network.pt")
+    net = cfg.build_model()
+    net.load_state_dict(saved["model"])
+    for key, value in res.network.state_dict().items():
+        torch.testing.assert_close(net.state_dict()[key], value, rtol=0, atol=0)
+    snap = load_checkpoint(out / "snapshots" / "N2.pt")
+    assert snap["N"] == 2
+    for key, value in res.network_at(2).state_dict().items():
+        torch.testing.assert_close(snap["model"][key], value, rtol=0, atol=0)
+    with pytest.raises(OutputExistsError):
+        res.save(tmp_path / "run")

@@ -1,9 +1,11 @@
 """Leaky RNN with trainable taus, GRU/LSTM baselines: equations, shapes, fused path, errors."""
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from neuro.errors import InputError, InputTypeError
 from neuro.rnn.models import GRUNetwork, LeakyRNN, LSTMNetwork, build_model
 
 
@@ -82,11 +84,17 @@ def test_same_interface_and_chunked_runs(kind):
 
 @pytest.mark.parametrize("tau_init", [(0.5, 2.0), (2.0, 1.5), (0.0, 0.0)])
 def test_taus_below_one_are_refused(tau_init):
-    with pytest.raises(ValueError, match="tau_init"):
+    with pytest.raises(InputError, match="tau_init"):
         LeakyRNN(hidden_size=4, tau_init=tau_init)
 
 
 def test_bad_input_shape():
     net = LeakyRNN(hidden_size=4)
-    with pytest.raises(ValueError, match=r"\(batch, T, 1\)"):
+    with pytest.raises(InputError, match=r"\(batch, T, 1\)"):
         net(torch.rand(3, 5))
+    with pytest.raises(InputTypeError, match="x must be a torch.Tensor"):
+        net(np.zeros((3, 5, 1)))
+    with pytest.raises(InputTypeError, match="fused must be True or False"):
+        LeakyRNN(hidden_size=4, fused="yes")
+    with pytest.raises(InputError, match="model must be one of"):
+        build_model("rnn")

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from neuro.errors import InputError
 from neuro.rnn.tasks import ENV_IDS, DMSEnv, ParityEnv, make_batch, reference_labels
 
 
@@ -84,7 +85,7 @@ def test_environment_episodes_agree_with_labels(cls):
     ],
 )
 def test_bad_input(task, ns, seq_len, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(InputError, match=match):
         make_batch(task, ns, 4, seq_len=seq_len)
 
 
@@ -100,5 +101,9 @@ def test_registered_environments_pass_gymnasiums_checker(env_id):
 
 
 def test_bad_env_n():
-    with pytest.raises(ValueError, match="N must be >= 1"):
+    with pytest.raises(InputError, match="n must be >= 1"):
         ParityEnv(n=0)
+    env = ParityEnv(n=2)
+    env.reset(seed=0)
+    with pytest.raises(InputError, match="action must be 0 or 1"):
+        env.step(2)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from neuro.errors import InputError, InputTypeError
 from neuro.rnn.curricula import evaluate
 from neuro.rnn.models import GRUNetwork, LeakyRNN
 from neuro.rnn.timescales import (
@@ -13,6 +14,7 @@ from neuro.rnn.timescales import (
     fit_timescales,
     network_timescales,
     perturbation_curve,
+    retention,
     simulate_activity,
 )
 
@@ -120,17 +122,28 @@ def test_float64_networks_run():
 
 
 def test_bad_robustness_input():
-    with pytest.raises(ValueError, match="needs a LeakyRNN"):
+    with pytest.raises(InputTypeError, match="needs a LeakyRNN"):
         perturbation_curve(GRUNetwork(hidden_size=4), "parity", 2, target="taus")
-    with pytest.raises(ValueError, match="needs a LeakyRNN"):
+    with pytest.raises(InputTypeError, match="needs a LeakyRNN"):
         ablation_curve(GRUNetwork(hidden_size=4), "parity", 2, order="slowest")
-    with pytest.raises(ValueError, match=r"fractions must lie in \[0, 1\]"):
+    with pytest.raises(InputError, match=r"fractions must lie in \[0, 1\]"):
         ablation_curve(LeakyRNN(hidden_size=4), "parity", 2, fractions=(1.5,))
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(InputError, match="sigmas are noise levels"):
+        perturbation_curve(LeakyRNN(hidden_size=4), "parity", 2, sigmas=(-0.5,))
+    with pytest.raises(InputError, match="head=1 but the network has 1"):
+        ablation_curve(LeakyRNN(hidden_size=4), "parity", 2, head=1)
+    with pytest.raises(InputError, match="shape"):
         autocorrelation(np.zeros((10, 3)))
-    with pytest.raises(ValueError, match="n_repeats"):
+    with pytest.raises(InputError, match="NaN"):
+        autocorrelation(np.full((2, 10, 3), np.nan))
+    with pytest.raises(InputError, match="n_repeats"):
         ablation_curve(LeakyRNN(hidden_size=4), "parity", 2, n_repeats=0)
-    with pytest.raises(ValueError, match="chunk"):
+    with pytest.raises(InputError, match="chunk"):
         simulate_activity(LeakyRNN(hidden_size=4), n_steps=10, chunk=0)
-    with pytest.raises(ValueError, match=r"\(batch, T, 1\)"):
+    with pytest.raises(InputError, match=r"\(batch, T, 1\)"):
         LeakyRNN(hidden_size=4).hidden_states(torch.zeros(3, 5))
+    with pytest.raises(InputError, match="must exceed max_lag"):
+        network_timescales(LeakyRNN(hidden_size=4), n_steps=20, max_lag=50)
+    with pytest.raises(InputTypeError, match="network must be"):
+        retention("net", "parity", [2])
+    assert retention(LeakyRNN(hidden_size=4), "parity", []) == {}
