@@ -14,8 +14,12 @@ One process (the default) needs nothing. For several GPUs on one machine::
 For several machines, start the same command on each node with torchrun's
 rendezvous flags (``--nnodes``, ``--node_rank``, ``--rdzv_endpoint``) and pass
 ``--num-nodes``; under SLURM, ``srun`` starts one task per GPU and Fabric reads
-the SLURM variables. Without torchrun or SLURM, ``devices > 1`` makes Fabric
-start the other processes itself by running the same command again.
+the SLURM variables (LSF's ``jsrun`` works too, and so does Lightning's own
+convention: the same command on every node with ``NODE_RANK``, ``MASTER_ADDR``
+and ``MASTER_PORT`` set). Without torchrun or SLURM, ``devices > 1`` makes Fabric
+start the other processes itself by running the same command again; that
+cannot reach other machines, so ``num_nodes > 1`` without a launcher fails at
+once (see :func:`check_launcher`) instead of waiting for nodes that never come.
 """
 
 from __future__ import annotations
@@ -28,10 +32,18 @@ from typing import Any
 
 import torch
 
+from data_loaders.errors import InputError
 from neuro._validation import check_choice, check_int
 from neuro.train.device import resolve_device, resolve_precision
 
-__all__ = ["STRATEGIES", "Runtime", "global_rank", "is_rank_zero", "world_size"]
+__all__ = [
+    "STRATEGIES",
+    "Runtime",
+    "check_launcher",
+    "global_rank",
+    "is_rank_zero",
+    "world_size",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -70,6 +82,58 @@ def is_rank_zero() -> bool:
     return global_rank() == 0
 
 
+def _multi_node_launcher() -> str | None:
+    """The launcher that started this process on several nodes, or None.
+
+    The same environments Lightning Fabric recognises: torchrun (torchelastic),
+    SLURM's ``srun`` (not an interactive ``salloc`` shell, whose job is named
+    ``bash`` or ``interactive``), LSF's ``jsrun``, and Lightning's manual
+    convention (``NODE_RANK`` set on every node).
+    """
+    env = os.environ
+    if "TORCHELASTIC_RUN_ID" in env:
+        return "torchrun"
+    if "SLURM_NTASKS" in env and env.get("SLURM_JOB_NAME") not in ("bash", "interactive"):
+        return "srun"
+    if {"LSB_JOBID", "LSB_DJOB_RANKFILE", "JSM_NAMESPACE_LOCAL_RANK", "JSM_NAMESPACE_SIZE"} <= set(
+        env
+    ):
+        return "jsrun"
+    if "NODE_RANK" in env:
+        return "NODE_RANK"
+    return None
+
+
+def check_launcher(num_nodes: int, devices: int = 1) -> None:
+    """Fail at once when ``num_nodes > 1`` but nothing started processes on the other nodes.
+
+    Without a multi-node launcher, the processes of this node would wait
+    forever for the other nodes to join.
+
+    Parameters
+    ----------
+    num_nodes : int
+        Machines the run asks for.
+    devices : int, default=1
+        Processes per node (used in the message's example command).
+
+    Raises
+    ------
+    InputError
+        ``num_nodes > 1`` and no torchrun, SLURM ``srun``, LSF ``jsrun`` or
+        ``NODE_RANK`` environment is found; the one-line message says how to
+        launch.
+    """
+    if num_nodes > 1 and _multi_node_launcher() is None:
+        raise InputError(
+            f"num_nodes={num_nodes} needs a launcher that starts the processes on every node, and "
+            "none was found (no torchrun, SLURM srun or LSF jsrun environment): start the same "
+            f"command on each node with `torchrun --nnodes {num_nodes} --nproc_per_node {devices} "
+            "--node_rank <0..> --rdzv_endpoint <host:port> ...`, or under SLURM with "
+            f"`srun --nodes {num_nodes} --ntasks-per-node {devices} ...`; or set num_nodes=1."
+        )
+
+
 class Runtime:
     """Device, precision and process group for one run (a thin layer over Fabric).
 
@@ -82,7 +146,9 @@ class Runtime:
     devices : int, default=1
         Processes (one per device) on this node.
     num_nodes : int, default=1
-        Machines in the run.
+        Machines in the run. More than one needs a multi-node launcher
+        (torchrun, ``srun``); without one, :class:`~neuro.errors.InputError`
+        is raised at once (see :func:`check_launcher`).
     strategy : str, default="auto"
         One of :data:`STRATEGIES`; ``"auto"`` means DDP when more than one
         process is used.
@@ -108,6 +174,7 @@ class Runtime:
         devices = check_int("devices", devices, minimum=1)
         num_nodes = check_int("num_nodes", num_nodes, minimum=1)
         check_choice("strategy", strategy, STRATEGIES)
+        check_launcher(num_nodes, devices)
         self.precision = resolve_precision(precision, torch_device)
         if strategy == "auto":
             strategy = "ddp" if devices * num_nodes > 1 else "single_device"
@@ -143,6 +210,15 @@ class Runtime:
             precision=self.precision,
         )
         self._launched = False
+        # One process without loss scaling: Fabric's backward and optimizer step would run
+        # plain loss.backward() and optimizer.step() after a few checks, which cost a
+        # small model a noticeable share of each step. (Fabric callbacks, which some
+        # packages register through entry points, keep Fabric's step.)
+        self._direct = (
+            self.strategy == "single_device"
+            and self.precision != "16-mixed"
+            and not getattr(self.fabric, "_callbacks", True)
+        )
 
     def launch(self) -> Runtime:
         """Start the process group (and, outside torchrun/SLURM, the other processes).
@@ -175,6 +251,39 @@ class Runtime:
     def is_global_zero(self) -> bool:
         return self.fabric.is_global_zero
 
+    def backward(self, loss: torch.Tensor) -> None:
+        """Back-propagate ``loss`` as ``fabric.backward`` does (loss scaling in 16-mixed, DDP).
+
+        With one process and no loss scaling, that is ``loss.backward()``,
+        called directly (Fabric's wrapper only adds checks, which a small
+        model pays for at every step).
+
+        Parameters
+        ----------
+        loss : torch.Tensor
+            A scalar that depends on the parameters.
+        """
+        if self._direct:
+            loss.backward()
+        else:
+            self.fabric.backward(loss)
+
+    def optimizer_step(self, optimizer: Any) -> None:
+        """Take one step of an optimizer set up with ``fabric.setup``, as its ``step()`` does.
+
+        With one process and no loss scaling, the wrapped optimizer's
+        ``step()`` is called directly.
+
+        Parameters
+        ----------
+        optimizer : Optimizer
+            The optimizer ``fabric.setup`` returned (a plain one works too).
+        """
+        if self._direct:
+            getattr(optimizer, "optimizer", optimizer).step()
+        else:
+            optimizer.step()
+
     def autocast(self) -> contextlib.AbstractContextManager:
         """Autocast for this run's precision (a no-op in float32)."""
         return self.fabric.autocast()
@@ -196,6 +305,30 @@ class Runtime:
         if self.world_size == 1:
             return obj
         return self.fabric.broadcast(obj, src=src)
+
+    def gather_object(self, obj: Any, dst: int = 0) -> list[Any] | None:
+        """Collect a picklable object from every process on rank ``dst``.
+
+        Every process must call it (it is a collective).
+
+        Parameters
+        ----------
+        obj : picklable
+            This process's contribution.
+        dst : int, default=0
+            The rank that receives the list.
+
+        Returns
+        -------
+        list or None
+            The objects in rank order on ``dst`` (``[obj]`` when alone); None
+            on the other processes.
+        """
+        if self.world_size == 1:
+            return [obj]
+        gathered: list[Any] | None = [None] * self.world_size if self.global_rank == dst else None
+        torch.distributed.gather_object(obj, gathered, dst=dst)
+        return gathered
 
     def to_device(self, obj: Any) -> Any:
         """Move a tensor, module or collection of tensors to :attr:`device`."""

@@ -5,6 +5,8 @@ A model is any :class:`torch.nn.Module` with
 * ``training_step(batch) -> loss`` or ``-> {"loss": loss, "other": value, ...}``
 * optionally ``validation_step(batch) -> {"name": value, ...}`` (or a loss tensor)
 * optionally ``configure_optimizers() -> optimizer`` or ``(optimizer, scheduler)``
+  (a scheduler is stepped after every optimizer step; a ``ReduceLROnPlateau``
+  once per epoch with a validation or training metric, see :class:`Trainer`)
 
 and the :class:`Trainer` runs it on one CPU, one GPU, several GPUs or several
 nodes (through Lightning Fabric, see :mod:`neuro.train.distributed`), with
@@ -15,6 +17,7 @@ exactly.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -49,7 +52,7 @@ from neuro.train.checkpoint import (
 from neuro.train.device import PRECISIONS
 from neuro.train.distributed import STRATEGIES, Runtime, global_rank
 from neuro.train.progress import get_logger, progress
-from neuro.train.seed import seed_everything
+from neuro.train.seed import get_rng_state, seed_everything, set_rng_state
 
 __all__ = ["Callback", "Trainer", "TrainerConfig", "cosine_with_warmup"]
 
@@ -124,11 +127,16 @@ class TrainerConfig:
     devices : int, default=1
         Processes (devices) per node.
     num_nodes : int, default=1
+        Machines in the run; more than one needs a launcher (torchrun,
+        SLURM ``srun``) on every node, see :mod:`neuro.train.distributed`.
     strategy : str, default="auto"
         See :data:`neuro.train.distributed.STRATEGIES`.
     compile : bool, default=False
-        Compile the model with ``torch.compile``; falls back to eager mode,
-        with a warning, where compilation is not available.
+        Compile the model's ``training_step`` (the forward pass and the loss,
+        where the work of most models is) with ``torch.compile``. Where
+        compilation is not available or fails, training runs eagerly, with
+        one warning; no process-wide compiler setting is changed. Validation
+        runs eagerly.
     verbose : int, default=1
         0: silent; 1: progress bars and one log line per epoch.
     """
@@ -267,25 +275,107 @@ class _EpochSampler(Sampler[int]):
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         self.epoch, self.start = epoch, start
 
-    def _indices(self) -> list[int]:
+    def indices(self) -> torch.Tensor:
+        """This rank's sample indices for the epoch, from the start offset on (int64)."""
         if self.shuffle:
             gen = torch.Generator()
             gen.manual_seed(self.seed + self.epoch)
-            order = torch.randperm(self.n, generator=gen).tolist()
+            order = torch.randperm(self.n, generator=gen)
         else:
-            order = list(range(self.n))
+            order = torch.arange(self.n)
         if not self.pad:
-            return order[self.rank :: self.num_replicas]
+            return order[self.rank :: self.num_replicas][self.start :]
         total = self.per_rank * self.num_replicas
-        while len(order) < total:  # pad by repeating, as DistributedSampler does
-            order += order[: total - len(order)]
-        return order[self.rank : total : self.num_replicas]
+        if total > self.n:  # pad by repeating, as DistributedSampler does
+            order = order.repeat(math.ceil(total / self.n))[:total]
+        return order[self.rank : total : self.num_replicas][self.start :]
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self._indices()[self.start :])
+        return iter(self.indices().tolist())
 
     def __len__(self) -> int:
         return self.per_rank - self.start
+
+
+class _TensorBatches:
+    """Batches of a TensorDataset, indexed straight from its tensors and moved to the device.
+
+    What ``DataLoader(dataset, sampler=BatchSampler(sampler, ...))`` yields (a
+    list of tensors per batch), without its per-batch sampler, fetcher and
+    collation work.
+    """
+
+    def __init__(
+        self,
+        tensors: Sequence[torch.Tensor],
+        sampler: _EpochSampler,
+        batch_size: int,
+        drop_last: bool,
+        device: torch.device,
+    ) -> None:
+        self.tensors, self.sampler = list(tensors), sampler
+        self.batch_size, self.drop_last, self.device = batch_size, drop_last, device
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        self.sampler.set_epoch(epoch, start=start_batch * self.batch_size)
+
+    def _to_device(self, t: torch.Tensor) -> torch.Tensor:
+        if t.device == self.device:
+            return t
+        if self.device.type == "cuda":
+            # as the DataLoader (pin_memory=True) and Fabric's transfer do
+            return (t.pin_memory() if t.device.type == "cpu" else t).to(
+                self.device, non_blocking=True
+            )
+        return t.to(self.device)
+
+    def __iter__(self) -> Iterator[list[torch.Tensor]]:
+        order = self.sampler.indices()
+        n_batches = self._count(len(order))
+        # the index chunks on each tensor's device (index_select wants them there)
+        chunks = {t.device: order.to(t.device).split(self.batch_size) for t in self.tensors}
+        for b in range(n_batches):
+            yield [self._to_device(t.index_select(0, chunks[t.device][b])) for t in self.tensors]
+
+    def _count(self, n: int) -> int:
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def __len__(self) -> int:
+        return self._count(len(self.sampler))
+
+
+class _LoaderBatches:
+    """Batches of any map-style dataset through a DataLoader, moved to the device."""
+
+    def __init__(
+        self,
+        loader: DataLoader,
+        sampler: _EpochSampler,
+        batch_size: int,
+        seed: int,
+        to_device: Callable[[Any], Any],
+    ) -> None:
+        self.loader, self.sampler, self.batch_size = loader, sampler, batch_size
+        self.seed, self.to_device = seed, to_device
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        self.sampler.set_epoch(epoch, start=start_batch * self.batch_size)
+        self.loader.generator.manual_seed(self.seed + epoch)
+
+    def __iter__(self) -> Iterator[Any]:
+        for batch in self.loader:
+            yield self.to_device(batch)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+
+def _all_finite(t: torch.Tensor) -> bool:
+    """Whether a floating-point tensor holds no NaN or infinity (one pass, no mask)."""
+    if t.numel() == 0:
+        return True
+    lo, hi = torch.aminmax(t)  # NaN propagates to both; an infinity is the min or the max
+    return bool(torch.isfinite(lo)) and bool(torch.isfinite(hi))
 
 
 def _as_dataset(data: Any, name: str) -> tuple[Dataset, Callable | None]:
@@ -317,7 +407,7 @@ def _as_dataset(data: Any, name: str) -> tuple[Dataset, Callable | None]:
                 f"{name} arrays must have the same number of samples (first axis); got lengths {lengths}."
             )
         for i, t in enumerate(tensors):
-            if t.is_floating_point() and not torch.isfinite(t).all():
+            if t.is_floating_point() and not _all_finite(t):
                 raise ValueError(
                     f"{name}[{i}] contains NaN or infinite values; remove or impute them first."
                 )
@@ -372,6 +462,75 @@ def _metrics_dict(out: Any, where: str) -> dict[str, torch.Tensor]:
     )
 
 
+class _CompiledStep:
+    """A training step under ``torch.compile`` that turns eager, for good, if compiling fails.
+
+    Compilation happens on the first call (and on recompiles), so a compiler
+    error shows up there: it is logged once, the random state is put back as
+    it was before the call, and the step runs eagerly from then on. Errors
+    that are not the compiler's (the model's own) are raised again by the
+    eager call.
+    """
+
+    def __init__(self, eager: Callable[[Any], Any], name: str) -> None:
+        from torch._dynamo.exc import TorchDynamoException  # compiler errors, Inductor's too
+
+        self.eager, self.name, self.errors = eager, name, TorchDynamoException
+        self.compiled: Callable[[Any], Any] | None = torch.compile(eager)
+
+    def __call__(self, batch: Any) -> Any:
+        if self.compiled is None:
+            return self.eager(batch)
+        rng = get_rng_state()
+        try:
+            return self.compiled(batch)
+        except self.errors as err:
+            self.compiled = None
+            detail = (str(err).strip().splitlines() or [""])[0]
+            _log.warning(
+                "compile=True but torch.compile failed on %s (%s: %s); training eagerly.",
+                self.name,
+                type(err).__name__,
+                detail,
+            )
+            set_rng_state(rng)
+            return self.eager(batch)
+
+
+@dataclass
+class _Run:
+    """What one ``fit`` trains and with what: built once, used by every step."""
+
+    model: nn.Module
+    fmodel: nn.Module  # the model as Fabric wrapped it (DDP under several processes)
+    optimizer: torch.optim.Optimizer
+    foptimizer: Any
+    scheduler: Any
+    plateau: bool  # the scheduler is a ReduceLROnPlateau: stepped per epoch, not per step
+    train: _TensorBatches | _LoaderBatches
+    val: _TensorBatches | _LoaderBatches | None
+    n_batches: int
+    several: bool  # more than one process
+    training_step: Callable[[Any], Any]
+    validation_step: Callable[[Any], Any] | None
+    autocast: contextlib.AbstractContextManager  # reused by every step
+    name: str  # the model's class name, for messages
+    undo: Callable[[], None]  # restores what set-up changed on the model
+    step_hooks: list[Callback] = dataclasses.field(default_factory=list)
+
+
+@dataclass
+class _Position:
+    """Where the loop is: the epoch under way and what its steps have summed so far."""
+
+    epoch: int = 0
+    batch: int = 0  # batches of ``epoch`` already trained on
+    sums: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
+    count: int = 0  # optimizer steps in ``sums``
+    best_state: dict[str, torch.Tensor] | None = None
+    started: float = 0.0  # time.perf_counter() at the epoch's start
+
+
 class Trainer:
     """Train a model whose ``training_step(batch)`` returns a loss.
 
@@ -393,7 +552,14 @@ class Trainer:
     scheduler : callable, optional
         ``scheduler(optimizer, total_steps) -> LRScheduler`` stepped once per
         optimizer step; the default is :func:`cosine_with_warmup`. Pass
-        ``scheduler=False`` for a constant learning rate.
+        ``scheduler=False`` for a constant learning rate. A
+        :class:`~torch.optim.lr_scheduler.ReduceLROnPlateau` (from here or
+        from ``configure_optimizers``) is stepped once per completed epoch
+        instead, with the monitored metric: ``early_stopping_metric`` if set,
+        else ``val_loss`` when there is validation data, else ``train_loss``.
+        Validation metrics exist only in epochs that validate, so with
+        ``val_every_n_epochs > 1`` it is stepped in those epochs only. Give it
+        the ``mode`` of that metric (``"max"`` for an accuracy).
     **overrides
         Fields of :class:`TrainerConfig`.
 
@@ -410,6 +576,15 @@ class Trainer:
         Best value of the early-stopping metric.
     runtime : Runtime
         Device, precision and process group used.
+
+    Notes
+    -----
+    Checkpoints hold the random state of every process (``trainer.rng_per_rank``
+    in the checkpoint, rank 0's also under ``rng``), and a resumed run gives
+    each process its own back. Resuming with another number of processes
+    cannot continue each process's stream: every process then starts from
+    rank 0's state, with a warning (the data order after the checkpoint
+    differs from the original run's as well).
 
     Examples
     --------
@@ -470,7 +645,104 @@ class Trainer:
         self._run_config: Any = None
         self._bad_epochs = 0
 
+    # ------------------------------------------------------------------- fit
+    def fit(
+        self,
+        model: nn.Module,
+        train_data: Any,
+        val_data: Any = None,
+        *,
+        resume: str | Path | None = None,
+        run_config: Any = None,
+    ) -> list[dict[str, Any]]:
+        """Train ``model`` in place and return the history.
+
+        Parameters
+        ----------
+        model : nn.Module
+            Has ``training_step(batch)``; ``validation_step(batch)`` if
+            ``val_data`` is given.
+        train_data, val_data : Dataset, DataLoader or tuple of arrays
+            Map-style data. A tuple ``(X, Y, ...)`` of arrays with samples on
+            the first axis becomes a TensorDataset (float64 arrays become
+            float32). A DataLoader contributes its dataset and collate_fn;
+            the Trainer sets batching and sampling from its config.
+        resume : "last" or path, optional
+            Continue from a checkpoint: ``"last"`` is ``out_dir/checkpoints/last.pt``.
+            Model, optimizer, scheduler, loop position, generator states (each
+            process its own) and history are restored, so the run ends as an
+            uninterrupted one would.
+        run_config : dataclass, optional
+            The run's own config (model sizes, data settings), saved in
+            checkpoints and ``config.json`` beside the Trainer's.
+
+        Returns
+        -------
+        list of dict
+            :attr:`history`.
+        """
+        cfg = self.config
+        self._check_fit_arguments(model, val_data, run_config)
+        train_set, train_collate = _as_dataset(train_data, "train_data")
+        val_set, val_collate = (
+            _as_dataset(val_data, "val_data") if val_data is not None else (None, None)
+        )
+        ckpt = load_checkpoint(self._resume_path(resume)) if resume is not None else None
+        # before anything is written: a bad device or a multi-node run without launcher fails here
+        rt = Runtime(cfg.device, cfg.precision, cfg.devices, cfg.num_nodes, cfg.strategy)
+        if self.out_dir is not None and global_rank() == 0:
+            # only rank 0 checks: the others would see the files rank 0 has begun to write
+            prepare_output_dir(self.out_dir, overwrite=self.overwrite or resume is not None)
+        self.runtime = rt
+        rt.launch()
+        seed_everything(cfg.seed, cfg.deterministic)
+        self.model = model
+
+        run = self._set_up(model, train_set, train_collate, val_set, val_collate)
+        try:
+            pos = self._restore(run, ckpt, resume)
+            self._write_config()
+            for cb in self.callbacks:
+                cb.on_fit_start(self)
+            # only callbacks that look at each step make the loop read values every step
+            # (each read waits for the device)
+            run.step_hooks = [
+                cb for cb in self.callbacks if type(cb).on_step_end is not Callback.on_step_end
+            ]
+            while (
+                pos.epoch < cfg.max_epochs
+                and not self._max_steps_reached()
+                and not self.should_stop
+            ):
+                self._train_epoch(run, pos)
+                self._end_epoch(run, pos)
+        finally:
+            run.undo()
+
+        if cfg.early_stopping_metric and cfg.restore_best and pos.best_state is not None:
+            model.load_state_dict(pos.best_state)
+        for cb in self.callbacks:
+            cb.on_fit_end(self)
+        rt.barrier()
+        return self.history
+
     # ------------------------------------------------------------------ set-up
+    def _check_fit_arguments(self, model: Any, val_data: Any, run_config: Any) -> None:
+        cfg = self.config
+        self._check_model(model, needs_validation=val_data is not None)
+        if run_config is not None and not (
+            dataclasses.is_dataclass(run_config) and not isinstance(run_config, type)
+        ):
+            raise TypeError(
+                f"run_config must be a dataclass instance; got {type(run_config).__name__}."
+            )
+        self._run_config = run_config
+        if cfg.early_stopping_metric is not None and val_data is None:
+            raise ValueError(
+                f"early_stopping_metric={cfg.early_stopping_metric!r} watches a validation metric, "
+                "but no val_data was given. Pass val_data, or set early_stopping_metric=None."
+            )
+
     @staticmethod
     def _check_model(model: Any, needs_validation: bool) -> None:
         if not isinstance(model, nn.Module):
@@ -490,6 +762,128 @@ class Trainer:
             )
         if not any(p.requires_grad for p in model.parameters()):
             raise ValueError(f"model {name} has no trainable parameters (requires_grad=True).")
+
+    def _set_up(
+        self,
+        model: nn.Module,
+        train_set: Dataset,
+        train_collate: Callable | None,
+        val_set: Dataset | None,
+        val_collate: Callable | None,
+    ) -> _Run:
+        """Data, optimizer, scheduler and the Fabric-wrapped model of one fit."""
+        cfg, rt = self.config, self.runtime
+        train = self._batches(train_set, train_collate, cfg.batch_size, cfg.shuffle, cfg.drop_last)
+        n_batches = len(train)
+        if n_batches == 0:
+            raise ValueError(
+                f"train_data has {len(train_set)} samples, fewer than one batch per process "
+                f"(batch_size={cfg.batch_size}, drop_last=True, {rt.world_size} processes). "
+                "Lower batch_size or set drop_last=False."
+            )
+        val = None
+        if val_set is not None:
+            val_batch_size = cfg.val_batch_size or cfg.batch_size
+            val = self._batches(val_set, val_collate, val_batch_size, False, False, pad=False)
+        steps_per_epoch = math.ceil(n_batches / cfg.grad_accum_steps)
+        total_steps = cfg.max_epochs * steps_per_epoch
+        if cfg.max_steps is not None:
+            total_steps = min(total_steps, cfg.max_steps)
+
+        optimizer, scheduler = self._build_optimizer(model)
+        if scheduler is None:
+            scheduler = self._make_scheduler(optimizer, total_steps)
+        plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+        if plateau and cfg.early_stopping_metric and scheduler.mode != cfg.early_stopping_mode:
+            _log.warning(
+                "The ReduceLROnPlateau scheduler has mode=%r but early_stopping_mode=%r: it is "
+                "stepped with early_stopping_metric=%r, so it treats improvements as worsenings. "
+                "Create it with mode=%r.",
+                scheduler.mode,
+                cfg.early_stopping_mode,
+                cfg.early_stopping_metric,
+                cfg.early_stopping_mode,
+            )
+        fmodel, foptimizer = rt.fabric.setup(model, optimizer)
+        fmodel.mark_forward_method("training_step")
+        if val is not None:
+            fmodel.mark_forward_method("validation_step")
+        name = type(model).__name__
+        training_step, validation_step, undo = self._step_functions(model, fmodel, name)
+        return _Run(
+            model=model,
+            fmodel=fmodel,
+            optimizer=optimizer,
+            foptimizer=foptimizer,
+            scheduler=scheduler,
+            plateau=plateau,
+            train=train,
+            val=val,
+            n_batches=n_batches,
+            several=rt.world_size > 1,
+            training_step=training_step,
+            validation_step=validation_step if val is not None else None,
+            autocast=rt.autocast(),
+            name=name,
+            undo=undo,
+        )
+
+    def _step_functions(
+        self, model: nn.Module, fmodel: nn.Module, name: str
+    ) -> tuple[Callable, Callable | None, Callable[[], None]]:
+        """The callables that run one training and one validation batch, and an undo.
+
+        One process calls the model's methods directly; several call them
+        through the DDP-wrapped model (so gradients are synchronised). With
+        ``compile=True`` the training step is compiled (see :class:`_CompiledStep`).
+        """
+        several = self.runtime.world_size > 1
+        if several:
+
+            def training_step(batch: Any) -> Any:
+                return fmodel.training_step(batch)
+
+            def validation_step(batch: Any) -> Any:
+                return fmodel.validation_step(batch)
+
+        else:
+            training_step = model.training_step
+            validation_step = getattr(model, "validation_step", None)
+
+        compiled = self._compile(model.training_step, f"{name}.training_step")
+        if compiled is None:
+            return training_step, validation_step, lambda: None
+        if not several:
+            return compiled, validation_step, lambda: None
+        # DDP's forward looks the method up on the model: put the compiled step there
+        # for this fit, and take it away afterwards
+        missing = object()
+        before = model.__dict__.get("training_step", missing)
+        model.__dict__["training_step"] = compiled
+
+        def undo() -> None:
+            if before is missing:
+                model.__dict__.pop("training_step", None)
+            else:
+                model.__dict__["training_step"] = before
+
+        return training_step, validation_step, undo
+
+    def _compile(self, step: Callable, name: str) -> _CompiledStep | None:
+        """``step`` under torch.compile, or None (with one warning) where that is not available."""
+        if not self.config.compile:
+            return None
+        try:
+            import torch._dynamo
+
+            if not torch._dynamo.is_dynamo_supported():
+                raise RuntimeError("torch.compile is not supported on this platform / Python")
+            return _CompiledStep(step, name)
+        except Exception as err:  # compile is an optimisation: never fail the run for it
+            _log.warning(
+                "compile=True but torch.compile is unavailable (%s); training eagerly.", err
+            )
+            return None
 
     def _build_optimizer(self, model: nn.Module) -> tuple[torch.optim.Optimizer, Any]:
         cfg = self.config
@@ -522,7 +916,7 @@ class Trainer:
             warmup = int(0.05 * total_steps)
         return cosine_with_warmup(optimizer, total_steps, warmup, self.config.min_lr_ratio)
 
-    def _loader(
+    def _batches(
         self,
         dataset: Dataset,
         collate: Callable | None,
@@ -530,11 +924,15 @@ class Trainer:
         shuffle: bool,
         drop_last: bool,
         pad: bool = True,
-    ) -> tuple[DataLoader, _EpochSampler]:
+    ) -> _TensorBatches | _LoaderBatches:
         rt = self.runtime
         sampler = _EpochSampler(
             len(dataset), rt.world_size, rt.global_rank, shuffle, self.config.seed, pad
         )
+        if type(dataset) is TensorDataset and collate is None and self.config.num_workers == 0:
+            # index whole batches at once, without the DataLoader's per-batch work
+            # (not for subclasses: they may change __getitem__)
+            return _TensorBatches(dataset.tensors, sampler, batch_size, drop_last, rt.device)
         # A private generator: creating the iterator must not draw from the
         # global RNG, or a resumed run would diverge from an uninterrupted one.
         gen = torch.Generator()
@@ -555,24 +953,7 @@ class Trainer:
             pin_memory=rt.device.type == "cuda",
             generator=gen,
         )
-        return loader, sampler
-
-    def _maybe_compile(self, model: nn.Module) -> nn.Module:
-        if not self.config.compile:
-            return model
-        try:
-            import torch._dynamo
-
-            if not torch._dynamo.is_dynamo_supported():
-                raise RuntimeError("torch.compile is not supported on this platform / Python")
-            # Fall back to eager execution for any graph the compiler cannot handle.
-            torch._dynamo.config.suppress_errors = True
-            return torch.compile(model)
-        except Exception as err:  # compile is an optimisation: never fail the run for it
-            _log.warning(
-                "compile=True but torch.compile is unavailable (%s); training eagerly.", err
-            )
-            return model
+        return _LoaderBatches(loader, sampler, batch_size, self.config.seed, rt.to_device)
 
     # -------------------------------------------------------------- resuming
     def _resume_path(self, resume: str | Path) -> Path:
@@ -582,374 +963,272 @@ class Trainer:
             return self.out_dir / "checkpoints" / "last.pt"
         return Path(resume)
 
-    def _write_outputs(self) -> None:
-        if self.out_dir is None or not self.runtime.is_global_zero:
-            return
-        lines = "".join(json.dumps(r) + "\n" for r in self.history)
-        atomic_write_text(self.out_dir / "metrics.jsonl", lines)
-
-    def _save(
-        self, name: str, model: nn.Module, optimizer: Any, scheduler: Any, position: dict
-    ) -> None:
-        if self.out_dir is None or not self.runtime.is_global_zero:
-            return
-        configs = {"trainer": self.config}
-        if self._run_config is not None:
-            configs["run"] = self._run_config
-        state = make_checkpoint(model, optimizer, scheduler, configs=configs, rng=True)
-        state["trainer"] = {
-            **position,
-            "global_step": self.global_step,
-            "history": self.history,
-            "best_value": self.best_value,
-            "bad_epochs": self._bad_epochs,
-            "stopped_early": self.stopped_early,
-            "world_size": self.runtime.world_size,
-        }
-        save_checkpoint(self.out_dir / "checkpoints" / name, state)
-
-    # ------------------------------------------------------------------- fit
-    def fit(
-        self,
-        model: nn.Module,
-        train_data: Any,
-        val_data: Any = None,
-        *,
-        resume: str | Path | None = None,
-        run_config: Any = None,
-    ) -> list[dict[str, Any]]:
-        """Train ``model`` in place and return the history.
-
-        Parameters
-        ----------
-        model : nn.Module
-            Has ``training_step(batch)``; ``validation_step(batch)`` if
-            ``val_data`` is given.
-        train_data, val_data : Dataset, DataLoader or tuple of arrays
-            Map-style data. A tuple ``(X, Y, ...)`` of arrays with samples on
-            the first axis becomes a TensorDataset (float64 arrays become
-            float32). A DataLoader contributes its dataset and collate_fn;
-            the Trainer sets batching and sampling from its config.
-        resume : "last" or path, optional
-            Continue from a checkpoint: ``"last"`` is ``out_dir/checkpoints/last.pt``.
-            Model, optimizer, scheduler, loop position, generator states and
-            history are restored, so the run ends as an uninterrupted one would.
-        run_config : dataclass, optional
-            The run's own config (model sizes, data settings), saved in
-            checkpoints and ``config.json`` beside the Trainer's.
-
-        Returns
-        -------
-        list of dict
-            :attr:`history`.
-        """
-        cfg = self.config
-        self._check_model(model, needs_validation=val_data is not None)
-        if run_config is not None and not (
-            dataclasses.is_dataclass(run_config) and not isinstance(run_config, type)
-        ):
-            raise TypeError(
-                f"run_config must be a dataclass instance; got {type(run_config).__name__}."
-            )
-        self._run_config = run_config
-        if cfg.early_stopping_metric is not None and val_data is None:
-            raise ValueError(
-                f"early_stopping_metric={cfg.early_stopping_metric!r} watches a validation metric, "
-                "but no val_data was given. Pass val_data, or set early_stopping_metric=None."
-            )
-        train_set, train_collate = _as_dataset(train_data, "train_data")
-        val_set, val_collate = (
-            _as_dataset(val_data, "val_data") if val_data is not None else (None, None)
-        )
-
-        ckpt = None
-        if resume is not None:
-            ckpt = load_checkpoint(self._resume_path(resume))
-        if self.out_dir is not None and global_rank() == 0:
-            # only rank 0 checks: the others would see the files rank 0 has begun to write
-            prepare_output_dir(self.out_dir, overwrite=self.overwrite or resume is not None)
-
-        self.runtime = rt = Runtime(
-            cfg.device, cfg.precision, cfg.devices, cfg.num_nodes, cfg.strategy
-        )
-        rt.launch()
-        seed_everything(cfg.seed, cfg.deterministic)
-        self.model = model
-
-        train_loader, train_sampler = self._loader(
-            train_set, train_collate, cfg.batch_size, cfg.shuffle, cfg.drop_last
-        )
-        n_batches = len(train_loader)
-        if n_batches == 0:
-            raise ValueError(
-                f"train_data has {len(train_set)} samples, fewer than one batch per process "
-                f"(batch_size={cfg.batch_size}, drop_last=True, {rt.world_size} processes). "
-                "Lower batch_size or set drop_last=False."
-            )
-        val_loader = None
-        if val_set is not None:
-            val_loader, _ = self._loader(
-                val_set, val_collate, cfg.val_batch_size or cfg.batch_size, False, False, pad=False
-            )
-        steps_per_epoch = math.ceil(n_batches / cfg.grad_accum_steps)
-        total_steps = cfg.max_epochs * steps_per_epoch
-        if cfg.max_steps is not None:
-            total_steps = min(total_steps, cfg.max_steps)
-
-        optimizer, scheduler = self._build_optimizer(model)
-        if scheduler is None:
-            scheduler = self._make_scheduler(optimizer, total_steps)
-        fmodel, foptimizer = rt.fabric.setup(self._maybe_compile(model), optimizer)
-        fmodel.mark_forward_method("training_step")
-        if val_loader is not None:
-            fmodel.mark_forward_method("validation_step")
-
-        # loop position
+    def _restore(self, run: _Run, ckpt: Mapping[str, Any] | None, source: Any) -> _Position:
+        """Reset the loop state, then load a checkpoint's into it (and into the model, optimizer...)."""
+        cfg, rt = self.config, self.runtime
         self.history, self.global_step, self.best_value, self._bad_epochs = [], 0, None, 0
         self.should_stop = self.stopped_early = False
-        start_epoch, start_batch = 0, 0
-        epoch_sums: dict[str, torch.Tensor] = {}
-        epoch_count = 0
-        best_state = None
-        if ckpt is not None:
-            restore_checkpoint(
-                ckpt, model, optimizer, scheduler, rng=True, source=f"checkpoint {resume}"
+        if ckpt is None:
+            return _Position()
+        restore_checkpoint(
+            ckpt, run.model, run.optimizer, run.scheduler, rng=True, source=f"checkpoint {source}"
+        )
+        _check_resume_config(ckpt, cfg, source)
+        t = ckpt.get("trainer", {})
+        pos = _Position(
+            epoch=int(t.get("epoch", 0)),
+            batch=int(t.get("batch_in_epoch", 0)),
+            sums={k: v.to(rt.device) for k, v in t.get("epoch_sums", {}).items()},
+            count=int(t.get("epoch_count", 0)),
+        )
+        self.global_step = int(t.get("global_step", 0))
+        self.history = list(t.get("history", []))
+        self.best_value = t.get("best_value")
+        self._bad_epochs = int(t.get("bad_epochs", 0))
+        # a run that early stopping ended stays ended
+        self.should_stop = self.stopped_early = bool(t.get("stopped_early", False))
+        saved_world = t.get("world_size", rt.world_size)
+        per_rank = t.get("rng_per_rank")
+        if saved_world != rt.world_size:
+            _log.warning(
+                "Resuming a run saved with %d process(es) on %d: the data order after the "
+                "checkpoint differs from the original run's, and every process continues from "
+                "rank 0's random state.",
+                saved_world,
+                rt.world_size,
             )
-            _check_resume_config(ckpt, cfg, resume)
-            t = ckpt.get("trainer", {})
-            start_epoch, start_batch = int(t.get("epoch", 0)), int(t.get("batch_in_epoch", 0))
-            self.global_step = int(t.get("global_step", 0))
-            self.history = list(t.get("history", []))
-            self.best_value = t.get("best_value")
-            self._bad_epochs = int(t.get("bad_epochs", 0))
-            # a run that early stopping ended stays ended
-            self.should_stop = self.stopped_early = bool(t.get("stopped_early", False))
-            epoch_sums = {k: v.to(rt.device) for k, v in t.get("epoch_sums", {}).items()}
-            epoch_count = int(t.get("epoch_count", 0))
-            if t.get("world_size", rt.world_size) != rt.world_size:
-                _log.warning(
-                    "Resuming a run saved with %d process(es) on %d: the data order after the "
-                    "checkpoint differs from the original run's.",
-                    t["world_size"],
-                    rt.world_size,
-                )
-            best_path = self.out_dir / "checkpoints" / "best.pt" if self.out_dir else None
-            if cfg.restore_best and cfg.early_stopping_metric and best_path and best_path.is_file():
-                best_state = load_checkpoint(best_path)["model"]
-            _log.info(
-                "Resumed from %s at epoch %d, step %d.", resume, start_epoch, self.global_step
-            )
-        if self.out_dir is not None and rt.is_global_zero:
-            configs = {"trainer": config_to_dict(cfg)}
-            if run_config is not None:
-                configs["run"] = config_to_dict(run_config)
-            atomic_write_json(self.out_dir / "config.json", configs)
+        elif per_rank is not None and len(per_rank) == rt.world_size:
+            set_rng_state(per_rank[rt.global_rank])  # each process its own stream
+        best_path = self.out_dir / "checkpoints" / "best.pt" if self.out_dir else None
+        if cfg.restore_best and cfg.early_stopping_metric and best_path and best_path.is_file():
+            pos.best_state = load_checkpoint(best_path)["model"]
+        _log.info("Resumed from %s at epoch %d, step %d.", source, pos.epoch, self.global_step)
+        return pos
 
-        for cb in self.callbacks:
-            cb.on_fit_start(self)
-        # only callbacks that look at each step make the loop read values every step
-        # (each read waits for the device)
-        step_hooks = [
-            cb for cb in self.callbacks if type(cb).on_step_end is not Callback.on_step_end
-        ]
+    # ----------------------------------------------------------------- epochs
+    def _max_steps_reached(self) -> bool:
+        return self.config.max_steps is not None and self.global_step >= self.config.max_steps
 
-        accum = cfg.grad_accum_steps
-        done = cfg.max_steps is not None and self.global_step >= cfg.max_steps
-        epoch = start_epoch
-        while epoch < cfg.max_epochs and not done and not self.should_stop:
-            self.epoch = epoch
-            t0 = time.perf_counter()
-            train_sampler.set_epoch(epoch, start=start_batch * cfg.batch_size)
-            train_loader.generator.manual_seed(cfg.seed + epoch)
-            if start_batch == 0:
-                epoch_sums, epoch_count = {}, 0
-            fmodel.train()
-            bar = progress(
-                total=n_batches,
-                initial=start_batch,
-                desc=f"epoch {epoch + 1}/{cfg.max_epochs}",
-                verbose=cfg.verbose,
-                leave=False,
-                unit="batch",
-            )
-            batch_idx = start_batch
-            step_metrics: dict[str, torch.Tensor] = {}
-            for batch in train_loader:
-                group_start = batch_idx - batch_idx % accum
-                group_size = min(accum, n_batches - group_start)
-                is_step = batch_idx - group_start == group_size - 1
-                batch = rt.to_device(batch)
-                with rt.fabric.no_backward_sync(fmodel, enabled=not is_step and rt.world_size > 1):
-                    with rt.autocast():
-                        out = _metrics_dict(
-                            fmodel.training_step(batch), f"{type(model).__name__}.training_step"
-                        )
-                    if "loss" not in out:
-                        raise KeyError(
-                            f"{type(model).__name__}.training_step returned a dict without 'loss' "
-                            f"(keys: {sorted(out)}); put the value to minimise under 'loss'."
-                        )
-                    if not out["loss"].requires_grad:
-                        raise TypeError(
-                            f"{type(model).__name__}.training_step returned a loss that does not "
-                            "depend on any trainable parameter (no grad_fn): return the loss "
-                            "tensor itself, not a float or a .detach()ed / .item() value."
-                        )
-                    rt.fabric.backward(out["loss"] / group_size)
-                for k, v in out.items():
-                    step_metrics[k] = step_metrics.get(k, 0.0) + v.detach().float() / group_size
-                batch_idx += 1
-                bar.update(1)
-                if not is_step:
-                    continue
-                if cfg.grad_clip_norm is not None:
-                    norm = rt.fabric.clip_gradients(fmodel, foptimizer, max_norm=cfg.grad_clip_norm)
-                    step_metrics["grad_norm"] = norm.detach().float()
-                foptimizer.step()
-                foptimizer.zero_grad(set_to_none=True)
-                if scheduler is not None:
-                    scheduler.step()
-                self.global_step += 1
-                for k, v in step_metrics.items():
-                    epoch_sums[k] = epoch_sums[k] + v if k in epoch_sums else v
-                epoch_count += 1
-                # Reading a value waits for the device: do it only every few steps,
-                # or every step when callbacks want the values.
-                values = None
-                if step_hooks or self.global_step % _SYNC_EVERY == 0 or batch_idx == n_batches:
-                    values = {k: float(v) for k, v in step_metrics.items()}
-                    total = float(epoch_sums["loss"])
-                    if not (math.isfinite(values["loss"]) and math.isfinite(total)):
-                        raise FloatingPointError(
-                            f"The training loss became {values['loss'] if not math.isfinite(values['loss']) else total} "
-                            f"at or before step {self.global_step} (epoch {epoch + 1}). Lower lr, "
-                            "set grad_clip_norm, or check the data for NaN/inf values."
-                        )
-                    bar.set_postfix(loss=f"{values['loss']:.4g}")
-                step_metrics = {}
-                for cb in step_hooks:
-                    cb.on_step_end(self, self.global_step, values)
-                if step_hooks and rt.world_size > 1:
-                    # a callback may stop one process only: all stop together, or DDP deadlocks
-                    flag = torch.tensor(float(self.should_stop), device=rt.device)
-                    self.should_stop = bool(rt.all_reduce(flag, op="sum") > 0)
-                if cfg.max_steps is not None and self.global_step >= cfg.max_steps:
-                    done = True
-                if done or self.should_stop:
-                    break
-                if (
-                    cfg.checkpoint_every_n_steps
-                    and self.global_step % cfg.checkpoint_every_n_steps == 0
-                    and batch_idx < n_batches
-                ):
-                    self._save(
-                        "last.pt",
-                        model,
-                        optimizer,
-                        scheduler,
-                        {
-                            "epoch": epoch,
-                            "batch_in_epoch": batch_idx,
-                            "epoch_sums": {k: v.cpu() for k, v in epoch_sums.items()},
-                            "epoch_count": epoch_count,
-                        },
-                    )
-            bar.close()
-            start_batch = 0
+    def _train_epoch(self, run: _Run, pos: _Position) -> None:
+        """Train from ``pos.batch`` to the end of the epoch, or until a stop."""
+        cfg = self.config
+        self.epoch = pos.epoch
+        pos.started = time.perf_counter()
+        run.train.set_epoch(pos.epoch, start_batch=pos.batch)
+        if pos.batch == 0:
+            pos.sums, pos.count = {}, 0
+        run.fmodel.train()
+        bar = progress(
+            total=run.n_batches,
+            initial=pos.batch,
+            desc=f"epoch {pos.epoch + 1}/{cfg.max_epochs}",
+            verbose=cfg.verbose,
+            leave=False,
+            unit="batch",
+        )
+        accum, n_batches = cfg.grad_accum_steps, run.n_batches
+        step_metrics: dict[str, torch.Tensor] = {}
+        for batch in run.train:
+            group_start = pos.batch - pos.batch % accum
+            group_size = min(accum, n_batches - group_start)
+            is_step = pos.batch - group_start == group_size - 1
+            out = self._forward_backward(run, batch, group_size, sync=is_step)
+            for k, v in out.items():
+                v = v.detach().float()
+                if group_size > 1:
+                    v = v / group_size
+                step_metrics[k] = step_metrics[k] + v if k in step_metrics else v
+            pos.batch += 1
+            bar.update(1)
+            if not is_step:
+                continue
+            self._optimizer_step(run, step_metrics)
+            self._after_step(run, pos, step_metrics, bar)
+            step_metrics = {}
+            if self._max_steps_reached() or self.should_stop:
+                break
+            if (
+                cfg.checkpoint_every_n_steps
+                and self.global_step % cfg.checkpoint_every_n_steps == 0
+                and pos.batch < n_batches
+            ):
+                self._save("last.pt", run, pos.epoch, pos.batch, pos)
+        bar.close()
+        if pos.batch < n_batches:
             # Stopped inside the epoch (max_steps or a callback): last.pt keeps the true
             # position, so a resumed run finishes this epoch exactly as an uninterrupted one.
-            mid_epoch = batch_idx < n_batches
-            if mid_epoch:
-                self._save(
-                    "last.pt",
-                    model,
-                    optimizer,
-                    scheduler,
-                    {
-                        "epoch": epoch,
-                        "batch_in_epoch": batch_idx,
-                        "epoch_sums": {k: v.cpu() for k, v in epoch_sums.items()},
-                        "epoch_count": epoch_count,
-                    },
-                )
+            self._save("last.pt", run, pos.epoch, pos.batch, pos)
 
-            # ---- end of epoch: metrics, validation, early stopping, checkpoint
-            train_means = {}
-            if epoch_sums:
-                keys = sorted(epoch_sums)
-                means = torch.stack([epoch_sums[k] for k in keys]) / max(epoch_count, 1)
-                means = rt.all_reduce(means)  # average over processes
-                train_means = {f"train_{k}": v for k, v in zip(keys, means.tolist(), strict=True)}
-            record: dict[str, Any] = {
-                "epoch": epoch + 1,
-                "step": self.global_step,
-                "lr": float(optimizer.param_groups[0]["lr"]),
-                **train_means,
-            }
-            last_epoch = epoch + 1 == cfg.max_epochs or done or self.should_stop
-            if val_loader is not None and ((epoch + 1) % cfg.val_every_n_epochs == 0 or last_epoch):
-                val_metrics = self._validate(fmodel, val_loader, type(model).__name__)
-                record.update(val_metrics)
-                for cb in self.callbacks:
-                    cb.on_validation_end(self, val_metrics)
-                # a partial epoch's validation is reported, not used to stop or pick best.pt
-                improved = False if mid_epoch else self._early_stopping_update(val_metrics)
-                if improved and cfg.early_stopping_metric:
-                    if cfg.restore_best:
-                        best_state = {
-                            k: v.detach().cpu().clone() for k, v in model.state_dict().items()
-                        }
-                    self._save(
-                        "best.pt",
-                        model,
-                        optimizer,
-                        scheduler,
-                        {"epoch": epoch + 1, "batch_in_epoch": 0},
-                    )
-            record["time_s"] = round(time.perf_counter() - t0, 4)
-            self.history.append(record)
-            if cfg.verbose > 0:
-                _log.info("epoch %d: %s", epoch + 1, _format_record(record))
-            epoch += 1
-            self._write_outputs()
+    def _forward_backward(
+        self, run: _Run, batch: Any, group_size: int, sync: bool
+    ) -> dict[str, torch.Tensor]:
+        """One micro-batch: the training step under autocast, then the backward pass."""
+        # several processes: gradients are all-reduced on the last micro-batch of a step only
+        no_sync = (
+            self.runtime.fabric.no_backward_sync(run.fmodel, enabled=not sync)
+            if run.several
+            else contextlib.nullcontext()
+        )
+        with no_sync:
+            with run.autocast:
+                out = _metrics_dict(run.training_step(batch), f"{run.name}.training_step")
+            loss = out.get("loss")
+            if loss is None:
+                raise KeyError(
+                    f"{run.name}.training_step returned a dict without 'loss' "
+                    f"(keys: {sorted(out)}); put the value to minimise under 'loss'."
+                )
+            if not loss.requires_grad:
+                raise TypeError(
+                    f"{run.name}.training_step returned a loss that does not "
+                    "depend on any trainable parameter (no grad_fn): return the loss "
+                    "tensor itself, not a float or a .detach()ed / .item() value."
+                )
+            self.runtime.backward(loss / group_size if group_size > 1 else loss)
+        return out
+
+    def _optimizer_step(self, run: _Run, step_metrics: dict[str, torch.Tensor]) -> None:
+        """Clip (if asked), step the optimizer and the per-step scheduler."""
+        cfg = self.config
+        if cfg.grad_clip_norm is not None:
+            norm = self.runtime.fabric.clip_gradients(
+                run.fmodel, run.foptimizer, max_norm=cfg.grad_clip_norm
+            )
+            step_metrics["grad_norm"] = norm.detach().float()
+        self.runtime.optimizer_step(run.foptimizer)
+        run.optimizer.zero_grad(set_to_none=True)
+        if run.scheduler is not None and not run.plateau:
+            run.scheduler.step()
+        self.global_step += 1
+
+    def _after_step(
+        self, run: _Run, pos: _Position, step_metrics: dict[str, torch.Tensor], bar: Any
+    ) -> None:
+        """Add the step's metrics to the epoch's, report them, call the per-step callbacks."""
+        rt = self.runtime
+        for k, v in step_metrics.items():
+            if k in pos.sums:
+                pos.sums[k].add_(v)
+            else:  # a copy: it is added to in place, and the model may keep the tensor it returned
+                pos.sums[k] = v.clone()
+        pos.count += 1
+        # Reading a value waits for the device: do it only every few steps,
+        # or every step when callbacks want the values.
+        values = None
+        if run.step_hooks or self.global_step % _SYNC_EVERY == 0 or pos.batch == run.n_batches:
+            values = {k: float(v) for k, v in step_metrics.items()}
+            total = float(pos.sums["loss"])
+            if not (math.isfinite(values["loss"]) and math.isfinite(total)):
+                bad = values["loss"] if not math.isfinite(values["loss"]) else total
+                raise FloatingPointError(
+                    f"The training loss became {bad} at or before step {self.global_step} "
+                    f"(epoch {pos.epoch + 1}). Lower lr, set grad_clip_norm, or check the data "
+                    "for NaN/inf values."
+                )
+            if not bar.disable:
+                bar.set_postfix(loss=f"{values['loss']:.4g}")
+        for cb in run.step_hooks:
+            cb.on_step_end(self, self.global_step, values)
+        if run.step_hooks and rt.world_size > 1:
+            # a callback may stop one process only: all stop together, or DDP deadlocks
+            flag = torch.tensor(float(self.should_stop), device=rt.device)
+            self.should_stop = bool(rt.all_reduce(flag, op="sum") > 0)
+
+    def _end_epoch(self, run: _Run, pos: _Position) -> None:
+        """Epoch metrics, validation, early stopping, the plateau scheduler, history, checkpoint."""
+        cfg = self.config
+        # a partial epoch (stopped inside it) is reported, but does not count for early
+        # stopping, best.pt or the plateau scheduler: the resumed run completes it
+        partial = pos.batch < run.n_batches
+        record: dict[str, Any] = {
+            "epoch": pos.epoch + 1,
+            "step": self.global_step,
+            "lr": float(run.optimizer.param_groups[0]["lr"]),
+            **self._train_means(pos),
+        }
+        last_epoch = (
+            pos.epoch + 1 == cfg.max_epochs or self._max_steps_reached() or self.should_stop
+        )
+        if run.val is not None and ((pos.epoch + 1) % cfg.val_every_n_epochs == 0 or last_epoch):
+            val_metrics = self._validate(run)
+            record.update(val_metrics)
             for cb in self.callbacks:
-                cb.on_epoch_end(self, epoch, record)
-            if not mid_epoch:  # after the callbacks, so the saved random state is current
-                self._save(
-                    "last.pt", model, optimizer, scheduler, {"epoch": epoch, "batch_in_epoch": 0}
-                )
-
-        if cfg.early_stopping_metric and cfg.restore_best and best_state is not None:
-            model.load_state_dict(best_state)
+                cb.on_validation_end(self, val_metrics)
+            improved = False if partial else self._early_stopping_update(val_metrics)
+            if improved and cfg.early_stopping_metric:
+                if cfg.restore_best:
+                    pos.best_state = {
+                        k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()
+                    }
+                self._save("best.pt", run, pos.epoch + 1, 0, pos)
+        if run.plateau and not partial:
+            self._plateau_step(run, record)
+        record["time_s"] = round(time.perf_counter() - pos.started, 4)
+        self.history.append(record)
+        if cfg.verbose > 0:
+            _log.info("epoch %d: %s", pos.epoch + 1, _format_record(record))
+        pos.epoch += 1
+        pos.batch = 0
+        self._write_outputs()
         for cb in self.callbacks:
-            cb.on_fit_end(self)
-        rt.barrier()
-        return self.history
+            cb.on_epoch_end(self, pos.epoch, record)
+        if not partial:  # after the callbacks, so the saved random state is current
+            self._save("last.pt", run, pos.epoch, 0, pos)
+
+    def _train_means(self, pos: _Position) -> dict[str, float]:
+        """``train_*``: the epoch's per-step metrics averaged over steps and processes."""
+        if not pos.sums:
+            return {}
+        keys = sorted(pos.sums)
+        # (a metric returned as a Python number was summed on the CPU)
+        device = self.runtime.device
+        means = torch.stack([pos.sums[k].to(device) for k in keys]) / max(pos.count, 1)
+        means = self.runtime.all_reduce(means)  # average over processes
+        return {f"train_{k}": v for k, v in zip(keys, means.tolist(), strict=True)}
+
+    def _plateau_step(self, run: _Run, record: Mapping[str, Any]) -> None:
+        """Step a ReduceLROnPlateau scheduler with this epoch's value of its metric.
+
+        The metric is ``early_stopping_metric`` if set, else ``val_loss`` when
+        there is validation data, else ``train_loss``; a validation metric
+        only exists in epochs that validate, and the others are skipped.
+        """
+        cfg = self.config
+        name = cfg.early_stopping_metric or ("val_loss" if run.val is not None else "train_loss")
+        if name.startswith("val_") and not any(k.startswith("val_") for k in record):
+            return  # no validation this epoch (val_every_n_epochs > 1)
+        if name not in record:
+            metrics = sorted(k for k in record if k.startswith(("train_", "val_")))
+            raise KeyError(
+                f"The ReduceLROnPlateau scheduler watches {name!r}, which is not among this "
+                f"epoch's metrics {metrics}; return 'loss' from validation_step, or set "
+                "early_stopping_metric to the metric to watch."
+            )
+        run.scheduler.step(record[name])
 
     # ------------------------------------------------------------ validation
-    def _validate(self, fmodel: nn.Module, loader: DataLoader, name: str) -> dict[str, float]:
+    def _validate(self, run: _Run) -> dict[str, float]:
         rt = self.runtime
-        fmodel.eval()
+        run.fmodel.eval()
         sums: dict[str, torch.Tensor] = {}
         count = 0
+        where = f"{run.name}.validation_step"
         with torch.no_grad():
             # validation is usually short: its bar shows from verbose=2 on
             for batch in progress(
-                loader,
+                run.val,
                 desc="validation",
                 verbose=self.config.verbose - 1,
                 leave=False,
                 unit="batch",
             ):
-                with rt.autocast():
-                    out = _metrics_dict(
-                        fmodel.validation_step(rt.to_device(batch)), f"{name}.validation_step"
-                    )
+                with run.autocast:
+                    out = _metrics_dict(run.validation_step(batch), where)
                 n = _batch_len(batch)
                 for k, v in out.items():
                     sums[k] = sums.get(k, 0.0) + v.detach().float() * n
                 count += n
-        fmodel.train()
+        run.fmodel.train()
         keys = sorted(sums)
         vec = torch.stack(
             [torch.as_tensor(sums[k], device=rt.device) for k in keys]
@@ -988,6 +1267,63 @@ class Trainer:
                     self._bad_epochs,
                 )
         return better
+
+    # ----------------------------------------------------------------- outputs
+    def _write_config(self) -> None:
+        if self.out_dir is None or not self.runtime.is_global_zero:
+            return
+        configs = {"trainer": config_to_dict(self.config)}
+        if self._run_config is not None:
+            configs["run"] = config_to_dict(self._run_config)
+        atomic_write_json(self.out_dir / "config.json", configs)
+
+    def _write_outputs(self) -> None:
+        if self.out_dir is None or not self.runtime.is_global_zero:
+            return
+        lines = "".join(json.dumps(r) + "\n" for r in self.history)
+        atomic_write_text(self.out_dir / "metrics.jsonl", lines)
+
+    def _checkpoint_payload(
+        self, run: _Run, epoch: int, batch: int, pos: _Position
+    ) -> dict[str, Any] | None:
+        """Everything a resume needs, to continue from batch ``batch`` of epoch ``epoch``.
+
+        Every process must call it (it gathers each one's random state); it
+        returns the payload on rank 0 and None elsewhere. A position inside
+        an epoch (``batch > 0``) also holds the epoch's metric sums so far.
+        """
+        rt = self.runtime
+        rng_per_rank = rt.gather_object(get_rng_state())
+        if not rt.is_global_zero:
+            return None
+        configs = {"trainer": self.config}
+        if self._run_config is not None:
+            configs["run"] = self._run_config
+        state = make_checkpoint(run.model, run.optimizer, run.scheduler, configs=configs, rng=False)
+        state["rng"] = rng_per_rank[0]
+        position: dict[str, Any] = {"epoch": epoch, "batch_in_epoch": batch}
+        if batch > 0:
+            position["epoch_sums"] = {k: v.cpu() for k, v in pos.sums.items()}
+            position["epoch_count"] = pos.count
+        state["trainer"] = {
+            **position,
+            "global_step": self.global_step,
+            "history": self.history,
+            "best_value": self.best_value,
+            "bad_epochs": self._bad_epochs,
+            "stopped_early": self.stopped_early,
+            "world_size": rt.world_size,
+            "rng_per_rank": rng_per_rank,
+        }
+        return state
+
+    def _save(self, name: str, run: _Run, epoch: int, batch: int, pos: _Position) -> None:
+        """Write ``checkpoints/<name>`` (on rank 0; every process must call it)."""
+        if self.out_dir is None:
+            return
+        state = self._checkpoint_payload(run, epoch, batch, pos)
+        if state is not None:
+            save_checkpoint(self.out_dir / "checkpoints" / name, state)
 
 
 #: Settings that fix the data order and loop position; a resume must keep them.

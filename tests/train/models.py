@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+
+import numpy as np
 import torch
 from torch import nn
 
@@ -31,6 +34,22 @@ class TinyRegressor(nn.Module):
     def validation_step(self, batch):
         x, y = batch
         return {"loss": nn.functional.mse_loss(self(x), y)}
+
+
+class RankNoise(TinyRegressor):
+    """Dropout, plus Python, NumPy and torch draws whose number depends on the rank.
+
+    Every process starts from the same seed; the extra draws make their random
+    streams (and so their dropout masks, and the weights) part ways.
+    """
+
+    def training_step(self, batch):
+        rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+        for _ in range(rank + 1):
+            random.random()
+        np.random.rand(rank + 1)  # noqa: NPY002 (the global generator is the point)
+        torch.rand(rank + 1)
+        return super().training_step(batch)
 
 
 def regression_data(n: int = 96, n_in: int = 7, n_out: int = 3, seed: int = 0):

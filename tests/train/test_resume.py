@@ -65,6 +65,35 @@ def test_resume_equals_uninterrupted(tmp_path, crash_at, overrides):
     assert _without_times(history) == _without_times(ref_history)
 
 
+def halving_plateau(optimizer, total_steps):
+    """Halves the LR after every epoch whose val_loss is not 20% below the best so far."""
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, factor=0.5, patience=0, threshold=0.2
+    )
+
+
+@pytest.mark.parametrize(
+    ("crash_at", "overrides"),
+    [
+        (9, {}),  # mid-epoch 2
+        (13, {"checkpoint_every_n_steps": None}),  # from the end of epoch 2
+        (9, {"early_stopping_metric": "val_loss", "early_stopping_patience": 3}),
+    ],
+)
+def test_plateau_scheduler_resumes_exactly(tmp_path, crash_at, overrides):
+    settings = {"scheduler": halving_plateau, "max_epochs": 5, **overrides}
+    ref_model, ref_history = train(tmp_path / "ref", **settings)
+    lrs = [r["lr"] for r in ref_history]
+    assert lrs[0] == 1e-2 and lrs[-1] < 1e-2  # the plateau lowered the learning rate
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(tmp_path / "run", callbacks=[Crash(crash_at)], **settings)
+    saved = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["scheduler"]
+    assert {"best", "num_bad_epochs", "_last_lr"} <= set(saved)
+    resumed, history = train(tmp_path / "run", resume=True, init_seed=99, **settings)
+    _assert_same_weights(ref_model.state_dict(), resumed.state_dict())
+    assert _without_times(history) == _without_times(ref_history)
+
+
 def test_killed_process_resumes_exactly(tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

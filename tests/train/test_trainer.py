@@ -198,6 +198,98 @@ def test_compile_falls_back_where_unavailable(monkeypatch, caplog):
     assert np.isfinite(history[0]["train_loss"])
 
 
+@pytest.fixture
+def dynamo_backend(monkeypatch):
+    """Make torch.compile use a given backend (compiling with inductor on a CPU takes long)."""
+    import torch._dynamo
+
+    real_compile = torch.compile
+    compiled = []
+
+    def use(backend):
+        def fake_compile(fn, **kwargs):
+            compiled.append(fn)
+            return real_compile(fn, backend=backend)
+
+        monkeypatch.setattr(torch, "compile", fake_compile)
+        return compiled
+
+    torch._dynamo.reset()
+    yield use
+    torch._dynamo.reset()
+
+
+def _weights_after(compile_, dropout=0.0, callbacks=()):
+    x, y, _ = regression_data(n=48)
+    torch.manual_seed(0)
+    model = TinyRegressor(dropout=dropout)
+    trainer = Trainer(
+        max_epochs=2, batch_size=16, compile=compile_, seed=2, callbacks=list(callbacks), **FAST
+    )
+    history = trainer.fit(model, (x, y))
+    return model, history
+
+
+def test_compile_compiles_the_training_step(dynamo_backend):
+    import torch._dynamo
+
+    graphs = []
+
+    def record(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    compiled = dynamo_backend(record)
+    suppress = torch._dynamo.config.suppress_errors
+    model, history = _weights_after(True)
+    # the model's training_step was compiled (not its forward), loss included
+    assert len(compiled) == 1 and compiled[0].__func__ is TinyRegressor.training_step
+    assert graphs, "torch.compile never traced the training step"
+    ops = {str(node.target) for gm in graphs for node in gm.graph.nodes}
+    assert any("mse_loss" in op for op in ops), ops
+    assert torch._dynamo.config.suppress_errors == suppress  # no process-wide setting changed
+    assert "training_step" not in model.__dict__  # nothing left on the model
+    eager, eager_history = _weights_after(False)
+    for k, v in eager.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[k], v)
+    assert [r["train_loss"] for r in history] == pytest.approx(
+        [r["train_loss"] for r in eager_history], rel=1e-5
+    )
+
+
+def test_compile_failure_falls_back_to_eager_once(dynamo_backend, caplog):
+    def broken(gm, example_inputs):
+        raise RuntimeError("this compiler is broken")
+
+    dynamo_backend(broken)
+    with caplog.at_level(logging.WARNING):
+        model, history = _weights_after(True, dropout=0.3)
+    warnings = [r for r in caplog.records if "torch.compile failed" in r.getMessage()]
+    assert len(warnings) == 1, caplog.text
+    assert "TinyRegressor.training_step" in warnings[0].getMessage()
+    assert "training eagerly" in warnings[0].getMessage()
+    # the failed attempt left no trace: with dropout, even the random stream is the eager run's
+    eager, eager_history = _weights_after(False, dropout=0.3)
+    for k, v in eager.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v)
+    drop_time = [{k: v for k, v in r.items() if k != "time_s"} for r in history]
+    assert drop_time == [{k: v for k, v in r.items() if k != "time_s"} for r in eager_history]
+
+
+def test_compile_does_not_hide_errors_of_the_model(dynamo_backend, caplog):
+    dynamo_backend("eager")
+
+    class Broken(TinyRegressor):
+        def training_step(self, batch):
+            if batch[1].shape[1] == 3:
+                raise ValueError("a bug in the model")
+            return super().training_step(batch)
+
+    x, y, _ = regression_data(n=16)
+    with pytest.raises(ValueError, match="a bug in the model"):
+        Trainer(max_epochs=1, batch_size=8, compile=True, **FAST).fit(Broken(), (x, y))
+
+
 @pytest.mark.slow
 def test_compile_trains_the_same_model():
     x, y, _ = regression_data(n=32)
@@ -209,6 +301,91 @@ def test_compile_trains_the_same_model():
         out.append(model.state_dict())
     for k in out[0]:
         torch.testing.assert_close(out[0][k], out[1][k], rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------- plateau schedulers
+class RecordingPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
+    """Remembers the values it was stepped with."""
+
+    def __init__(self, optimizer, **kwargs):
+        self.seen = []
+        super().__init__(optimizer, **kwargs)
+
+    def step(self, metrics):
+        self.seen.append(float(metrics))
+        super().step(metrics)
+
+
+@pytest.mark.parametrize(
+    ("settings", "with_val", "metric"),
+    [
+        ({}, True, "val_loss"),
+        ({}, False, "train_loss"),
+        (
+            {
+                "early_stopping_metric": "val_mae",
+                "early_stopping_patience": 50,
+                "val_every_n_epochs": 2,
+            },
+            True,
+            "val_mae",
+        ),
+    ],
+    ids=["val_loss", "train_loss", "early-stopping-metric-every-2nd-epoch"],
+)
+def test_plateau_scheduler_steps_per_epoch_with_the_monitored_metric(settings, with_val, metric):
+    class WithMae(TinyRegressor):
+        def validation_step(self, batch):
+            x, y = batch
+            pred = self(x)
+            return {"loss": nn.functional.mse_loss(pred, y), "mae": (pred - y).abs().mean()}
+
+    x, y, _ = regression_data(n=64)
+    made = []
+
+    def plateau(optimizer, total_steps):
+        made.append(RecordingPlateau(optimizer, factor=0.5, patience=0, threshold=0.5))
+        return made[-1]
+
+    trainer = Trainer(max_epochs=6, batch_size=16, lr=1e-2, scheduler=plateau, **settings, **FAST)
+    history = trainer.fit(WithMae(), (x, y), (x, y) if with_val else None)
+    watched = [r[metric] for r in history if metric in r]
+    assert made[0].seen == watched
+    assert len(watched) == (3 if settings else 6)
+    # constant within an epoch, and lowered after epochs that did not improve by half
+    lrs = [r["lr"] for r in history]
+    assert lrs[0] == 1e-2 and min(lrs) < 1e-2
+
+
+def test_plateau_scheduler_without_the_metric_is_named():
+    class NoLoss(TinyRegressor):
+        def validation_step(self, batch):
+            return {"mae": self(batch[0]).abs().mean()}
+
+    x, y, _ = regression_data(n=32)
+    trainer = Trainer(
+        max_epochs=2,
+        batch_size=16,
+        scheduler=lambda opt, n: torch.optim.lr_scheduler.ReduceLROnPlateau(opt),
+        **FAST,
+    )
+    with pytest.raises(KeyError, match=r"watches 'val_loss'.*return 'loss' from validation_step"):
+        trainer.fit(NoLoss(), (x, y), (x, y))
+
+
+def test_plateau_mode_other_than_early_stopping_warns(caplog):
+    x, y, _ = regression_data(n=32)
+    trainer = Trainer(
+        max_epochs=1,
+        batch_size=16,
+        early_stopping_metric="val_loss",
+        early_stopping_mode="max",
+        scheduler=lambda opt, n: torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min"),
+        **FAST,
+    )
+    with caplog.at_level(logging.WARNING):
+        trainer.fit(TinyRegressor(), (x, y), (x, y))
+    assert "Create it with mode='max'" in caplog.text
 
 
 # ----------------------------------------------------------------- bad input
@@ -374,3 +551,28 @@ def test_numpy_integer_settings_are_accepted():
         TinyRegressor(), (x, y)
     )
     assert history[0]["step"] == 2
+
+
+# ------------------------------------------------------------------- batches
+@pytest.mark.parametrize("shuffle", [True, False])
+@pytest.mark.parametrize("drop_last", [True, False])
+@pytest.mark.parametrize(("world", "rank", "start"), [(1, 0, 0), (1, 0, 2), (3, 1, 0), (3, 2, 1)])
+def test_tensor_batches_are_the_dataloaders(shuffle, drop_last, world, rank, start):
+    """The Trainer indexes TensorDatasets itself; the batches are what a DataLoader gives."""
+    from torch.utils.data import BatchSampler, DataLoader, TensorDataset
+
+    from neuro.train.trainer import _EpochSampler, _TensorBatches
+
+    tensors = (torch.arange(43.0).reshape(43, 1) * 2, torch.arange(43))
+    sampler = _EpochSampler(43, world, rank, shuffle, seed=4)
+    fast = _TensorBatches(tensors, sampler, 5, drop_last, torch.device("cpu"))
+    loader = DataLoader(
+        TensorDataset(*tensors), batch_size=None, sampler=BatchSampler(sampler, 5, drop_last)
+    )
+    for epoch in (0, 1):
+        fast.set_epoch(epoch, start_batch=start)
+        ours, theirs = list(fast), list(loader)
+        assert len(ours) == len(theirs) == len(fast) and ours
+        for a, b in zip(ours, theirs, strict=True):
+            assert type(a) is type(b) is list
+            assert all(torch.equal(x, y) and x.dtype == y.dtype for x, y in zip(a, b, strict=True))
