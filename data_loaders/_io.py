@@ -98,7 +98,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
     file is removed and ``path`` is untouched.
     """
     if mode not in ("w", "wb"):
-        raise ValueError(f"mode must be 'w' or 'wb'; got {mode!r}.")
+        raise InputError(f"mode must be 'w' or 'wb'; got {mode!r}.")
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 __all__ = [
     "InputError",
+    "InputIndexError",
+    "InputKeyError",
     "InputTypeError",
     "MissingFileError",
     "OutputExistsError",
@@ -32,6 +34,17 @@ class InputError(ValueError):
 
 class InputTypeError(InputError, TypeError):
     """An argument has the wrong type (a string where a number was expected, ...)."""
+
+
+class InputKeyError(InputError, KeyError):
+    """A name the caller gave (a metric, a column, a key) is not among those available."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class InputIndexError(InputError, IndexError):
+    """An index the caller gave is out of range."""
 
 
 class MissingFileError(InputError, FileNotFoundError):

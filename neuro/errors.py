@@ -11,6 +11,8 @@ from sklearn.exceptions import NotFittedError
 
 from data_loaders.errors import (
     InputError,
+    InputIndexError,
+    InputKeyError,
     InputTypeError,
     MissingFileError,
     OutputExistsError,
@@ -21,6 +23,8 @@ from neuro.train.checkpoint import CheckpointError
 __all__ = [
     "CheckpointError",
     "InputError",
+    "InputIndexError",
+    "InputKeyError",
     "InputTypeError",
     "MissingFileError",
     "NotFittedError",

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from data_loaders.errors import InputError
+from data_loaders.errors import InputError, InputTypeError
 from neuro.io import atomic_open
 
 __all__ = [
@@ -97,7 +97,7 @@ def to_safe(obj: Any, where: str = "value") -> Any:
         return tuple(to_safe(v, f"{where}[{i}]") for i, v in enumerate(obj))
     if isinstance(obj, (list, set, frozenset)):
         return [to_safe(v, f"{where}[{i}]") for i, v in enumerate(obj)]
-    raise TypeError(
+    raise InputTypeError(
         f"{where} holds a {type(obj).__name__}, which cannot be stored in a checkpoint that "
         "loads with weights_only=True. Store tensors, numbers, strings, lists or dicts instead."
     )
@@ -106,7 +106,7 @@ def to_safe(obj: Any, where: str = "value") -> Any:
 def config_to_dict(config: Any) -> dict[str, Any]:
     """``{"class": qualified name, "values": fields}`` for a config dataclass."""
     if not (dataclasses.is_dataclass(config) and not isinstance(config, type)):
-        raise TypeError(f"config must be a dataclass instance; got {type(config).__name__}.")
+        raise InputTypeError(f"config must be a dataclass instance; got {type(config).__name__}.")
     values = {
         f.name: to_safe(getattr(config, f.name), f"config.{f.name}")
         for f in dataclasses.fields(config)
@@ -139,7 +139,7 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> Path:
     Trainer does so on rank 0).
     """
     if "model" not in state:
-        raise ValueError("state must contain a 'model' entry (the model's state_dict).")
+        raise InputError("state must contain a 'model' entry (the model's state_dict).")
     payload = {"format": FORMAT, "version": VERSION}
     payload.update(to_safe(dict(state), "state"))
     path = Path(path)

@@ -179,7 +179,7 @@ class Runtime:
         if strategy == "auto":
             strategy = "ddp" if devices * num_nodes > 1 else "single_device"
         if strategy == "single_device" and devices * num_nodes > 1:
-            raise ValueError(
+            raise InputError(
                 f"strategy='single_device' runs one process, but devices={devices} and "
                 f"num_nodes={num_nodes} ask for {devices * num_nodes}. Use strategy='ddp'."
             )
@@ -187,7 +187,7 @@ class Runtime:
             accelerator, fabric_devices = "cpu", devices
         elif torch_device.type == "mps":
             if devices * num_nodes > 1:
-                raise ValueError(
+                raise InputError(
                     f"device='mps' runs one process on Apple's GPU; devices={devices} and "
                     f"num_nodes={num_nodes} ask for more. Use devices=1."
                 )

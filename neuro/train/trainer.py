@@ -39,6 +39,7 @@ from torch.utils.data import (
     TensorDataset,
 )
 
+from data_loaders.errors import InputError, InputKeyError, InputTypeError
 from neuro._validation import check_choice, check_float, check_int
 from neuro.io import atomic_write_json, atomic_write_text, prepare_output_dir
 from neuro.train.checkpoint import (
@@ -385,7 +386,7 @@ def _as_dataset(data: Any, name: str) -> tuple[Dataset, Callable | None]:
         collate = data.collate_fn
         data = data.dataset
     if isinstance(data, IterableDataset):
-        raise TypeError(
+        raise InputTypeError(
             f"{name} is an IterableDataset; the Trainer needs a map-style dataset (with __len__ "
             "and __getitem__) so it can shard, shuffle and resume it exactly. Wrap your samples "
             "in a torch.utils.data.Dataset."
@@ -403,24 +404,24 @@ def _as_dataset(data: Any, name: str) -> tuple[Dataset, Callable | None]:
             tensors.append(t)
         lengths = [len(t) for t in tensors]
         if len(set(lengths)) != 1:
-            raise ValueError(
+            raise InputError(
                 f"{name} arrays must have the same number of samples (first axis); got lengths {lengths}."
             )
         for i, t in enumerate(tensors):
             if t.is_floating_point() and not _all_finite(t):
-                raise ValueError(
+                raise InputError(
                     f"{name}[{i}] contains NaN or infinite values; remove or impute them first."
                 )
         data = TensorDataset(*tensors)
     if not isinstance(data, Dataset) and not (
         hasattr(data, "__len__") and hasattr(data, "__getitem__")
     ):
-        raise TypeError(
+        raise InputTypeError(
             f"{name} must be a torch Dataset, a DataLoader, or a tuple of arrays with samples on "
             f"the first axis; got {type(data).__name__}."
         )
     if len(data) == 0:
-        raise ValueError(f"{name} is empty (0 samples).")
+        raise InputError(f"{name} is empty (0 samples).")
     return data, collate
 
 
@@ -445,7 +446,7 @@ def _metrics_dict(out: Any, where: str) -> dict[str, torch.Tensor]:
         for k, v in out.items():
             if isinstance(v, torch.Tensor):
                 if v.numel() != 1:
-                    raise ValueError(
+                    raise InputError(
                         f"{where} returned {k!r} with shape {tuple(v.shape)}; metrics must be "
                         "scalars (reduce them, e.g. with .mean())."
                     )
@@ -453,11 +454,11 @@ def _metrics_dict(out: Any, where: str) -> dict[str, torch.Tensor]:
             elif isinstance(v, (int, float, np.number)) and not isinstance(v, bool):
                 result[str(k)] = torch.tensor(float(v))
             else:
-                raise TypeError(
+                raise InputTypeError(
                     f"{where} returned {k!r}={v!r}; metrics must be numbers or scalar tensors."
                 )
         return result
-    raise TypeError(
+    raise InputTypeError(
         f"{where} must return a loss tensor or a dict of scalar metrics; got {type(out).__name__}."
     )
 
@@ -617,11 +618,11 @@ class Trainer:
         if config is None:
             config = TrainerConfig()
         if not isinstance(config, TrainerConfig):
-            raise TypeError(f"config must be a TrainerConfig; got {type(config).__name__}.")
+            raise InputTypeError(f"config must be a TrainerConfig; got {type(config).__name__}.")
         known = {f.name for f in dataclasses.fields(TrainerConfig)}
         unknown = sorted(set(overrides) - known)
         if unknown:
-            raise TypeError(
+            raise InputTypeError(
                 f"Unknown Trainer setting(s) {', '.join(unknown)}; valid names are the fields of "
                 f"TrainerConfig: {', '.join(sorted(known))}."
             )
@@ -630,7 +631,9 @@ class Trainer:
         self.overwrite = overwrite
         for cb in callbacks:
             if not isinstance(cb, Callback):
-                raise TypeError(f"callbacks must be Callback instances; got {type(cb).__name__}.")
+                raise InputTypeError(
+                    f"callbacks must be Callback instances; got {type(cb).__name__}."
+                )
         self.callbacks = list(callbacks)
         self._optimizer_factory = optimizer
         self._scheduler_factory = scheduler
@@ -733,12 +736,12 @@ class Trainer:
         if run_config is not None and not (
             dataclasses.is_dataclass(run_config) and not isinstance(run_config, type)
         ):
-            raise TypeError(
+            raise InputTypeError(
                 f"run_config must be a dataclass instance; got {type(run_config).__name__}."
             )
         self._run_config = run_config
         if cfg.early_stopping_metric is not None and val_data is None:
-            raise ValueError(
+            raise InputError(
                 f"early_stopping_metric={cfg.early_stopping_metric!r} watches a validation metric, "
                 "but no val_data was given. Pass val_data, or set early_stopping_metric=None."
             )
@@ -746,22 +749,22 @@ class Trainer:
     @staticmethod
     def _check_model(model: Any, needs_validation: bool) -> None:
         if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}.")
+            raise InputTypeError(f"model must be a torch.nn.Module; got {type(model).__name__}.")
         name = type(model).__name__
         if not callable(getattr(model, "training_step", None)):
-            raise TypeError(
+            raise InputTypeError(
                 f"model {name} has no training_step method. The Trainer needs "
                 "model.training_step(batch) returning a loss tensor or a dict with a 'loss' entry; "
                 "models trained by other rules can use neuro.train.Runtime and the checkpoint "
                 "helpers without the Trainer."
             )
         if needs_validation and not callable(getattr(model, "validation_step", None)):
-            raise TypeError(
+            raise InputTypeError(
                 f"val_data was given but model {name} has no validation_step method; add "
                 "validation_step(batch) returning a dict of metrics, or drop val_data."
             )
         if not any(p.requires_grad for p in model.parameters()):
-            raise ValueError(f"model {name} has no trainable parameters (requires_grad=True).")
+            raise InputError(f"model {name} has no trainable parameters (requires_grad=True).")
 
     def _set_up(
         self,
@@ -776,7 +779,7 @@ class Trainer:
         train = self._batches(train_set, train_collate, cfg.batch_size, cfg.shuffle, cfg.drop_last)
         n_batches = len(train)
         if n_batches == 0:
-            raise ValueError(
+            raise InputError(
                 f"train_data has {len(train_set)} samples, fewer than one batch per process "
                 f"(batch_size={cfg.batch_size}, drop_last=True, {rt.world_size} processes). "
                 "Lower batch_size or set drop_last=False."
@@ -901,7 +904,7 @@ class Trainer:
                 groups.append({"params": no_decay, "weight_decay": 0.0})
             optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
         if not isinstance(optimizer, torch.optim.Optimizer):
-            raise TypeError(
+            raise InputTypeError(
                 f"the optimizer must be a torch.optim.Optimizer; got {type(optimizer).__name__}."
             )
         return optimizer, scheduler
@@ -959,7 +962,7 @@ class Trainer:
     def _resume_path(self, resume: str | Path) -> Path:
         if str(resume) == "last":
             if self.out_dir is None:
-                raise ValueError("resume='last' needs out_dir, where the checkpoints are written.")
+                raise InputError("resume='last' needs out_dir, where the checkpoints are written.")
             return self.out_dir / "checkpoints" / "last.pt"
         return Path(resume)
 
@@ -1074,12 +1077,12 @@ class Trainer:
                 out = _metrics_dict(run.training_step(batch), f"{run.name}.training_step")
             loss = out.get("loss")
             if loss is None:
-                raise KeyError(
+                raise InputKeyError(
                     f"{run.name}.training_step returned a dict without 'loss' "
                     f"(keys: {sorted(out)}); put the value to minimise under 'loss'."
                 )
             if not loss.requires_grad:
-                raise TypeError(
+                raise InputTypeError(
                     f"{run.name}.training_step returned a loss that does not "
                     "depend on any trainable parameter (no grad_fn): return the loss "
                     "tensor itself, not a float or a .detach()ed / .item() value."
@@ -1199,7 +1202,7 @@ class Trainer:
             return  # no validation this epoch (val_every_n_epochs > 1)
         if name not in record:
             metrics = sorted(k for k in record if k.startswith(("train_", "val_")))
-            raise KeyError(
+            raise InputKeyError(
                 f"The ReduceLROnPlateau scheduler watches {name!r}, which is not among this "
                 f"epoch's metrics {metrics}; return 'loss' from validation_step, or set "
                 "early_stopping_metric to the metric to watch."
@@ -1243,7 +1246,7 @@ class Trainer:
         if name is None:
             return False
         if name not in metrics:
-            raise KeyError(
+            raise InputKeyError(
                 f"early_stopping_metric={name!r} is not among the validation metrics "
                 f"{sorted(metrics)}; use one of those names."
             )
