@@ -15,7 +15,7 @@ import numpy as np
 from data_loaders._validation import check_array, check_bool
 from data_loaders.errors import InputError, InputTypeError
 from data_loaders.fmri._common import check_stimulus_ids, drop_bad_voxels
-from data_loaders.fmri.geometry import VoxelGeometry, values_to_nifti
+from data_loaders.fmri.geometry import GeometryFields, VoxelGeometry, values_to_nifti
 from data_loaders.fmri.repeats import (
     NoiseCeiling,
     average_repeats,
@@ -28,7 +28,7 @@ __all__ = ["FMRIDataset", "values_to_nifti"]
 _PER_VOXEL = ("roi_labels", "coords")
 
 
-class FMRIDataset:
+class FMRIDataset(GeometryFields):
     """Single-trial responses of one subject with stimuli, ROIs, noise ceiling and splits.
 
     Every dataset is built here (the NIfTI and HDF5 readers and the simulator
@@ -178,21 +178,6 @@ class FMRIDataset:
     def n_voxels(self) -> int:
         """Number of voxels (columns of :attr:`betas`)."""
         return self.betas.shape[1]
-
-    @property
-    def voxel_ijk(self) -> np.ndarray | None:
-        """Voxel indices ``(n_voxels, 3)`` in the reference volume (``geometry.ijk``), or None."""
-        return None if self.geometry is None else self.geometry.ijk
-
-    @property
-    def affine(self) -> np.ndarray | None:
-        """The reference volume's ``(4, 4)`` affine (``geometry.affine``), or None."""
-        return None if self.geometry is None else self.geometry.affine
-
-    @property
-    def volume_shape(self) -> tuple[int, int, int] | None:
-        """The reference volume's shape (``geometry.volume_shape``), or None."""
-        return None if self.geometry is None else self.geometry.volume_shape
 
     @property
     def rois(self) -> list[str]:

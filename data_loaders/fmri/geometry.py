@@ -19,7 +19,7 @@ import numpy as np
 from data_loaders._validation import check_array
 from data_loaders.errors import InputError, InputTypeError
 
-__all__ = ["VoxelGeometry", "values_to_nifti"]
+__all__ = ["GeometryFields", "VoxelGeometry", "mask_from_image", "values_to_nifti"]
 
 
 def _frozen(arr: np.ndarray) -> np.ndarray:
@@ -291,17 +291,52 @@ class VoxelGeometry:
         from data_loaders.fmri.nifti import _load_img
 
         img = _load_img(mask_img, "mask_img")
-        data = np.asarray(img.dataobj)
-        if data.ndim == 4 and data.shape[3] == 1:
-            data = data[..., 0]
-        if data.ndim != 3:
-            raise InputError(f"mask_img must be 3D; got shape {data.shape}.")
-        mask = np.isfinite(data) & (data != 0)
+        mask = mask_from_image(img)
         if not mask.any():
             raise InputError(
                 "mask_img has no non-zero voxel; check that it is a brain or ROI mask."
             )
-        return cls(tuple(int(s) for s in data.shape), np.asarray(img.affine), np.argwhere(mask))
+        return cls(tuple(int(s) for s in mask.shape), np.asarray(img.affine), np.argwhere(mask))
+
+
+def mask_from_image(img: Any, name: str = "mask_img") -> np.ndarray:
+    """The boolean 3D mask of a loaded image: its finite, non-zero voxels.
+
+    A 4D image with a single volume counts as 3D; any other shape is refused
+    with :class:`~data_loaders.errors.InputError` naming ``name``.
+    """
+    data = np.asarray(img.dataobj)
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise InputError(f"{name} must be 3D; got shape {data.shape}.")
+    return np.isfinite(data) & (data != 0)
+
+
+class GeometryFields:
+    """Read-only views of an object's ``geometry`` (a :class:`VoxelGeometry` or None).
+
+    Gives :class:`~data_loaders.fmri.dataset.FMRIDataset`, the NIfTI reader's
+    result and the simulated subject the same ``voxel_ijk``, ``affine`` and
+    ``volume_shape`` attributes, each None where the object has no geometry.
+    """
+
+    geometry: VoxelGeometry | None
+
+    @property
+    def voxel_ijk(self) -> np.ndarray | None:
+        """Voxel indices ``(n_voxels, 3)`` int64 in the reference volume (``geometry.ijk``)."""
+        return None if self.geometry is None else self.geometry.ijk
+
+    @property
+    def affine(self) -> np.ndarray | None:
+        """The reference volume's ``(4, 4)`` affine (``geometry.affine``)."""
+        return None if self.geometry is None else self.geometry.affine
+
+    @property
+    def volume_shape(self) -> tuple[int, int, int] | None:
+        """The reference volume's shape (``geometry.volume_shape``)."""
+        return None if self.geometry is None else self.geometry.volume_shape
 
 
 def values_to_nifti(values: Any, geometry: VoxelGeometry, fill: float = np.nan):

@@ -28,7 +28,7 @@ import numpy as np
 from data_loaders._validation import check_bool, check_file
 from data_loaders.errors import InputError, InputTypeError, UnreadableFileError
 from data_loaders.fmri._common import _one_line, check_stimulus_ids, drop_bad_voxels, read_table
-from data_loaders.fmri.geometry import VoxelGeometry
+from data_loaders.fmri.geometry import GeometryFields, VoxelGeometry, mask_from_image
 
 __all__ = ["NiftiBetas", "load_nifti_betas"]
 
@@ -185,7 +185,7 @@ def _label_name_map(label_names) -> dict[int, str]:
 
 
 @dataclass
-class NiftiBetas:
+class NiftiBetas(GeometryFields):
     """Masked single-trial responses with each voxel's position and ROI.
 
     Attributes
@@ -226,18 +226,8 @@ class NiftiBetas:
 
     @property
     def ijk(self) -> np.ndarray:
-        """Voxel indices in the volume, ``(n_voxels, 3)`` int64."""
+        """Voxel indices in the volume, ``(n_voxels, 3)`` int64 (``geometry.ijk``)."""
         return self.geometry.ijk
-
-    @property
-    def affine(self) -> np.ndarray:
-        """The grid's affine, ``(4, 4)``."""
-        return self.geometry.affine
-
-    @property
-    def volume_shape(self) -> tuple[int, int, int]:
-        """The grid's shape ``(X, Y, Z)``."""
-        return self.geometry.volume_shape
 
     @property
     def n_trials(self) -> int:
@@ -429,12 +419,7 @@ def load_nifti_betas(
     if mask_img is not None:
         m_img = _load_img(mask_img, "mask_img")
         _check_same_grid(m_img, img, "mask_img", "images", "mask")
-        m = np.asarray(m_img.dataobj)
-        if m.ndim == 4 and m.shape[3] == 1:
-            m = m[..., 0]
-        if m.ndim != 3:
-            raise InputError(f"mask_img must be 3D; got shape {m.shape}.")
-        mask = np.isfinite(m) & (m != 0)
+        mask = mask_from_image(m_img)
     elif labels is not None:
         mask = labels > 0
     else:

@@ -49,7 +49,7 @@ from scipy import ndimage
 from data_loaders._io import check_overwrite
 from data_loaders._validation import check_array, check_bool, check_float, check_int
 from data_loaders.errors import InputError, InputTypeError
-from data_loaders.fmri.geometry import VoxelGeometry
+from data_loaders.fmri.geometry import GeometryFields, VoxelGeometry
 
 __all__ = [
     "CATEGORIES",
@@ -352,7 +352,7 @@ def contrast_energy(images: np.ndarray, scale: float = 1.0) -> np.ndarray:
 
 # ------------------------------------------------------------------ voxels
 @dataclass
-class SimulatedSubject:
+class SimulatedSubject(GeometryFields):
     """One simulated subject: single-trial betas and everything planted.
 
     Attributes
@@ -412,24 +412,9 @@ class SimulatedSubject:
         return self.betas.shape[1]
 
     @property
-    def voxel_ijk(self) -> np.ndarray:
-        """Indices into the MNI152 2 mm volume, ``(n_voxels, 3)`` int64."""
-        return self.geometry.ijk
-
-    @property
     def coords(self) -> np.ndarray:
         """MNI coordinates in mm, ``(n_voxels, 3)``."""
         return self.geometry.coords
-
-    @property
-    def affine(self) -> np.ndarray:
-        """The MNI152 2 mm grid's ``(4, 4)`` affine."""
-        return self.geometry.affine
-
-    @property
-    def volume_shape(self) -> tuple[int, int, int]:
-        """The MNI152 2 mm grid's shape."""
-        return self.geometry.volume_shape
 
     def _crop(self, margin: int = 2):
         """Bounding box of the voxels (plus ``margin``) and the affine of that box."""
