@@ -62,6 +62,16 @@ def _curves(ax: Axes, table: pd.DataFrame, prefix: str = "", log: bool = True) -
     return colors
 
 
+def _false_matches(table: pd.DataFrame, xlabel: str, title: str) -> Figure:
+    """One false-match figure: each theory series as a line, with its simulated points."""
+    fig, axes = new_figure(size=_SIZE)
+    ax = axes[0, 0]
+    _curves(ax, table)
+    ax.set(xlabel=xlabel, ylabel="false-match probability", title=title, ylim=(1e-16, 1))
+    ax.legend()
+    return fig
+
+
 def plot_error_vs_n(table: pd.DataFrame) -> Figure:
     """False-match probability against the population size n, one line per a.
 
@@ -74,17 +84,7 @@ def plot_error_vs_n(table: pd.DataFrame) -> Figure:
     -------
     matplotlib.figure.Figure
     """
-    fig, axes = new_figure(size=_SIZE)
-    ax = axes[0, 0]
-    _curves(ax, table)
-    ax.set(
-        xlabel="cells in the population n",
-        ylabel="false-match probability",
-        title="False matches vs n (s = 24, θ = 12)",
-        ylim=(1e-16, 1),
-    )
-    ax.legend()
-    return fig
+    return _false_matches(table, "cells in the population n", "False matches vs n (s = 24, θ = 12)")
 
 
 def plot_error_vs_a(table: pd.DataFrame) -> Figure:
@@ -99,17 +99,7 @@ def plot_error_vs_a(table: pd.DataFrame) -> Figure:
     -------
     matplotlib.figure.Figure
     """
-    fig, axes = new_figure(size=_SIZE)
-    ax = axes[0, 0]
-    _curves(ax, table)
-    ax.set(
-        xlabel="active cells a",
-        ylabel="false-match probability",
-        title="False matches vs a (s = 24, θ = 12)",
-        ylim=(1e-16, 1),
-    )
-    ax.legend()
-    return fig
+    return _false_matches(table, "active cells a", "False matches vs a (s = 24, θ = 12)")
 
 
 def plot_union(table: pd.DataFrame) -> Figure:
