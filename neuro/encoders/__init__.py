@@ -6,9 +6,18 @@
   readouts of feature maps, trained with :class:`neuro.train.Trainer`;
 - :class:`GaborFeatures`, :class:`BackboneFeatures`, :func:`pool_features`,
   :func:`cached_features`: image features;
-- :func:`voxel_correlation`, :func:`voxel_r2`, :func:`noise_normalized`,
-  :func:`roi_summary`: metrics;
-- :func:`compare_encoders`: several encoders on one dataset, per voxel and ROI.
+- :func:`voxel_correlation`, :func:`voxel_r2`, :func:`mean_r2`,
+  :func:`mean_correlation`, :func:`noise_normalized`, :func:`roi_summary`: metrics;
+- :func:`compare_encoders`: several encoders on one dataset, per voxel and ROI
+  (an :class:`EncoderComparison`, a :class:`neuro.results.Result`);
+- :func:`check_ground_truth`, :func:`receptive_field_recovery`: fits against a
+  simulated subject's planted truth; :mod:`neuro.encoders.plots`: figures.
+
+The estimators follow the package's contract (:class:`neuro.base.NeuroEstimator`):
+``score`` is R² and ``correlation_score`` the mean Pearson r; seeds are
+``random_state``; ``save(path)`` / ``Class.load(path)`` round-trip exactly;
+the class attribute ``input_kind`` (``"vectors"`` or ``"maps"``) says what
+``X`` they read.
 """
 
 from neuro.encoders.banded import BandedRidgeCV
@@ -19,7 +28,15 @@ from neuro.encoders.features import (
     cached_features,
     pool_features,
 )
-from neuro.encoders.metrics import noise_normalized, roi_summary, voxel_correlation, voxel_r2
+from neuro.encoders.groundtruth import check_ground_truth, receptive_field_recovery
+from neuro.encoders.metrics import (
+    mean_correlation,
+    mean_r2,
+    noise_normalized,
+    roi_summary,
+    voxel_correlation,
+    voxel_r2,
+)
 from neuro.encoders.readouts import ReadoutEncoder
 from neuro.encoders.ridge import VoxelRidgeCV
 
@@ -31,9 +48,13 @@ __all__ = [
     "ReadoutEncoder",
     "VoxelRidgeCV",
     "cached_features",
+    "check_ground_truth",
     "compare_encoders",
+    "mean_correlation",
+    "mean_r2",
     "noise_normalized",
     "pool_features",
+    "receptive_field_recovery",
     "roi_summary",
     "voxel_correlation",
     "voxel_r2",

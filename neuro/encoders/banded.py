@@ -24,20 +24,9 @@ from numbers import Integral
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, RegressorMixin
 
-from neuro.encoders.ridge import (
-    DEFAULT_ALPHAS,
-    _as_2d,
-    _as_tensor,
-    _check_alphas,
-    _check_batch_size,
-    _check_dtype,
-    _mean_r,
-    make_folds,
-    solve_ridge_cv,
-)
-from neuro.train.device import resolve_device
+from neuro.encoders.ridge import DEFAULT_ALPHAS, _VoxelLinearModel, solve_ridge_cv
+from neuro.errors import InputError, InputTypeError
 
 __all__ = ["BandedRidgeCV", "check_groups", "sample_gammas"]
 
@@ -62,7 +51,7 @@ def check_groups(groups, n_features: int) -> list[np.ndarray]:
 
     Raises
     ------
-    ValueError
+    InputError
         A group is empty, holds indices out of range or repeated, two groups
         share a column, or some column is in no group (every column must belong
         to exactly one group: drop unused columns from X instead).
@@ -70,7 +59,7 @@ def check_groups(groups, n_features: int) -> list[np.ndarray]:
     if groups is None:
         return [np.arange(n_features)]
     if isinstance(groups, (str, bytes)) or not hasattr(groups, "__len__") or len(groups) == 0:
-        raise ValueError(
+        raise InputError(
             "groups must be None, a list of group sizes, or a list of column-index arrays or "
             f"slices; got {groups!r}."
         )
@@ -79,14 +68,14 @@ def check_groups(groups, n_features: int) -> list[np.ndarray]:
     if all(is_size):
         sizes = [int(g) for g in items]
         if any(s < 1 for s in sizes) or sum(sizes) != n_features:
-            raise ValueError(
+            raise InputError(
                 f"groups given as sizes must be positive and sum to n_features={n_features}; "
                 f"got {sizes} (sum {sum(sizes)})."
             )
         edges = np.cumsum([0, *sizes])
         return [np.arange(a, b) for a, b in itertools.pairwise(edges)]
     if any(is_size):
-        raise ValueError(
+        raise InputError(
             "groups mixes sizes (ints) and column indices; give either a list of sizes or a "
             "list of index arrays/slices."
         )
@@ -94,23 +83,23 @@ def check_groups(groups, n_features: int) -> list[np.ndarray]:
     for i, g in enumerate(items):
         idx = np.arange(n_features)[g] if isinstance(g, slice) else np.asarray(g).ravel()
         if idx.size == 0:
-            raise ValueError(f"group {i} is empty; every group needs at least one column.")
+            raise InputError(f"group {i} is empty; every group needs at least one column.")
         if not np.issubdtype(idx.dtype, np.integer):
-            raise ValueError(f"group {i} must hold integer column indices; got dtype {idx.dtype}.")
+            raise InputError(f"group {i} must hold integer column indices; got dtype {idx.dtype}.")
         if idx.min() < 0 or idx.max() >= n_features:
-            raise ValueError(
+            raise InputError(
                 f"group {i} holds column indices outside [0, n_features={n_features}): "
                 f"{idx[(idx < 0) | (idx >= n_features)][:5].tolist()}."
             )
         out.append(idx.astype(np.int64))
     counts = np.bincount(np.concatenate(out), minlength=n_features)
     if np.any(counts > 1):
-        raise ValueError(
+        raise InputError(
             f"groups overlap: columns {np.flatnonzero(counts > 1)[:10].tolist()} are in more "
             "than one group (or repeated); each column must belong to exactly one group."
         )
     if np.any(counts == 0):
-        raise ValueError(
+        raise InputError(
             f"columns {np.flatnonzero(counts == 0)[:10].tolist()} are in no group; every column "
             "of X must belong to a group (drop unused columns from X)."
         )
@@ -143,7 +132,7 @@ def sample_gammas(n_candidates: int, n_groups: int, concentration=(0.1, 1.0), ra
     return gammas
 
 
-class BandedRidgeCV(RegressorMixin, BaseEstimator):
+class BandedRidgeCV(_VoxelLinearModel):
     """Ridge with one cross-validated penalty per feature space and per voxel.
 
     Parameters
@@ -197,6 +186,18 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
         Mean validation score (negative MSE) of each candidate, at its best alpha.
     groups_ : list of ndarray
         Column indices of each feature space.
+    single_output_ : bool
+        ``Y`` was 1D at ``fit``: ``predict`` then returns 1D too.
+    n_features_in_ : int
+
+    Notes
+    -----
+    ``score`` is R² (averaged over voxels), as for every scikit-learn
+    regressor; ``correlation_score`` is the mean Pearson r. ``save(path)``
+    and ``BandedRidgeCV.load(path)`` round-trip exactly (:mod:`neuro.persist`);
+    ``groups`` given as slices and a ``random_state`` Generator are not
+    stored (the fitted ``groups_`` are), so a loaded model predicts the same
+    and a refit uses their defaults.
 
     Examples
     --------
@@ -242,22 +243,31 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
         n_iter = self.n_iter
         if isinstance(n_iter, Integral) and not isinstance(n_iter, bool):
             if n_iter < 1:
-                raise ValueError(f"n_iter must be a positive integer or an array; got {n_iter}.")
-            conc = np.atleast_1d(np.asarray(self.concentration, dtype=np.float64))
+                raise InputError(f"n_iter must be a positive integer or an array; got {n_iter}.")
+            try:
+                conc = np.atleast_1d(np.asarray(self.concentration, dtype=np.float64))
+            except (TypeError, ValueError):
+                conc = np.array([np.nan])
             if conc.size == 0 or not np.all(np.isfinite(conc)) or np.any(conc <= 0):
-                raise ValueError(
+                raise InputError(
                     f"concentration must be a number > 0 or a list of them; got "
                     f"{self.concentration!r}."
                 )
             return sample_gammas(int(n_iter), n_groups, conc, self.random_state)
-        gammas = np.asarray(n_iter, dtype=np.float64)
+        try:
+            gammas = np.asarray(n_iter, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise InputTypeError(
+                f"n_iter must be a positive integer or an array of candidates (n_candidates, "
+                f"n_groups={n_groups}); got {n_iter!r}."
+            ) from None
         if gammas.ndim != 2 or gammas.shape[1] != n_groups or len(gammas) == 0:
-            raise ValueError(
+            raise InputError(
                 f"n_iter given as candidates must have shape (n_candidates, n_groups={n_groups}); "
                 f"got shape {gammas.shape}."
             )
         if not np.all(np.isfinite(gammas)) or np.any(gammas < 0) or np.any(gammas.sum(1) <= 0):
-            raise ValueError(
+            raise InputError(
                 "n_iter candidates must be finite, non-negative, with a positive sum per row."
             )
         return gammas
@@ -274,21 +284,10 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
         -------
         self
         """
-        dtype = _check_dtype(self.dtype)
-        alphas = _check_alphas(self.alphas)
-        _check_batch_size(self.voxel_batch_size)
-        device = resolve_device(self.device)
-        Xt = _as_tensor(X, "X", device, dtype)
-        Yt = _as_2d(Y, "Y")
-        if len(Xt) != len(Yt):
-            raise ValueError(
-                f"X and Y must have the same number of samples; got {len(Xt)} and {len(Yt)}."
-            )
-        n, p = Xt.shape
-        v = Yt.shape[1]
+        Xt, Yt, alphas, folds, device, dtype = self._fit_inputs(X, Y)
+        p, v = Xt.shape[1], Yt.shape[1]
         groups = check_groups(self.groups, p)
         gammas = self._candidates(len(groups))
-        folds = make_folds(self.cv, n)
         group_of = np.empty(p, dtype=np.int64)
         for i, idx in enumerate(groups):
             group_of[idx] = i
@@ -338,10 +337,8 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
             self.group_alphas_ = self.alpha_[None, :] / self.gammas_
             self.deltas_ = np.log(self.gammas_) - np.log(self.alpha_)[None, :]
         self.cv_scores_ = cv_scores.cpu().numpy().astype(self.dtype)
-        self.coef_ = coef.cpu().numpy()
-        self.intercept_ = intercept.cpu().numpy()
+        self._set_fit(coef, intercept)
         self.groups_ = groups
-        self.n_features_in_ = p
         return self
 
     def predict(self, X, split: bool = False):
@@ -358,45 +355,10 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
         Returns
         -------
         array or tensor of shape (n_samples, n_voxels), or (n_groups, n_samples, n_voxels)
+            Without the voxel axis if ``Y`` was 1D at ``fit``.
         """
-        if not hasattr(self, "coef_"):
-            raise RuntimeError("This BandedRidgeCV is not fitted yet; call fit(X, Y) first.")
-        dtype = _check_dtype(self.dtype)
-        device = resolve_device(self.device)
-        Xt = _as_tensor(X, "X", device, dtype)
-        if Xt.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {Xt.shape[1]} features but the model was fitted with {self.n_features_in_}."
-            )
-        coef = torch.as_tensor(self.coef_, device=device, dtype=dtype)
-        if split:
-            pred = torch.stack([Xt[:, idx] @ coef[idx] for idx in self.groups_])
-        else:
-            pred = Xt @ coef + torch.as_tensor(self.intercept_, device=device, dtype=dtype)
-        if isinstance(X, torch.Tensor):
-            return pred.to(X.device)
-        return pred.cpu().numpy()
-
-    def save(self, path, overwrite: bool = False):
-        """Write the fitted model to one ``.npz`` file (settings and arrays, no pickle).
-
-        A scikit-learn splitter given as ``cv`` is not saved (the loaded model
-        predicts; refitting it uses the default ``cv``). Writing is atomic and
-        an existing file is refused unless ``overwrite``.
-        """
-        from neuro.encoders._persist import save_fitted
-
-        if not hasattr(self, "coef_"):
-            raise RuntimeError("This BandedRidgeCV is not fitted yet; call fit(X, Y) first.")
-        return save_fitted(self, path, overwrite=overwrite)
-
-    @classmethod
-    def load(cls, path) -> BandedRidgeCV:
-        """A fitted model from a file written by :meth:`save`."""
-        from neuro.encoders._persist import load_fitted
-
-        return load_fitted(cls, path)
-
-    def score(self, X, Y, sample_weight=None) -> float:
-        """Mean over voxels of the Pearson r between prediction and data."""
-        return _mean_r(self.predict(X), Y, sample_weight)
+        if not split:
+            return super().predict(X)
+        Xt, coef, _, _ = self._predict_tensor(X)
+        pred = torch.stack([Xt[:, idx] @ coef[idx] for idx in self.groups_])
+        return self._output(pred, X)

@@ -8,9 +8,13 @@ Inputs (one of):
   optionally ``--mask``, ``--labels`` (integer ROI atlas) with
   ``--label-names`` (a TSV of ``index`` and ``name``) and ``--rois``;
 * NSD-style HDF5: ``--hdf5`` (see :class:`data_loaders.fmri.NSDSession`) with
-  ``--images``;
-* nothing: a small simulated subject (``neuro simulate-fmri`` writes the same
-  thing to disk), to try the command out.
+  ``--images``.
+
+Without data options the command stops with a one-line message: the
+simulated run is ``neuro demo`` (and ``neuro simulate-fmri`` writes a
+simulated study to disk in the layout above). Every path is checked before
+anything is read, and a problem with one is reported under its flag
+(``--betas: no such file: ...``).
 
 Features are a Gabor filter bank on the images (``--features gabor``) or a
 precomputed array ``(n_stimuli, C, H, W)`` in a ``.npy`` file
@@ -18,9 +22,9 @@ precomputed array ``(n_stimuli, C, H, W)`` in a ``.npy`` file
 so a second run does not recompute them. ``--semantic FILE.npy`` gives the
 semantic readout one vector per stimulus.
 
-Writes into ``--out``: ``metrics.json``, ``roi_table.csv``, ``voxels.csv``,
-NIfTI r-maps and the best-encoder map in ``maps/``, PNG figures in
-``figures/`` and the fitted models in ``models/``
+Writes into ``--out``: ``metrics.json``, ``summary.txt``, ``roi_table.csv``,
+``voxels.csv``, NIfTI r-maps and the best-encoder map in ``maps/``, PNG
+figures in ``figures/`` and the fitted models in ``models/<encoder>.pt``
 (:meth:`neuro.encoders.compare.EncoderComparison.save`).
 """
 
@@ -31,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["add_arguments", "load_dataset", "run"]
+__all__ = ["add_arguments", "check_inputs", "load_dataset", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from neuro.encoders.compare import ENCODERS
 
     data = parser.add_argument_group(
-        "data (NIfTI, NSD-style HDF5, or none for a simulated subject)"
+        "data (NIfTI or NSD-style HDF5; `neuro demo` runs on a simulated subject)"
     )
     data.add_argument("--betas", type=Path, help="4D NIfTI of single-trial betas (x, y, z, trial)")
     data.add_argument(
@@ -72,22 +76,80 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument(
         "--feature-cache", type=Path, help="HDF5 file caching the Gabor features between runs"
     )
-    model.add_argument("--map-size", type=int, default=16, help="Gabor feature map side (16)")
-    model.add_argument(
-        "--image-size", type=int, default=64, help="images are resized to this side (64)"
-    )
+    model.add_argument("--map-size", type=int, default=16, help="Gabor feature map side")
+    model.add_argument("--image-size", type=int, default=64, help="images are resized to this side")
     model.add_argument(
         "--semantic", type=Path, help=".npy of one semantic vector per stimulus (n_stimuli, D)"
     )
     model.add_argument(
         "--epochs", type=int, default=None, help="training epochs of the readouts (their default)"
     )
-    model.add_argument(
-        "--test-size", type=float, default=0.2, help="fraction of stimuli held out (0.2)"
-    )
+    model.add_argument("--test-size", type=float, default=0.2, help="fraction of stimuli held out")
     model.add_argument(
         "--test-stimuli", type=Path, help="text file of held-out stimulus ids (one per line)"
     )
+
+
+#: Options naming an input file (``--images`` may also be a folder).
+_PATH_OPTIONS = ("betas", "trials", "mask", "labels", "label_names", "hdf5", "semantic")
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def check_inputs(args: argparse.Namespace) -> None:
+    """Refuse missing data options and missing or empty input files, before reading any.
+
+    Raises
+    ------
+    InputError
+        No data options (the simulated run is ``neuro demo``), ``--betas``
+        with ``--hdf5`` or without ``--trials``, or a path that does not exist
+        or is empty, named by its flag.
+    """
+    from neuro._validation import check_file
+    from neuro.errors import InputError
+
+    if args.betas is not None and args.hdf5 is not None:
+        raise InputError("Give either --betas (NIfTI) or --hdf5, not both.")
+    if args.betas is not None and args.trials is None:
+        raise InputError(
+            "--betas needs --trials: a TSV with a stimulus_id column, one row per volume."
+        )
+    for dest in _PATH_OPTIONS:
+        if getattr(args, dest) is not None:
+            check_file(_flag(dest), getattr(args, dest))
+    if args.images is not None:
+        check_file("--images", args.images, folder=Path(args.images).is_dir())
+    if args.features != "gabor":
+        check_file("--features", args.features, suffixes=(".npy",))
+    if args.test_stimuli is not None:
+        check_file("--test-stimuli", args.test_stimuli)
+    if args.betas is None and args.hdf5 is None:
+        raise InputError(
+            "no data given: pass --betas FILE.nii.gz with --trials FILE.tsv (NIfTI), or --hdf5 "
+            "FILE (NSD-style), with --images. To try the encoders on a simulated subject, run "
+            "`neuro demo` (or write one to disk with `neuro simulate-fmri`)."
+        )
+
+
+def _read(flag: str, path, reader, what: str):
+    """``reader(path)``, with a file it cannot read reported in one line under ``flag``."""
+    from neuro.errors import InputError, UnreadableFileError
+
+    try:
+        return reader(path)
+    except InputError:
+        raise
+    except (OSError, ValueError, EOFError, UnicodeDecodeError) as err:
+        raise UnreadableFileError(
+            f"{flag}: {str(path)!r} is not {what} ({type(err).__name__}: {err}). Check the file."
+        ) from None
+
+
+def _load_npy(flag: str, path) -> np.ndarray:
+    return _read(flag, path, lambda p: np.load(p, allow_pickle=False), "a readable .npy array")
 
 
 def _label_names(path: Path | None):
@@ -95,31 +157,28 @@ def _label_names(path: Path | None):
         return None
     import pandas as pd
 
-    table = pd.read_csv(path, sep="\t")
+    from neuro.errors import InputError
+
+    table = _read("--label-names", path, lambda p: pd.read_csv(p, sep="\t"), "a readable TSV")
     if not {"index", "name"} <= set(table.columns):
-        raise ValueError(
-            f"{path} must be a TSV with columns 'index' and 'name'; it has {list(table.columns)}."
+        raise InputError(
+            f"--label-names {path} must be a TSV with columns 'index' and 'name'; it has "
+            f"{list(table.columns)}."
         )
     return {int(i): str(n) for i, n in zip(table["index"], table["name"], strict=True)}
 
 
 def load_dataset(args: argparse.Namespace):
-    """The :class:`~data_loaders.fmri.FMRIDataset` the options describe, and an optional truth.
+    """The :class:`~data_loaders.fmri.FMRIDataset` the options describe.
 
-    Returns ``(dataset, semantic)``: ``semantic`` is the simulated
-    experiment's category-content embedding when no data were given, else
-    the ``--semantic`` array or None.
+    Returns ``(dataset, semantic)``: ``semantic`` is the ``--semantic`` array
+    or None. The options are checked first (:func:`check_inputs`).
     """
-    from data_loaders.fmri import FMRIDataset, NSDSession, load_nifti_betas
+    from data_loaders.fmri import NSDSession, load_nifti_betas
 
-    semantic = None if args.semantic is None else np.load(args.semantic, allow_pickle=False)
-    if args.betas is not None and args.hdf5 is not None:
-        raise ValueError("Give either --betas (NIfTI) or --hdf5, not both.")
+    check_inputs(args)
+    semantic = None if args.semantic is None else _load_npy("--semantic", args.semantic)
     if args.betas is not None:
-        if args.trials is None:
-            raise ValueError(
-                "--betas needs --trials: a TSV with a stimulus_id column, one row per volume."
-            )
         nifti = load_nifti_betas(
             str(args.betas),
             str(args.trials),
@@ -132,49 +191,27 @@ def load_dataset(args: argparse.Namespace):
         sessions = None
         if trials is not None and "session" in getattr(trials, "columns", ()):
             sessions = trials["session"].to_numpy()
-        dataset = FMRIDataset(
-            nifti.betas,
-            nifti.stimulus_ids,
+        dataset = nifti.to_dataset(
             stimuli=None if args.images is None else str(args.images),
-            roi_labels=list(nifti.roi_labels),
-            coords=nifti.coords,
-            voxel_ijk=nifti.ijk,
-            affine=nifti.affine,
-            volume_shape=nifti.volume_shape,
-            session_ids=sessions,
             name=args.betas.name.split(".")[0],
+            session_ids=sessions,
         )
         return dataset, semantic
-    if args.hdf5 is not None:
-        with NSDSession(args.hdf5, rois=args.rois) as session:
-            dataset = session.to_dataset(stimuli=None if args.images is None else str(args.images))
-        return dataset, semantic
-
-    from data_loaders.simulate.fmri import simulate_fmri
-
-    sim = simulate_fmri(
-        n_subjects=1,
-        n_stimuli=300,
-        image_size=args.image_size,
-        voxels_per_roi=12,
-        snr=1.0,
-        seed=args.seed,
-    )
-    dataset = FMRIDataset.from_simulation(sim.subjects[0], sim.stimuli)
-    if semantic is None:
-        semantic = sim.stimuli.semantic_embedding(seed=args.seed)
+    with NSDSession(args.hdf5, rois=args.rois) as session:
+        dataset = session.to_dataset(stimuli=None if args.images is None else str(args.images))
     return dataset, semantic
 
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``neuro fit-encoder``."""
     from neuro.encoders.compare import compare_encoders
+    from neuro.errors import InputError
 
     models = args.model or ["ridge", "gaussian"]
     models = list(dict.fromkeys(models))
     dataset, semantic = load_dataset(args)
     if dataset.stimuli is None and args.features == "gabor":
-        raise ValueError(
+        raise InputError(
             "Gabor features need the stimulus images: give --images (a folder, HDF5 brick or "
             ".npy), or precomputed feature maps with --features FILE.npy."
         )
@@ -193,16 +230,16 @@ def run(args: argparse.Namespace) -> int:
                 extractor, dataset.stimuli, args.feature_cache, key=f"gabor_{args.image_size}px"
             )
     else:
-        path = Path(args.features)
-        if not path.exists():
-            raise FileNotFoundError(
-                f"--features {path}: no such file; give 'gabor' or a .npy of feature maps."
-            )
-        features = np.load(path, allow_pickle=False)
+        features = _load_npy("--features", args.features)
     readout_kwargs = {} if args.epochs is None else {"epochs": args.epochs}
     test_stimuli = None
     if args.test_stimuli is not None:
-        test_stimuli = np.loadtxt(args.test_stimuli, dtype=np.int64, ndmin=1)
+        test_stimuli = _read(
+            "--test-stimuli",
+            args.test_stimuli,
+            lambda p: np.loadtxt(p, dtype=np.int64, ndmin=1),
+            "a text file of integer stimulus ids, one per line",
+        )
     print(f"neuro fit-encoder: {dataset}")
     result = compare_encoders(
         dataset,
@@ -218,6 +255,6 @@ def run(args: argparse.Namespace) -> int:
         verbose=args.verbose,
     )
     result.save(args.out, overwrite=args.overwrite)
-    print(result.summary())
+    print(result.format_table())
     print(f"wrote {args.out}")
     return 0

@@ -12,16 +12,21 @@ scores each on the same held-out stimuli:
 * maps: one NIfTI r-map per encoder and the best encoder per voxel.
 
 Encoders are named (``"ridge"``, ``"linear"``, ``"factorized"``,
-``"gaussian"``, ``"semantic"``) or given as ``(name, estimator)`` pairs. The
-ridge model (:class:`~neuro.encoders.VoxelRidgeCV`) reads the flattened
-feature maps; the readouts (:class:`~neuro.encoders.ReadoutEncoder`) read
-the maps themselves, and the semantic readout also reads one semantic vector
-per stimulus when ``semantic`` is given.
+``"gaussian"``, ``"semantic"``) or given as ``(name, estimator)`` pairs. What
+an estimator reads is its class attribute ``input_kind``: ``"vectors"``
+(:class:`~neuro.encoders.VoxelRidgeCV`, :class:`~neuro.encoders.BandedRidgeCV`,
+and any estimator without the attribute) gets the flattened feature maps,
+``"maps"`` (:class:`~neuro.encoders.ReadoutEncoder`) the maps themselves; an
+estimator whose ``reads_semantic`` is true (the semantic readout) also gets
+one semantic vector per stimulus when ``semantic`` is given.
+
+The result, :class:`EncoderComparison`, is a :class:`neuro.results.Result`:
+``summary()`` (a JSON-able dict), ``format_table()``, ``tables()``,
+``plot()`` and ``save(folder)``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import warnings
@@ -33,6 +38,8 @@ from typing import Any
 import numpy as np
 
 from neuro.encoders.metrics import noise_normalized, roi_summary, voxel_correlation, voxel_r2
+from neuro.errors import InputError
+from neuro.results import Result
 
 __all__ = ["ENCODERS", "EncoderComparison", "compare_encoders", "compute_features", "make_encoder"]
 
@@ -44,7 +51,9 @@ ENCODERS = ("ridge", "linear", "factorized", "gaussian", "semantic")
 _MIN_CEILING = 0.05
 
 
-def make_encoder(name: str, device: str = "auto", seed: int = 0, verbose: int = 0, **kwargs):
+def make_encoder(
+    name: str, device: str = "auto", random_state: int = 0, verbose: int = 0, **kwargs
+):
     """An unfitted encoder for one of :data:`ENCODERS`.
 
     Parameters
@@ -53,12 +62,16 @@ def make_encoder(name: str, device: str = "auto", seed: int = 0, verbose: int = 
         ``"ridge"`` gives :class:`~neuro.encoders.VoxelRidgeCV`; the others give
         :class:`~neuro.encoders.ReadoutEncoder` with that readout.
     device : str, default="auto"
-    seed : int, default=0
-        Seed of the readouts' initialisation and data order.
+    random_state : int, default=0
+        Seed of the readouts' initialisation and data order (ridge has none).
     verbose : int, default=0
     **kwargs
         Passed to the estimator (e.g. ``epochs=`` for a readout, ``alphas=``
         for ridge).
+
+    Returns
+    -------
+    VoxelRidgeCV or ReadoutEncoder
     """
     if name == "ridge":
         from neuro.encoders.ridge import VoxelRidgeCV
@@ -67,8 +80,10 @@ def make_encoder(name: str, device: str = "auto", seed: int = 0, verbose: int = 
     if name in ENCODERS:
         from neuro.encoders.readouts import ReadoutEncoder
 
-        return ReadoutEncoder(readout=name, device=device, seed=seed, verbose=verbose, **kwargs)
-    raise ValueError(f"Unknown encoder {name!r}; choose from {list(ENCODERS)}.")
+        return ReadoutEncoder(
+            readout=name, device=device, random_state=random_state, verbose=verbose, **kwargs
+        )
+    raise InputError(f"Unknown encoder {name!r}; choose from {list(ENCODERS)}.")
 
 
 def compute_features(
@@ -100,7 +115,7 @@ def compute_features(
     ndarray of shape (len(stimulus_ids), C, H, W), float32
     """
     if dataset.stimuli is None:
-        raise ValueError(
+        raise InputError(
             "The dataset has no stimulus images, so features cannot be computed; give "
             "stimuli= when creating it, or pass precomputed features=."
         )
@@ -116,7 +131,7 @@ def compute_features(
         out = transform(images)
         if isinstance(out, Mapping):
             if len(out) != 1:
-                raise ValueError(
+                raise InputError(
                     f"The extractor returned {len(out)} layers ({list(out)}); give an extractor "
                     "of one layer, or compute features per layer and pass features=."
                 )
@@ -126,8 +141,8 @@ def compute_features(
 
 
 @dataclass
-class EncoderComparison:
-    """Held-out accuracy of several encoders fitted on the same data.
+class EncoderComparison(Result):
+    """Held-out accuracy of several encoders fitted on the same data (a :class:`~neuro.results.Result`).
 
     Attributes
     ----------
@@ -150,6 +165,13 @@ class EncoderComparison:
         Stimuli (averaged over their repeats) used to fit and to score.
     dataset : FMRIDataset
         The dataset compared on (for maps).
+
+    Notes
+    -----
+    ``summary()`` is a JSON-able dict (``metrics.json``), ``format_table()``
+    the per-ROI table as text (``summary.txt``; ``print(result)`` shows it),
+    ``tables()`` the ROI and voxel tables, ``plot()`` the figures, and
+    ``save(folder)`` writes them all with the NIfTI maps and the models.
     """
 
     scores: dict[str, np.ndarray]
@@ -169,8 +191,14 @@ class EncoderComparison:
         """Encoder names in the order they were fitted."""
         return list(self.scores)
 
+    @property
+    def has_maps(self) -> bool:
+        """Whether the dataset knows where its voxels lie, so that brain maps can be drawn."""
+        ds = self.dataset
+        return ds is not None and ds.voxel_ijk is not None and ds.affine is not None
+
     def best_model(self) -> np.ndarray:
-        """Name of the encoder with the highest held-out r in each voxel."""
+        """Name of the encoder with the highest held-out r in each voxel, ``(n_voxels,)``."""
         stacked = np.stack([self.scores[n] for n in self.names])
         return np.asarray(self.names)[np.argmax(stacked, axis=0)]
 
@@ -185,7 +213,11 @@ class EncoderComparison:
         cols["best_model"] = self.best_model()
         return pd.DataFrame(cols)
 
-    def summary(self) -> str:
+    def tables(self) -> dict[str, Any]:
+        """``roi_table`` (per ROI and encoder) and ``voxels`` (per voxel), as DataFrames."""
+        return {"roi_table": self.table, "voxels": self.voxel_table()}
+
+    def format_table(self) -> str:
         """The per-ROI table as text: mean r [95% CI] and noise-normalised score per encoder."""
         t = self.table
         lines = []
@@ -205,44 +237,9 @@ class EncoderComparison:
         lines.append("cells: mean r [95% bootstrap CI] and mean fraction of the noise ceiling")
         return "\n".join(lines)
 
-    def figure(self):
-        """Bar chart of the mean noise-normalised score per ROI and encoder, with 95% CIs."""
-        from neuro.plotting import new_figure
-
-        t = self.table[self.table["roi"] != "all"]
-        rois = list(dict.fromkeys(t["roi"]))
-        fig, axes = new_figure(size=(max(5.0, 0.9 * len(rois) + 2), 3.6))
-        ax = axes[0, 0]
-        width = 0.8 / max(len(self.names), 1)
-        x = np.arange(len(rois))
-        for i, n in enumerate(self.names):
-            rows = t[t["model"] == n].set_index("roi").loc[rois]
-            mean = rows["normalized_mean"].to_numpy(dtype=float)
-            err = np.stack(
-                [
-                    mean - rows["normalized_ci_low"].to_numpy(dtype=float),
-                    rows["normalized_ci_high"].to_numpy(dtype=float) - mean,
-                ]
-            )
-            ax.bar(x + (i - (len(self.names) - 1) / 2) * width, mean, width, yerr=err, label=n)
-        ax.set_xticks(x, rois)
-        ax.axhline(0, color="k", lw=0.5)
-        ax.set_ylabel("fraction of noise ceiling (r² / NC)")
-        ax.set_title(f"Held-out accuracy per ROI ({self.n_test} test stimuli)")
-        ax.legend(fontsize=8, ncols=min(len(self.names), 5))
-        return fig
-
-    def r_maps(self) -> dict:
-        """One NIfTI image of held-out r per encoder (NaN outside the dataset's voxels)."""
-        return {n: self.dataset.to_nifti(self.scores[n]) for n in self.names}
-
-    def best_model_map(self):
-        """NIfTI image of the best encoder per voxel: ``1 + index`` into :attr:`names`, 0 outside."""
-        best = np.asarray([self.names.index(b) + 1 for b in self.best_model()], dtype=np.float32)
-        return self.dataset.to_nifti(best, fill=0.0)
-
-    def metrics(self) -> dict:
-        """Headline numbers as a JSON-ready dict (per encoder and per ROI)."""
+    def summary(self) -> dict[str, Any]:
+        """Headline numbers as a JSON-able dict: per encoder, its fit time, mean r, mean R²,
+        mean noise-normalised score and per-ROI numbers (None where undefined)."""
         t = self.table
         out: dict[str, Any] = {
             "n_train_stimuli": self.n_train,
@@ -253,8 +250,9 @@ class EncoderComparison:
         for n in self.names:
             rows = t[t["model"] == n].set_index("roi")
             out["encoders"][n] = {
-                "fit_seconds": self.fit_seconds[n],
+                "fit_seconds": float(self.fit_seconds[n]),
                 "mean_r": float(np.nanmean(self.scores[n])),
+                "mean_r2": float(np.nanmean(self.r2[n])),
                 "mean_normalized": float(np.nanmean(self.normalized[n]))
                 if np.isfinite(self.normalized[n]).any()
                 else None,
@@ -270,57 +268,50 @@ class EncoderComparison:
             }
         return out
 
-    def save(self, out, overwrite: bool = False, figures: bool = True) -> Path:
-        """Write the comparison to the folder ``out``.
+    def plot(self) -> dict[str, Any]:
+        """Figures by name: ``roi_comparison`` and, with brain maps, one ``r_<encoder>`` each."""
+        from neuro.encoders import plots
 
-        Files: ``metrics.json``, ``roi_table.csv``, ``voxels.csv``,
-        ``maps/r_<encoder>.nii.gz`` and ``maps/best_model.nii.gz`` (with
-        ``maps/best_model_labels.tsv``) when the dataset knows where its voxels
-        lie, ``figures/roi_comparison.png`` and one glass-brain figure per
-        encoder, and ``models/<encoder>.*``: each fitted model
-        (``ReadoutEncoder.save`` format, or an ``.npz`` of the ridge weights).
-        Writing is atomic per file; an existing non-empty folder is refused
-        unless ``overwrite``.
-        """
-        from neuro.io import atomic_write_json, atomic_write_text, prepare_output_dir
-        from neuro.plotting import save_figure
-
-        out = prepare_output_dir(out, overwrite=overwrite)
-        atomic_write_json(out / "metrics.json", self.metrics())
-        atomic_write_text(out / "roi_table.csv", self.table.to_csv(index=False))
-        atomic_write_text(out / "voxels.csv", self.voxel_table().to_csv(index=False))
-        has_space = self.dataset is not None and self.dataset.voxel_ijk is not None
-        if has_space and self.dataset.affine is not None:
+        figures = {"roi_comparison": plots.roi_comparison(self)}
+        if self.has_maps:
             for n, img in self.r_maps().items():
-                _save_nifti(img, out / "maps" / f"r_{n}.nii.gz")
-            _save_nifti(self.best_model_map(), out / "maps" / "best_model.nii.gz")
+                figures[f"r_{n}"] = plots.glass_brain(img, f"{n}: held-out r")
+        return figures
+
+    def r_maps(self) -> dict:
+        """One NIfTI image of held-out r per encoder (NaN outside the dataset's voxels)."""
+        return {n: self.dataset.to_nifti(self.scores[n]) for n in self.names}
+
+    def best_model_map(self):
+        """NIfTI image of the best encoder per voxel: ``1 + index`` into :attr:`names`, 0 outside."""
+        best = np.asarray([self.names.index(b) + 1 for b in self.best_model()], dtype=np.float32)
+        return self.dataset.to_nifti(best, fill=0.0)
+
+    def _save_extra(self, folder: Path, overwrite: bool) -> None:
+        """Brain maps in ``maps/`` (when the voxels have positions) and models in ``models/``.
+
+        ``maps/r_<encoder>.nii.gz``, ``maps/best_model.nii.gz`` with
+        ``maps/best_model_labels.tsv``; ``models/<encoder>.pt`` for each
+        fitted model that has ``save`` (load it with its class's ``load``).
+        """
+        from neuro.io import atomic_write_text
+
+        if self.has_maps:
+            for n, img in self.r_maps().items():
+                _save_nifti(img, folder / "maps" / f"r_{n}.nii.gz")
+            _save_nifti(self.best_model_map(), folder / "maps" / "best_model.nii.gz")
             labels = "index\tencoder\n" + "".join(
                 f"{i + 1}\t{n}\n" for i, n in enumerate(self.names)
             )
-            atomic_write_text(out / "maps" / "best_model_labels.tsv", labels)
-        if figures:
-            save_figure(self.figure(), out / "figures" / "roi_comparison.png")
-            if has_space and self.dataset.affine is not None:
-                for n, img in self.r_maps().items():
-                    _glass_brain(img, f"{n}: held-out r", out / "figures" / f"r_{n}.png")
+            atomic_write_text(folder / "maps" / "best_model_labels.tsv", labels)
         for n, est in self.encoders.items():
             if hasattr(est, "save"):
-                suffix = ".pt" if hasattr(est, "readout") else ".npz"
-                est.save(out / "models" / f"{n}{suffix}", overwrite=overwrite)
-        return out
+                est.save(folder / "models" / f"{n}.pt", overwrite=overwrite)
 
 
 def _finite(x) -> float | None:
     x = float(x)
     return x if np.isfinite(x) else None
-
-
-def _jsonable(v) -> bool:
-    try:
-        json.dumps(v, default=list)
-    except TypeError:
-        return False
-    return True
 
 
 def _save_nifti(img, path: Path) -> None:
@@ -339,46 +330,31 @@ def _nifti_bytes(img) -> bytes:
     return gzip.compress(img.to_bytes(), mtime=0)
 
 
-def _glass_brain(img, title: str, path: Path) -> None:
-    import nibabel as nib
-    from matplotlib.figure import Figure
-    from nilearn import plotting as nplot
-
-    from neuro.plotting import save_figure
-
-    fig = Figure(figsize=(7, 2.6))
-    data = np.nan_to_num(np.asarray(img.dataobj, dtype=np.float32))
-    img = nib.Nifti1Image(data, img.affine)
-    vmax = float(np.abs(data).max()) or 1.0
-    nplot.plot_glass_brain(
-        img, figure=fig, title=title, colorbar=True, plot_abs=False, vmax=vmax, cmap="RdBu_r"
-    )
-    save_figure(fig, path)
-
-
 def _averages(dataset):
     responses, ids, counts = dataset.average_repeats()
     return responses.astype(np.float32), ids, counts
 
 
-def _encoder_list(encoders, device, seed, verbose, readout_kwargs):
+def _encoder_list(encoders, device, random_state, verbose, readout_kwargs):
     if isinstance(encoders, str):
         encoders = [encoders]
     items = list(encoders.items()) if isinstance(encoders, Mapping) else list(encoders)
     if not items:
-        raise ValueError(f"encoders is empty; give one or more of {list(ENCODERS)}.")
+        raise InputError(f"encoders is empty; give one or more of {list(ENCODERS)}.")
     out: dict[str, Any] = {}
     for item in items:
         if isinstance(item, str):
             kwargs = {} if item == "ridge" else dict(readout_kwargs or {})
             name, est = (
                 item,
-                make_encoder(item, device=device, seed=seed, verbose=verbose, **kwargs),
+                make_encoder(
+                    item, device=device, random_state=random_state, verbose=verbose, **kwargs
+                ),
             )
         else:
             name, est = item
         if name in out:
-            raise ValueError(f"Encoder name {name!r} appears twice; give each a distinct name.")
+            raise InputError(f"Encoder name {name!r} appears twice; give each a distinct name.")
         out[name] = est
     return out
 
@@ -406,8 +382,9 @@ def compare_encoders(
         voxel positions. Repeats of a stimulus are averaged before fitting.
     encoders : list of names or (name, estimator) pairs, or dict, default=("ridge", "gaussian")
         Names from :data:`ENCODERS`, or any estimator with ``fit(X, Y)`` and
-        ``predict(X)``. Ridge-like estimators (no ``readout`` attribute) get the
-        flattened maps; readouts get the maps.
+        ``predict(X)``. Estimators whose ``input_kind`` is ``"maps"`` (the
+        readouts) get the maps; the others (``"vectors"``, or no such
+        attribute) the flattened maps.
     features : array (n_stimuli, C, H, W), extractor, or None
         Feature maps of every stimulus, indexed by stimulus id (as
         ``dataset.stimulus_ids`` counts them); or an object with
@@ -422,7 +399,8 @@ def compare_encoders(
     test_stimuli : array of int, optional
         The held-out stimulus ids (e.g. NSD's shared 1000).
     seed : int, default=0
-        Seed of the split and of the readouts.
+        Seed of the split, the bootstrap and the named readouts (their
+        ``random_state``).
     device : str, default="auto"
     readout_kwargs : dict, optional
         Extra settings for the named readouts (``epochs``, ``lr``, ...).
@@ -460,7 +438,7 @@ def compare_encoders(
     y_train, ids_train, _ = _averages(train)
     y_test, ids_test, counts_test = _averages(test)
     if len(ids_train) < 5:
-        raise ValueError(
+        raise InputError(
             f"Only {len(ids_train)} distinct training stimuli; at least 5 are needed to fit and "
             "cross-validate. Use more stimuli or a smaller test_size."
         )
@@ -472,13 +450,13 @@ def compare_encoders(
     else:
         maps = np.asarray(features, dtype=np.float32)
         if maps.ndim not in (2, 4):
-            raise ValueError(
+            raise InputError(
                 f"features must have shape (n_stimuli, C, H, W) (or (n_stimuli, D) for ridge); "
                 f"got {maps.shape}."
             )
         top = int(max(ids_train.max(), ids_test.max()))
         if len(maps) <= top:
-            raise ValueError(
+            raise InputError(
                 f"features has {len(maps)} rows but the dataset shows stimulus id {top}; give one "
                 "row per stimulus, indexed by stimulus id."
             )
@@ -487,7 +465,7 @@ def compare_encoders(
     if semantic is not None:
         sem = np.asarray(semantic, dtype=np.float32)
         if sem.ndim != 2 or len(sem) <= int(max(ids_train.max(), ids_test.max())):
-            raise ValueError(
+            raise InputError(
                 f"semantic must have shape (n_stimuli, D) with one row per stimulus id; got "
                 f"{sem.shape}."
             )
@@ -509,11 +487,11 @@ def compare_encoders(
     bar = progress(est_by_name.items(), desc="encoders", verbose=verbose, unit="model")
     for name, est in bar:
         bar.set_postfix_str(f"fitting {name}")
-        is_readout = hasattr(est, "readout")
-        xtr = x_train if is_readout else x_train.reshape(len(x_train), -1)
-        xte = x_test if is_readout else x_test.reshape(len(x_test), -1)
+        reads_maps = getattr(est, "input_kind", "vectors") == "maps"
+        xtr = x_train if reads_maps else x_train.reshape(len(x_train), -1)
+        xte = x_test if reads_maps else x_test.reshape(len(x_test), -1)
         t0 = time.perf_counter()
-        if is_readout and getattr(est, "readout", None) == "semantic" and sem_train is not None:
+        if getattr(est, "reads_semantic", False) and sem_train is not None:
             est.fit(xtr, y_train, semantic=sem_train)
             pred = est.predict(xte, semantic=sem_test)
         else:

@@ -7,10 +7,15 @@ that respond to faces, scenes, objects or text), computes Gabor features of the
 images, fits ridge and the readout families on the same training stimuli
 (:func:`neuro.encoders.compare.compare_encoders`), prints the per-ROI table of
 held-out accuracy as a fraction of the noise ceiling, and checks the fit
-against what was planted: the noise ceiling estimated from repeats against the
-true one, and the Gaussian readout's receptive-field centres against the
-planted centres. Writes everything :meth:`EncoderComparison.save` writes, plus
-``ground_truth.png``, into ``--out``.
+against what was planted (:func:`neuro.encoders.groundtruth.check_ground_truth`):
+the noise ceiling estimated from repeats against the true one, and the
+Gaussian readout's receptive-field centres against the planted centres.
+Writes everything :meth:`EncoderComparison.save` writes (``metrics.json``
+gains ``ground_truth`` and ``seconds``), plus ``ground_truth.png``, into
+``--out``.
+
+This is the one home of the simulated run: ``neuro fit-encoder`` fits your
+data (``neuro simulate-fmri`` writes a simulated study to disk for it).
 
 Run it with ``make demo`` or ``neuro demo --out runs/demo``.
 """
@@ -20,8 +25,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
-
 __all__ = ["add_arguments", "run"]
 
 
@@ -29,14 +32,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``neuro demo``."""
     from neuro.encoders.compare import ENCODERS
 
-    parser.add_argument("--stimuli", type=int, default=300, help="distinct images (300)")
-    parser.add_argument("--repeats", type=int, default=3, help="trials per image (3)")
+    parser.add_argument("--stimuli", type=int, default=300, help="distinct images")
+    parser.add_argument("--repeats", type=int, default=3, help="trials per image")
     parser.add_argument(
-        "--voxels-per-roi", type=int, default=12, help="voxels per ROI and hemisphere (12)"
+        "--voxels-per-roi", type=int, default=12, help="voxels per ROI and hemisphere"
     )
-    parser.add_argument("--snr", type=float, default=1.0, help="median single-trial SNR (1.0)")
-    parser.add_argument("--image-size", type=int, default=64, help="image side in pixels (64)")
-    parser.add_argument("--map-size", type=int, default=16, help="feature map side (16)")
+    parser.add_argument("--snr", type=float, default=1.0, help="median single-trial SNR")
+    parser.add_argument("--image-size", type=int, default=64, help="image side in pixels")
+    parser.add_argument("--map-size", type=int, default=16, help="feature map side")
     parser.add_argument(
         "--model",
         nargs="+",
@@ -50,22 +53,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check(args: argparse.Namespace) -> None:
+    from neuro._validation import check_float, check_int
+
     for name, low in (("stimuli", 30), ("repeats", 2), ("voxels_per_roi", 1), ("map_size", 4)):
-        if getattr(args, name) < low:
-            flag = "--" + name.replace("_", "-")
-            raise ValueError(f"{flag} must be at least {low}; got {getattr(args, name)}.")
-    if not np.isfinite(args.snr) or args.snr <= 0:
-        raise ValueError(f"--snr must be finite and > 0; got {args.snr}.")
+        check_int("--" + name.replace("_", "-"), getattr(args, name), minimum=low)
+    check_float("--snr", args.snr, minimum=0.0, strict_minimum=True)
 
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``neuro demo``."""
     from data_loaders.fmri import FMRIDataset
     from data_loaders.simulate.fmri import simulate_fmri
+    from neuro.encoders import plots
     from neuro.encoders.compare import ENCODERS, compare_encoders
     from neuro.encoders.features import GaborFeatures
+    from neuro.encoders.groundtruth import check_ground_truth
     from neuro.io import atomic_write_json, prepare_output_dir
     from neuro.plotting import save_figure
+    from neuro.results import jsonable
 
     _check(args)
     out = prepare_output_dir(args.out, overwrite=args.overwrite)
@@ -102,14 +107,14 @@ def run(args: argparse.Namespace) -> int:
         verbose=args.verbose,
     )
     result.save(out, overwrite=True)
-    truth = _ground_truth(result, subject, args.repeats)
-    metrics = result.metrics()
+    truth = check_ground_truth(result, subject)
+    metrics = result.summary()
     metrics["ground_truth"] = truth
     metrics["seconds"] = time.perf_counter() - t0
-    atomic_write_json(out / "metrics.json", metrics)
-    save_figure(_truth_figure(result, subject, truth), out / "ground_truth.png")
+    atomic_write_json(out / "metrics.json", jsonable(metrics))
+    save_figure(plots.ground_truth(result, subject, truth), out / "ground_truth.png")
 
-    print(result.summary())
+    print(result.format_table())
     print(
         f"noise ceiling: estimated from repeats vs planted, r = {truth['ceiling_r']:.3f} "
         f"(mean {truth['ceiling_estimated_mean']:.3f} vs {truth['ceiling_planted_mean']:.3f})"
@@ -125,69 +130,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"best encoder in {group} voxels: {best}")
     print(f"wrote {out} in {metrics['seconds']:.0f} s")
     return 0
-
-
-def _ground_truth(result, subject, n_repeats: int) -> dict:
-    """Compare what the fit found with what the simulator planted."""
-    planted = subject.true_noise_ceiling(1)
-    estimated = result.dataset.noise_ceiling().r2(1)
-    truth: dict = {
-        "ceiling_r": float(np.corrcoef(planted, estimated)[0, 1]),
-        "ceiling_planted_mean": float(planted.mean()),
-        "ceiling_estimated_mean": float(estimated.mean()),
-    }
-    early = ~np.isnan(subject.prf_sizes)
-    if "gaussian" in result.encoders:
-        est = result.encoders["gaussian"]
-        centers = np.asarray(est.receptive_field_centers_)[early]
-        sizes = np.asarray(est.receptive_field_sizes_)[early]
-        err = np.linalg.norm(centers - subject.prf_centers[early], axis=1)
-        truth["gaussian"] = {
-            "n_voxels": int(early.sum()),
-            "median_center_error": float(np.median(err)),
-            "size_r": float(np.corrcoef(sizes, subject.prf_sizes[early])[0, 1]),
-        }
-    truth["best_encoder"] = {}
-    for group, mask in (("early visual (V1-V4)", early), ("category-selective", ~early)):
-        means = {n: float(np.mean(result.scores[n][mask])) for n in result.names}
-        truth["best_encoder"][group] = max(means, key=means.get)
-        truth.setdefault("mean_r", {})[group] = means
-    return truth
-
-
-def _truth_figure(result, subject, truth):
-    from neuro.plotting import new_figure
-
-    early = ~np.isnan(subject.prf_sizes)
-    ncols = 3 if "gaussian" in truth else 2
-    fig, axes = new_figure(ncols=ncols, size=(3.8, 3.6))
-    ax = axes[0, 0]
-    planted = subject.true_noise_ceiling(1)
-    ax.scatter(planted, result.dataset.noise_ceiling().r2(1), s=8)
-    ax.plot([0, 1], [0, 1], "k--", lw=0.8)
-    ax.set(xlabel="planted ceiling (R², 1 trial)", ylabel="estimated from repeats")
-    ax.set_title(f"Noise ceiling (r = {truth['ceiling_r']:.2f})")
-    ax = axes[0, 1]
-    groups = list(truth["mean_r"])
-    x = np.arange(len(groups))
-    width = 0.8 / len(result.names)
-    for i, n in enumerate(result.names):
-        vals = [truth["mean_r"][g][n] for g in groups]
-        ax.bar(x + (i - (len(result.names) - 1) / 2) * width, vals, width, label=n)
-    ax.set_xticks(x, ["early", "category"])
-    ax.set(ylabel="held-out r (mean)")
-    ax.set_title("Which encoder explains which voxels")
-    ax.legend(fontsize=7)
-    if "gaussian" in truth:
-        ax = axes[0, 2]
-        est = np.asarray(result.encoders["gaussian"].receptive_field_centers_)[early]
-        true = subject.prf_centers[early]
-        for t, e in zip(true, est, strict=True):
-            ax.plot([t[0], e[0]], [t[1], e[1]], color="0.6", lw=0.6)
-        ax.scatter(true[:, 0], true[:, 1], s=10, label="planted")
-        ax.scatter(est[:, 0], est[:, 1], s=10, label="gaussian readout")
-        ax.set(xlim=(-1, 1), ylim=(1, -1), xlabel="x (map units)", ylabel="y (map units)")
-        ax.set_aspect("equal")
-        ax.set_title(f"RF centres (median error {truth['gaussian']['median_center_error']:.3f})")
-        ax.legend(fontsize=7)
-    return fig

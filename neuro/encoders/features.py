@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from neuro.errors import InputError, UnreadableFileError
 from neuro.train.device import resolve_device
 
 __all__ = [
@@ -57,8 +58,12 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class FeatureCacheError(OSError):
-    """A feature cache file is unreadable or was made from other settings or images."""
+class FeatureCacheError(InputError):
+    """A feature cache entry was made from other settings or images than the ones given.
+
+    (A cache file that cannot be read at all raises
+    :class:`~neuro.errors.UnreadableFileError` instead.)
+    """
 
 
 # ------------------------------------------------------------------ images
@@ -72,26 +77,26 @@ def _as_nchw(images) -> torch.Tensor:
     if t.ndim == 3:  # grayscale (n, H, W)
         t = t[:, None].expand(-1, 3, -1, -1)
     if t.ndim != 4:
-        raise ValueError(
+        raise InputError(
             "images must have shape (n, 3, H, W), (n, H, W, 3) or (n, H, W); got shape "
             f"{tuple(t.shape)}. A single image needs a leading axis: images[None]."
         )
     if t.shape[1] not in (1, 3) and t.shape[-1] in (1, 3):
         t = t.permute(0, 3, 1, 2)
     if t.shape[1] not in (1, 3):
-        raise ValueError(
+        raise InputError(
             f"images must have 1 or 3 colour channels (axis 1 or the last axis); got shape "
             f"{tuple(t.shape)}."
         )
     if t.shape[1] == 1:
         t = t.expand(-1, 3, -1, -1)
     if len(t) == 0:
-        raise ValueError("images is empty (0 images); give at least one image.")
+        raise InputError("images is empty (0 images); give at least one image.")
     if t.dtype == torch.uint8:
         t = t.float() / 255
     t = t.float()
     if not torch.isfinite(t).all():
-        raise ValueError("images contain NaN or infinite values; fix or drop those images.")
+        raise InputError("images contain NaN or infinite values; fix or drop those images.")
     return t
 
 
@@ -108,10 +113,10 @@ def iter_image_batches(
         Resize every image to this size (bilinear, antialiased).
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, Integral) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}.")
+        raise InputError(f"batch_size must be a positive integer; got {batch_size!r}.")
     if hasattr(images, "batches") and hasattr(images, "load"):
         if len(images) == 0:
-            raise ValueError("The image set is empty; give at least one image.")
+            raise InputError("The image set is empty; give at least one image.")
         for _, stack in images.batches(batch_size, size=size):
             yield _as_nchw(stack)
         return
@@ -198,15 +203,15 @@ class GaborFeatures(TransformerMixin, BaseEstimator):
         for name, default in (("n_orientations", 8), ("map_size", 16), ("batch_size", 64)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-                raise ValueError(
+                raise InputError(
                     f"{name} must be a positive integer (e.g. the default {name}={default}); "
                     f"got {value!r}."
                 )
         size = self.image_size
         if size is not None and (isinstance(size, bool) or not isinstance(size, Integral)):
-            raise ValueError(f"image_size must be None or an integer >= 8; got {size!r}.")
+            raise InputError(f"image_size must be None or an integer >= 8; got {size!r}.")
         if size is not None and size < 8:
-            raise ValueError(
+            raise InputError(
                 f"image_size must be None or an integer >= 8; got {size!r}. Use None to "
                 "keep the images' own size."
             )
@@ -217,7 +222,7 @@ class GaborFeatures(TransformerMixin, BaseEstimator):
             or np.any(freqs <= 0)
             or np.any(freqs > 0.5)
         ):
-            raise ValueError(
+            raise InputError(
                 f"frequencies must be cycles per pixel in (0, 0.5] (0.5 is the Nyquist limit), "
                 f"e.g. (0.25, 0.125, 0.0625); got {self.frequencies!r}. To give cycles per "
                 "image, divide by the image side in pixels."
@@ -261,7 +266,7 @@ class GaborFeatures(TransformerMixin, BaseEstimator):
         out, bank, shape = [], None, None
         for batch in iter_image_batches(images, self.batch_size, size):
             if shape is not None and tuple(batch.shape[-2:]) != shape:
-                raise ValueError(
+                raise InputError(
                     f"images differ in size ({shape} and {tuple(batch.shape[-2:])}); set "
                     "image_size= to resize them all."
                 )
@@ -353,7 +358,7 @@ class BackboneFeatures(BaseEstimator):
     def _layer_names(self) -> list[str]:
         layers = [self.layers] if isinstance(self.layers, str) else list(self.layers)
         if not layers or not all(isinstance(n, str) for n in layers):
-            raise ValueError(
+            raise InputError(
                 f"layers must be a module name or a non-empty list of them (as in "
                 f"model.named_modules()); got {self.layers!r}."
             )
@@ -372,7 +377,7 @@ class BackboneFeatures(BaseEstimator):
             if side * side == tokens.shape[1]:
                 return tokens.transpose(1, 2).reshape(len(out), -1, side, side)
             return tokens.mean(1)[:, :, None, None]
-        raise ValueError(f"A layer gave an output of shape {tuple(out.shape)}; expected 2-4 dims.")
+        raise InputError(f"A layer gave an output of shape {tuple(out.shape)}; expected 2-4 dims.")
 
     def transform(self, images) -> dict[str, np.ndarray]:
         """Feature maps of each layer: dict ``{layer: (n_images, C, H, W)}``."""
@@ -381,7 +386,7 @@ class BackboneFeatures(BaseEstimator):
         missing = [n for n in names if n not in modules]
         if missing:
             some = [n for n in modules if n][:12]
-            raise ValueError(
+            raise InputError(
                 f"Layer(s) {missing} are not modules of the model; some names it has: {some} "
                 "(all: [name for name, _ in model.named_modules()])."
             )
@@ -393,7 +398,7 @@ class BackboneFeatures(BaseEstimator):
         elif self.preprocess is None or callable(self.preprocess):
             prep = self.preprocess
         else:
-            raise ValueError(
+            raise InputError(
                 f"preprocess must be 'imagenet', None or a callable; got {self.preprocess!r}."
             )
         size = None if self.image_size is None else (self.image_size, self.image_size)
@@ -416,7 +421,7 @@ class BackboneFeatures(BaseEstimator):
                     self.model(prep(x) if prep is not None else x)
                     silent = [n for n in names if n not in captured]
                     if silent:
-                        raise ValueError(
+                        raise InputError(
                             f"Layer(s) {silent} produced no output: the model's forward pass "
                             "does not call them. Choose modules that forward() uses."
                         )
@@ -461,19 +466,19 @@ def pool_features(maps, method: str = "mean", grid: int = 2):
     is_numpy = not isinstance(maps, torch.Tensor)
     t = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32)) if is_numpy else maps
     if t.ndim != 4:
-        raise ValueError(f"maps must have shape (n, C, H, W); got shape {tuple(t.shape)}.")
+        raise InputError(f"maps must have shape (n, C, H, W); got shape {tuple(t.shape)}.")
     if method == "mean":
         out = t.mean(dim=(2, 3))
     elif method == "max":
         out = t.amax(dim=(2, 3))
     elif method == "grid":
         if isinstance(grid, bool) or not isinstance(grid, Integral) or grid < 1:
-            raise ValueError(f"grid must be a positive integer; got {grid!r}.")
+            raise InputError(f"grid must be a positive integer; got {grid!r}.")
         out = F.adaptive_avg_pool2d(t, grid).flatten(1)
     elif method == "flatten":
         out = t.flatten(1)
     else:
-        raise ValueError(f"method must be 'mean', 'max', 'grid' or 'flatten'; got {method!r}.")
+        raise InputError(f"method must be 'mean', 'max', 'grid' or 'flatten'; got {method!r}.")
     return out.numpy() if is_numpy else out
 
 
@@ -549,9 +554,15 @@ def cached_features(extractor, images, path, key: str | None = None, overwrite: 
 
     Raises
     ------
+    UnreadableFileError
+        The file is empty, truncated, of another format, or an HDF5 file
+        whose entry ``key`` lacks the cache's datasets: the one-line message
+        says to delete it or choose another path. The file is left as it was.
     FeatureCacheError
-        The file is not a readable HDF5 file (delete it), or its entry was
-        made from other settings or images and ``overwrite`` is False.
+        Its entry was made from other settings or images and ``overwrite``
+        is False.
+    InputError
+        ``path`` is a folder.
 
     Examples
     --------
@@ -564,36 +575,69 @@ def cached_features(extractor, images, path, key: str | None = None, overwrite: 
     >>> bool(np.array_equal(first, second))
     True
     """
-    import h5py
-
     path = Path(path)
     key = key or type(extractor).__name__
     fingerprint = _fingerprint(extractor, images)
+    if path.is_dir():
+        raise InputError(
+            f"path {str(path)!r} is a folder; give the path of an HDF5 cache file inside it "
+            "(e.g. features.h5)."
+        )
     if path.exists():
-        try:
-            with h5py.File(path, "r") as f:
-                if key in f:
-                    group = f[key]
-                    stored = group.attrs.get("fingerprint")
-                    if stored == fingerprint:
-                        if group.attrs.get("kind") == "dict":
-                            return {str(n): group[n][()] for n in group.attrs["names"]}
-                        return group["features"][()]
-                    if not overwrite:
-                        raise FeatureCacheError(
-                            f"The cache entry {key!r} in {path} was made from other settings or "
-                            "images. Pass overwrite=True to recompute it, use another key, or "
-                            "delete the file."
-                        )
-        except FeatureCacheError:
-            raise
-        except (OSError, KeyError) as exc:
-            raise FeatureCacheError(
-                f"{path} is not a readable HDF5 feature cache ({exc}); delete it and run again."
-            ) from exc
+        stored = _read_entry(path, key, fingerprint, overwrite)
+        if stored is not None:
+            return stored
     result = extractor.transform(images)
     _write_entry(path, key, fingerprint, result)
     return result
+
+
+def _unreadable(path: Path, reason) -> UnreadableFileError:
+    reason = " ".join(str(reason).split()) or "unknown reason"  # one line
+    return UnreadableFileError(
+        f"{path} is not a readable feature cache ({reason}); delete it or choose another path "
+        "(--feature-cache on the command line)."
+    )
+
+
+def _read_entry(path: Path, key: str, fingerprint: str, overwrite: bool):
+    """The features stored under ``key`` if made from the same settings and images, else None.
+
+    Raises :class:`FeatureCacheError` for an entry made from others (unless
+    ``overwrite``) and :class:`UnreadableFileError` for a file or entry that
+    cannot be read.
+    """
+    import h5py
+
+    if path.stat().st_size == 0:
+        raise _unreadable(path, "it is empty, 0 bytes")
+    try:
+        with h5py.File(path, "r") as f:
+            if key not in f:
+                return None
+            group = f[key]
+            if not isinstance(group, h5py.Group) or "fingerprint" not in group.attrs:
+                raise _unreadable(path, f"its entry {key!r} is not a feature cache entry")
+            if group.attrs["fingerprint"] != fingerprint:
+                if overwrite:
+                    return None
+                raise FeatureCacheError(
+                    f"The cache entry {key!r} in {path} was made from other settings or images. "
+                    "Pass overwrite=True to recompute it, use another key, or delete the file."
+                )
+            if group.attrs.get("kind") == "dict":
+                names = [str(n) for n in group.attrs.get("names", [])]
+                missing = [n for n in names if n not in group] if names else ["(no names)"]
+                if missing:
+                    raise _unreadable(path, f"its entry {key!r} lacks the datasets {missing}")
+                return {n: group[n][()] for n in names}
+            if "features" not in group:
+                raise _unreadable(path, f"its entry {key!r} has no 'features' dataset")
+            return group["features"][()]
+    except (FeatureCacheError, UnreadableFileError):
+        raise
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
+        raise _unreadable(path, exc) from None
 
 
 def _write_entry(path: Path, key: str, fingerprint: str, result) -> None:

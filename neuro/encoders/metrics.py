@@ -2,6 +2,8 @@
 
 - :func:`voxel_correlation`: Pearson r per voxel;
 - :func:`voxel_r2`: coefficient of determination per voxel;
+- :func:`mean_r2`, :func:`mean_correlation`: one number over voxels (the
+  encoders' ``score`` and ``correlation_score``);
 - :func:`noise_normalized`: a score as a fraction of the noise ceiling;
 - :func:`roi_summary`: per-ROI means with bootstrap confidence intervals.
 """
@@ -14,7 +16,16 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["noise_normalized", "roi_summary", "voxel_correlation", "voxel_r2"]
+from neuro.errors import InputError
+
+__all__ = [
+    "mean_correlation",
+    "mean_r2",
+    "noise_normalized",
+    "roi_summary",
+    "voxel_correlation",
+    "voxel_r2",
+]
 
 
 def _pair(y_true, y_pred):
@@ -23,7 +34,7 @@ def _pair(y_true, y_pred):
     yt = torch.as_tensor(np.asarray(y_true) if is_numpy else y_true)
     yp = torch.as_tensor(np.asarray(y_pred) if is_numpy else y_pred)
     if yt.shape != yp.shape:
-        raise ValueError(
+        raise InputError(
             f"y_true and y_pred must have the same shape (n_samples, n_voxels); got "
             f"{tuple(yt.shape)} and {tuple(yp.shape)}."
         )
@@ -93,6 +104,77 @@ def voxel_r2(y_true, y_pred):
     return r2.numpy() if is_numpy else r2
 
 
+def _score_pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
+    """``y_true`` and ``y_pred`` (NumPy or torch) as float64 arrays of one shape, checked."""
+    from neuro._validation import check_array
+
+    yt = check_array("Y", y_true, ndim=(1, 2), shape_hint="(n_samples, n_voxels)")
+    yp = check_array("prediction", y_pred, ndim=(1, 2), finite=False)
+    if yt.ndim == 1 and yp.ndim == 2 and yp.shape[1] == 1:
+        yp = yp[:, 0]
+    if yt.shape != yp.shape:
+        raise InputError(
+            f"Y has shape {yt.shape} but the model predicts {yp.shape} for X; give one row of "
+            "Y per row of X, one column per voxel the model was fitted on."
+        )
+    return yt.astype(np.float64, copy=False), yp.astype(np.float64, copy=False)
+
+
+def mean_r2(y_true, y_pred, sample_weight=None) -> float:
+    """R² averaged uniformly over voxels: scikit-learn's regressor score.
+
+    Parameters
+    ----------
+    y_true, y_pred : array or tensor of shape (n_samples, n_voxels) or (n_samples,)
+        NumPy arrays or torch tensors (any device).
+    sample_weight : array of shape (n_samples,), optional
+
+    Returns
+    -------
+    float
+        ``sklearn.metrics.r2_score(y_true, y_pred, multioutput="uniform_average")``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.array([[0.0, 1.0], [1.0, 2.0], [2.0, 4.0]])
+    >>> mean_r2(y, y)
+    1.0
+    """
+    from sklearn.metrics import r2_score
+
+    yt, yp = _score_pair(y_true, y_pred)
+    if sample_weight is not None:
+        from neuro._validation import check_array, check_same_length
+
+        sample_weight = check_array("sample_weight", sample_weight, ndim=1)
+        check_same_length(Y=yt, sample_weight=sample_weight)
+    return float(r2_score(yt, yp, sample_weight=sample_weight, multioutput="uniform_average"))
+
+
+def mean_correlation(y_true, y_pred) -> float:
+    """Pearson r between data and prediction, averaged over voxels.
+
+    Parameters
+    ----------
+    y_true, y_pred : array or tensor of shape (n_samples, n_voxels) or (n_samples,)
+
+    Returns
+    -------
+    float
+        The mean of :func:`voxel_correlation`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.arange(12.0).reshape(4, 3)
+    >>> round(mean_correlation(y, -y), 6)
+    -1.0
+    """
+    yt, yp = _score_pair(y_true, y_pred)
+    return float(np.mean(voxel_correlation(yt, yp)))
+
+
 def noise_normalized(r, ceiling_r2, min_ceiling: float = 0.05):
     """Fraction of the explainable variance a model explains, per voxel.
 
@@ -123,7 +205,7 @@ def noise_normalized(r, ceiling_r2, min_ceiling: float = 0.05):
     r = np.asarray(r, dtype=np.float64)
     c = np.asarray(ceiling_r2, dtype=np.float64)
     if r.shape != c.shape:
-        raise ValueError(
+        raise InputError(
             f"r and ceiling_r2 must have the same shape (n_voxels,); got {r.shape} and {c.shape}."
         )
     out = np.full(r.shape, np.nan)
@@ -175,7 +257,7 @@ def roi_summary(
     import pandas as pd
 
     if not 0 < ci < 1:
-        raise ValueError(f"ci must lie in (0, 1); got {ci!r}.")
+        raise InputError(f"ci must lie in (0, 1); got {ci!r}.")
     labels = np.asarray(roi_labels).astype(str)
     named = dict(values) if isinstance(values, Mapping) else {"value": values}
     rng = np.random.default_rng(seed)
@@ -184,7 +266,7 @@ def roi_summary(
     for name, vals in named.items():
         v = np.asarray(vals, dtype=np.float64)
         if v.shape != labels.shape:
-            raise ValueError(
+            raise InputError(
                 f"values[{name!r}] has shape {v.shape} but roi_labels has {labels.shape}; "
                 "give one value per voxel."
             )

@@ -32,26 +32,35 @@ to its right edge, ``y`` from its top to its bottom, pixel centres as in
 ``torch.nn.functional.grid_sample(align_corners=False)``; sizes are Gaussian
 sds in the same units (the map is 2 units wide).
 
-:class:`ReadoutEncoder` wraps the modules as a scikit-learn estimator: it
-standardises features (per channel) and responses (per voxel), holds out a
-validation fraction for early stopping, and trains with
-:class:`neuro.train.Trainer`.
+:class:`ReadoutEncoder` wraps the modules as a scikit-learn estimator
+(:class:`neuro.base.NeuroEstimator`): it standardises features (per channel)
+and responses (per voxel), holds out a validation fraction for early
+stopping, and trains with :class:`neuro.train.Trainer`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
-from numbers import Integral, Real
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.exceptions import NotFittedError
+from sklearn.base import MultiOutputMixin, RegressorMixin
 from torch import nn
+
+from neuro._validation import (
+    check_array,
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    check_n_features,
+    check_same_length,
+)
+from neuro.base import NeuroEstimator
+from neuro.errors import InputError
 
 __all__ = [
     "LOSSES",
@@ -67,8 +76,6 @@ __all__ = [
 READOUTS = ("linear", "factorized", "gaussian", "semantic")
 #: Training losses: mean squared error, optionally plus (1 - concordance correlation).
 LOSSES = ("mse", "mse+ccc")
-
-_FORMAT = "neuro.ReadoutEncoder/1"
 
 
 def _map_grid(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -478,20 +485,10 @@ def _build(settings: _Settings) -> nn.Module:
     )
 
 
-def _as_array(a, name: str) -> np.ndarray:
-    """``a`` (numpy, torch or nested lists) as a finite float32 array."""
-    arr = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
-    ):
-        raise TypeError(f"{name} must hold numbers; got an array of dtype {arr.dtype}.")
-    arr = arr.astype(np.float32, copy=False)
-    if not np.isfinite(arr).all():
-        bad = int((~np.isfinite(arr)).sum())
-        raise ValueError(
-            f"{name} contains {bad} NaN or infinite value(s); remove or impute them first."
-        )
-    return arr
+def _as_array(a, name: str, ndim, shape_hint: str) -> np.ndarray:
+    """``a`` (numpy, torch or nested lists) as a finite float32 array, checked."""
+    arr = check_array(name, a, ndim=ndim, shape_hint=shape_hint, finite=False)
+    return check_array(name, arr.astype(np.float32, copy=False), shape_hint=shape_hint)
 
 
 def _grid_search(
@@ -551,7 +548,7 @@ def _grid_search(
         readout.bias.copy_(bias_best)
 
 
-class ReadoutEncoder(RegressorMixin, BaseEstimator):
+class ReadoutEncoder(MultiOutputMixin, RegressorMixin, NeuroEstimator):
     """Voxel encoder that reads feature maps through one of the readout families.
 
     Parameters
@@ -605,8 +602,9 @@ class ReadoutEncoder(RegressorMixin, BaseEstimator):
         Starting receptive-field sd of a Gaussian readout module (map
         units); :meth:`fit` overrides it by a grid search.
     precision : {"32", "bf16-mixed", "16-mixed"}, default="32"
-    seed : int, default=0
-        Seed of initialisation, validation split and data order.
+    random_state : int, default=0
+        Seed of initialisation, validation split and data order (scikit-learn's
+        name for it, as in every neuro estimator; it was ``seed`` before).
     verbose : int, default=0
         0: silent; 1: the Trainer's progress bars and epoch lines.
 
@@ -632,6 +630,18 @@ class ReadoutEncoder(RegressorMixin, BaseEstimator):
         Response standardisation (per voxel), undone by :meth:`predict`.
     n_features_in_ : int
         ``C * H * W`` (or ``D``).
+    single_output_ : bool
+        ``Y`` was 1D at ``fit``: ``predict`` then returns 1D too.
+    settings_ : dataclass
+        What rebuilds the module (readout, input shape, voxels, ...).
+
+    Notes
+    -----
+    ``score`` is R² (averaged over voxels), as for every scikit-learn
+    regressor; ``correlation_score`` is the mean Pearson r. ``save(path)`` and
+    ``ReadoutEncoder.load(path)`` (:mod:`neuro.persist`) store the settings,
+    the module's weights and the standardisation arrays as they are, so the
+    loaded encoder predicts exactly what the saved one did.
 
     Examples
     --------
@@ -643,9 +653,13 @@ class ReadoutEncoder(RegressorMixin, BaseEstimator):
     >>> pixel = np.array([0.5, -0.5])  # (x, y) of the centre of row 1, column 4
     >>> bool(np.abs(enc.receptive_field_centers_[0] - pixel).max() < 1 / 6)  # within the pixel
     True
-    >>> bool(enc.score(maps, y) > 0.9)
-    True
+    >>> bool(enc.correlation_score(maps, y) > 0.9), bool(enc.score(maps, y) > 0.8)
+    (True, True)
     """
+
+    #: What ``X`` is: feature maps ``(n, C, H, W)`` (``compare_encoders`` gives them
+    #: as they are; models with ``input_kind = "vectors"`` get them flattened).
+    input_kind = "maps"
 
     def __init__(
         self,
@@ -667,7 +681,7 @@ class ReadoutEncoder(RegressorMixin, BaseEstimator):
         rotation: bool = False,
         init_size: float = 0.3,
         precision: str = "32",
-        seed: int = 0,
+        random_state: int = 0,
         verbose: int = 0,
     ) -> None:
         self.readout = readout
@@ -688,56 +702,59 @@ class ReadoutEncoder(RegressorMixin, BaseEstimator):
         self.rotation = rotation
         self.init_size = init_size
         self.precision = precision
-        self.seed = seed
+        self.random_state = random_state
         self.verbose = verbose
 
     # ---------------------------------------------------------------- checks
+    @property
+    def reads_semantic(self) -> bool:
+        """Whether ``fit`` and ``predict`` take ``semantic=`` vectors (the semantic readout)."""
+        return self.readout == "semantic"
+
     def _check_settings(self) -> None:
-        if self.readout not in READOUTS:
-            raise ValueError(
-                f"Unknown readout {self.readout!r}; choose one of {', '.join(READOUTS)}."
-            )
-        if self.loss not in LOSSES:
-            raise ValueError(f"Unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}.")
+        check_choice("readout", self.readout, READOUTS)
+        check_choice("loss", self.loss, LOSSES)
         for name in ("epochs", "batch_size", "patience", "semantic_hidden"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-                raise ValueError(f"{name} must be a positive integer; got {value!r}.")
-        if self.grid is not None and (
-            isinstance(self.grid, bool) or not isinstance(self.grid, Integral) or self.grid < 1
-        ):
-            raise ValueError(f"grid must be a positive integer or None; got {self.grid!r}.")
+            check_int(name, getattr(self, name), minimum=1)
+        check_int("grid", self.grid, minimum=1, allow_none=True)
+        check_int("random_state", self.random_state, minimum=0)
         for name in ("lr", "init_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, Real) or not value > 0:
-                raise ValueError(f"{name} must be a number > 0; got {value!r}.")
+            check_float(name, getattr(self, name), minimum=0.0, strict_minimum=True)
         for name in ("weight_decay", "mask_l1", "feature_l2", "transform_l2"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, Real) or not value >= 0:
-                raise ValueError(f"{name} must be a number >= 0; got {value!r}.")
-        if not isinstance(self.val_fraction, Real) or not 0 < self.val_fraction < 0.5:
-            raise ValueError(
+            check_float(name, getattr(self, name), minimum=0.0)
+        for name in ("positive_masks", "rotation"):
+            check_bool(name, getattr(self, name))
+        if not (
+            isinstance(self.val_fraction, (int, float, np.floating))
+            and not isinstance(self.val_fraction, bool)
+            and 0 < self.val_fraction < 0.5
+        ):
+            raise InputError(
                 f"val_fraction must lie in (0, 0.5) (images held out for early stopping); "
                 f"got {self.val_fraction!r}."
             )
 
     def _check_x(self, X, fitting: bool) -> np.ndarray:
-        x = _as_array(X, "X (feature maps)")
         needs_maps = self.readout != "linear"
+        x = _as_array(X, "X", None, "(n_images, C, H, W)")
         if x.ndim != 4 and (needs_maps or x.ndim != 2):
             expected = "(n_images, C, H, W)" if needs_maps else "(n_images, C, H, W) or (n, D)"
             fix = (
                 " Add a channel axis for a single map (X[:, None]); pooled vectors suit the "
                 "'linear' readout or VoxelRidgeCV."
                 if needs_maps
+                else " Reshape your data: X.reshape(1, -1) for a single sample."
+                if x.ndim == 1
                 else ""
             )
-            raise ValueError(
+            raise InputError(
                 f"The {self.readout!r} readout needs X of shape {expected}; got shape "
                 f"{x.shape}.{fix}"
             )
+        if not fitting and x.ndim == 2 and len(self.settings_.in_shape) == 1:
+            check_n_features(self, x)
         if not fitting and x.shape[1:] != tuple(self.settings_.in_shape):
-            raise ValueError(
+            raise InputError(
                 f"X has samples of shape {x.shape[1:]} (C, H, W) but the encoder was fitted on "
                 f"{tuple(self.settings_.in_shape)}; give features from the same model, layer "
                 "and map size."
@@ -751,36 +768,29 @@ class ReadoutEncoder(RegressorMixin, BaseEstimator):
         fitted_dim = None if fitting else self.settings_.semantic_dim
         if semantic is None:
             if fitted_dim:
-                raise ValueError(
+                raise InputError(
                     f"This semantic readout was fitted with semantic vectors of length "
                     f"{fitted_dim}; pass semantic= (n_images, {fitted_dim}) to predict and score "
                     "too."
                 )
             return None
         if fitted_dim == 0:
-            raise ValueError(
+            raise InputError(
                 "This semantic readout was fitted without semantic vectors (it reads the pooled "
                 "feature maps); call predict without semantic=, or refit with them."
             )
-        s = _as_array(semantic, "semantic")
+        s = _as_array(semantic, "semantic", None, "(n_images, D)")
         if s.ndim != 2 or len(s) != n:
-            raise ValueError(
+            raise InputError(
                 f"semantic must have shape (n_images={n}, D), one vector per image of X; got "
                 f"shape {s.shape}."
             )
         if fitted_dim is not None and s.shape[1] != fitted_dim:
-            raise ValueError(
+            raise InputError(
                 f"semantic has vectors of length {s.shape[1]} but the encoder was fitted with "
                 f"length {fitted_dim}; use the same semantic model."
             )
         return s
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "model_"):
-            raise NotFittedError(
-                f"This ReadoutEncoder(readout={self.readout!r}) is not fitted yet; call "
-                "fit(X, Y) before predict or score."
-            )
 
     def _standardize_x(self, x: np.ndarray) -> np.ndarray:
         shape = (1, -1, 1, 1) if x.ndim == 4 else (1, -1)
@@ -809,21 +819,16 @@ class ReadoutEncoder(RegressorMixin, BaseEstimator):
 
         self._check_settings()
         x = self._check_x(X, fitting=True)
-        y = _as_array(Y, "Y")
-        if y.ndim == 1:
+        y = _as_array(Y, "Y", (1, 2), "(n_images, n_voxels)")
+        single_output = y.ndim == 1
+        if single_output:
             y = y[:, None]
-        if y.ndim != 2:
-            raise ValueError(f"Y must have shape (n_images, n_voxels); got shape {y.shape}.")
-        if len(x) != len(y):
-            raise ValueError(
-                f"X and Y must have the same number of images (first axis); got {len(x)} and "
-                f"{len(y)}. Give one response row per feature map."
-            )
+        check_same_length(X=x, Y=y)
         n = len(x)
         n_val = max(1, round(self.val_fraction * n))
         if n - n_val < 2:
-            raise ValueError(
-                f"Too few images to train: {n}, of which {n_val} would be held out for "
+            raise InputError(
+                f"Too few images to train: n_samples={n}, of which {n_val} would be held out for "
                 "validation, leaving fewer than 2 to fit; give more images (dozens at least)."
             )
         s = self._check_semantic(semantic, n, fitting=True)
@@ -853,9 +858,9 @@ class ReadoutEncoder(RegressorMixin, BaseEstimator):
             positive_masks=bool(self.positive_masks),
             init_size=float(self.init_size),
         )
-        seed_everything(self.seed)
+        seed_everything(self.random_state)
         readout = _build(self.settings_)
-        order = np.random.default_rng(self.seed).permutation(n)
+        order = np.random.default_rng(self.random_state).permutation(n)
         val, train = order[:n_val], order[n_val:]
         if isinstance(readout, GaussianReadout):
             _grid_search(readout, xs[train], ys[train])
@@ -869,7 +874,7 @@ class ReadoutEncoder(RegressorMixin, BaseEstimator):
             restore_best=True,
             device=self.device,
             precision=self.precision,
-            seed=self.seed,
+            seed=self.random_state,
             verbose=self.verbose,
         )
         objective = _Objective(readout, self.loss, self.mask_l1, self.feature_l2, self.transform_l2)
@@ -877,6 +882,7 @@ class ReadoutEncoder(RegressorMixin, BaseEstimator):
             objective, (xs[train], ss[train], ys[train]), (xs[val], ss[val], ys[val])
         )
         self.model_ = readout.cpu().eval()
+        self.single_output_ = single_output
         self._set_attributes()
         return self
 
@@ -907,10 +913,12 @@ class ReadoutEncoder(RegressorMixin, BaseEstimator):
         Returns
         -------
         ndarray, or a tensor on ``X``'s device when ``X`` is a tensor
+            Shape ``(n_images, n_voxels)``, or ``(n_images,)`` if ``Y`` was 1D at ``fit``.
         """
         from neuro.train.device import resolve_device
 
         self._check_fitted()
+        batch_size = check_int("batch_size", batch_size, minimum=1)
         x = self._check_x(X, fitting=False)
         s = self._check_semantic(semantic, len(x), fitting=False)
         device = resolve_device(self.device)
@@ -927,77 +935,72 @@ class ReadoutEncoder(RegressorMixin, BaseEstimator):
                 out.append(model(xs[sl].to(device), sem).cpu())
         self.model_ = model.cpu()
         pred = torch.cat(out).numpy() * self.y_scale_ + self.y_mean_
+        if getattr(self, "single_output_", False):
+            pred = pred[:, 0]
         if isinstance(X, torch.Tensor):
             return torch.from_numpy(pred).to(X.device)
         return pred
 
-    def score(self, X, Y, semantic=None, sample_weight=None) -> float:
-        """Mean over voxels of the Pearson r between prediction and ``Y``."""
-        from neuro.encoders.metrics import voxel_correlation
+    def score(self, X, y, semantic=None, sample_weight=None) -> float:
+        """R² of the prediction, averaged uniformly over voxels (scikit-learn's ``score``).
 
-        if sample_weight is not None:
-            raise ValueError("sample_weight is not supported; pass sample_weight=None.")
-        pred = self.predict(X, semantic=semantic)
-        pred = pred.cpu().numpy() if isinstance(pred, torch.Tensor) else pred
-        y = _as_array(Y, "Y")
-        y = y[:, None] if y.ndim == 1 else y
-        return float(np.mean(voxel_correlation(y.astype(np.float64), pred.astype(np.float64))))
-
-    # ------------------------------------------------------------- save/load
-    def save(self, path, overwrite: bool = False) -> Path:
-        """Write the fitted encoder to one file: weights, settings, standardisation.
-
-        The file holds tensors, numbers and strings only, so :meth:`load`
-        reads it with ``torch.load(weights_only=True)``. Writing is atomic;
-        an existing file is refused unless ``overwrite``.
+        Parameters
+        ----------
+        X : array or tensor (n_images, C, H, W)
+        y : array or tensor (n_images, n_voxels) or (n_images,)
+            The responses (``Y`` of :meth:`fit`).
+        semantic : array or tensor (n_images, D), optional
+            As for :meth:`predict`.
+        sample_weight : array (n_images,), optional
 
         Returns
         -------
-        Path
+        float
+            ``sklearn.metrics.r2_score(Y, predict(X), multioutput="uniform_average")``;
+            see :meth:`correlation_score` for the mean Pearson r.
         """
-        from neuro.io import atomic_open
+        from neuro.encoders.metrics import mean_r2
 
-        self._check_fitted()
-        path = Path(path)
-        if path.exists() and not overwrite:
-            raise FileExistsError(f"{path} exists; pass overwrite=True to replace it.")
-        arrays = {
-            k: torch.from_numpy(np.asarray(getattr(self, k), dtype=np.float32))
-            for k in ("x_mean_", "x_scale_", "y_mean_", "y_scale_", "s_mean_", "s_scale_")
-            if hasattr(self, k)
-        }
-        settings = dataclasses.asdict(self.settings_)
-        settings["in_shape"] = list(self.settings_.in_shape)
-        payload = {
-            "format": _FORMAT,
-            "params": self.get_params(deep=False),
-            "settings": settings,
-            "state_dict": {k: v.cpu() for k, v in self.model_.state_dict().items()},
-            "arrays": arrays,
-            "history": self.history_,
-        }
-        with atomic_open(path, "wb") as fh:
-            torch.save(payload, fh)
-        return path
+        return mean_r2(y, self.predict(X, semantic=semantic), sample_weight=sample_weight)
 
-    @classmethod
-    def load(cls, path) -> ReadoutEncoder:
-        """A fitted encoder from a file written by :meth:`save` (``weights_only=True``)."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such file (expected one written by save()).")
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
-            raise ValueError(f"{path} is not a file written by ReadoutEncoder.save().")
-        enc = cls(**payload["params"])
-        settings = dict(payload["settings"])
+    def correlation_score(self, X, y, semantic=None) -> float:
+        """Mean over voxels of the Pearson r between ``predict(X)`` and ``y``.
+
+        Parameters
+        ----------
+        X : array or tensor (n_images, C, H, W)
+        y : array or tensor (n_images, n_voxels) or (n_images,)
+        semantic : array or tensor (n_images, D), optional
+
+        Returns
+        -------
+        float
+        """
+        from neuro.encoders.metrics import mean_correlation
+
+        return mean_correlation(y, self.predict(X, semantic=semantic))
+
+    # ------------------------------------------------------------- save/load
+    _ARRAYS = ("x_mean_", "x_scale_", "y_mean_", "y_scale_", "s_mean_", "s_scale_")
+
+    def _fitted_state(self) -> dict[str, Any]:
+        """Settings, the module's weights, standardisation arrays (as they are) and history."""
+        state: dict[str, Any] = {k: getattr(self, k) for k in self._ARRAYS if hasattr(self, k)}
+        state["settings_"] = self.settings_
+        state["weights"] = {k: v.detach().cpu() for k, v in self.model_.state_dict().items()}
+        state["history_"] = list(self.history_)
+        state["single_output_"] = bool(getattr(self, "single_output_", False))
+        return state
+
+    def _restore_fitted_state(self, state: dict[str, Any]) -> None:
+        """Rebuild the module from the settings and load its weights."""
+        state = dict(state)
+        settings = dict(state.pop("settings_"))
         settings["in_shape"] = tuple(settings["in_shape"])
-        enc.settings_ = _Settings(**settings)
-        for k, v in payload["arrays"].items():
-            setattr(enc, k, v.numpy())
-        model = _build(enc.settings_)
-        model.load_state_dict(payload["state_dict"])
-        enc.model_ = model.eval()
-        enc.history_ = list(payload.get("history", []))
-        enc._set_attributes()
-        return enc
+        self.settings_ = _Settings(**settings)
+        model = _build(self.settings_)
+        model.load_state_dict(state.pop("weights"))
+        self.model_ = model.eval()
+        for key, value in state.items():
+            setattr(self, key, value)
+        self._set_attributes()

@@ -10,11 +10,15 @@ serves every alpha and every voxel, since the ridge weights are::
 
 Write ``Z`` for the projected data (``V^T Xtr^T Ytr`` or ``U^T Ytr``, shape
 ``(k, n_voxels)``) and ``d_a`` for the alpha's spectral weights. The validation
-predictions of every alpha are ``(Xval V) diag(d_a) Z``; the fold keeps the
-*alpha stack* ``[(Xval V) diag(d_1); ...; (Xval V) diag(d_A)]`` of shape
-``(n_alphas * n_val, k)``, so that one large matrix product per voxel batch gives
-all alphas' predictions at once (this product is most of the run time). The
-"features" route, used whenever it costs fewer operations (``n_features`` not
+predictions of every alpha are ``(Xval V) diag(d_a) Z``. With the QR factorisation
+``Xval V = Q R`` (``R`` upper trapezoidal with ``r = min(n_val, k)`` rows), an
+alpha's validation error is ``|Q^T Yval - R diag(d_a) Z|^2``, plus
+``|Yval - Q Q^T Yval|^2``, the same for every alpha, when ``n_val > k``. The fold
+keeps the *alpha stack* ``[R diag(d_1); ...; R diag(d_A)]`` cut into row blocks; a
+block starting at row ``i`` needs only columns ``i:`` of ``R`` (the others are
+zeros), which skips up to ``r / 2k`` of the work. A few large matrix products per
+fold and voxel batch give every alpha's errors at once (most of the run time).
+The "features" route, used whenever it costs fewer operations (``n_features`` not
 much larger than ``n_samples``), gets ``Xtr^T Ytr`` for every fold from
 ``X^T Y`` minus the validation block, so the voxel data meet the features once
 per batch rather than once per fold.
@@ -27,6 +31,12 @@ on all samples with each voxel's own alpha, in the same pass over the voxel batc
 Voxels are processed in batches of ``voxel_batch_size``: only one batch of ``Y``
 is converted to the model's device and dtype at a time, so ``Y`` itself is never
 copied as a whole.
+
+On the CPU, the products run through torch's BLAS or, where numpy's multiplies at
+least 1.25x as fast (timed once per process for large fits), through numpy's on
+the same memory (no copies). The environment variable ``NEURO_RIDGE_BLAS``
+(``auto``, the default; ``torch``; ``numpy``) overrides the choice. Other devices
+use torch alone.
 """
 
 from __future__ import annotations
@@ -38,9 +48,19 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.base import MultiOutputMixin, RegressorMixin
 from sklearn.model_selection import KFold, check_cv
 
+from neuro._validation import (
+    check_array,
+    check_bool,
+    check_choice,
+    check_int,
+    check_n_features,
+    check_same_length,
+)
+from neuro.base import NeuroEstimator
+from neuro.errors import InputError, InputTypeError
 from neuro.train.device import resolve_device
 
 __all__ = ["DEFAULT_ALPHAS", "RidgeCVResult", "VoxelRidgeCV", "solve_ridge_cv"]
@@ -155,7 +175,10 @@ class _Fold:
     x_val_t: torch.Tensor | None  # (p, n_val) validation features ("features" route)
     proj: torch.Tensor  # (k, p) = V^T ("features") or (k, n_train) = U^T ("samples")
     u_sum: torch.Tensor | None  # (k,) = U^T 1 ("samples" route with an intercept)
-    stack: torch.Tensor  # (n_alphas * n_val, k) alpha stack
+    q_t: torch.Tensor  # (r, n_val) = Q^T, from Xval V = Q R, r = min(n_val, k)
+    q_square: bool  # Q is square (n_val <= k): Q^T keeps every vector's norm
+    # row blocks of the alpha stack of R: (i0, i1, (n_alphas * (i1 - i0), k - i0) matrix)
+    blocks: list[tuple[int, int, torch.Tensor]]
 
 
 class RidgeCVResult(NamedTuple):
@@ -173,22 +196,131 @@ def _spectral_weights(s: torch.Tensor, alphas: torch.Tensor, route: str) -> torc
     return (1.0 / denom) if route == "features" else (s[None, :] / denom)
 
 
+# Which library multiplies on the CPU. Both work on the same memory (``Tensor.numpy()``
+# and ``torch.from_numpy`` are views), so the choice changes speed, not results beyond
+# rounding. ``NEURO_RIDGE_BLAS`` = "torch" or "numpy" forces one; "auto" (the default)
+# keeps torch for small fits and otherwise times both once per process and dtype.
+_BLAS_ENV = "NEURO_RIDGE_BLAS"
+# multiply-adds of a fit's alpha-stack products below which "auto" uses torch untimed
+# (the one-time timing costs some 30-60 ms; this is a quarter to half a second of work)
+_CALIBRATE_MIN_MACS = 4e10
+_cpu_blas_choice: dict[torch.dtype, str] = {}
+# the alpha stack of a fold is cut into about this many row blocks (of at least
+# _BLOCK_MIN_ROWS rows) to skip the zeros of its triangular factor
+_BLOCKS = 8
+_BLOCK_MIN_ROWS = 32
+
+
+def _calibrate_cpu_blas(dtype: torch.dtype) -> str:
+    """Pick "numpy" if its BLAS multiplies at least 1.25x as fast as torch's here, else "torch".
+
+    Times one product of the solver's usual shape (a tall alpha stack times a block
+    of projected voxels, 2048 x 512 x 512) with each library, interleaved, best of 4.
+    The margin pays for running torch's own (elementwise) ops on one thread
+    alongside numpy's BLAS (see :func:`solve_ridge_cv`).
+    """
+    import time
+
+    gen = torch.Generator().manual_seed(0)
+    a = torch.rand(2048, 512, generator=gen, dtype=dtype)
+    b = torch.rand(512, 512, generator=gen, dtype=dtype)
+    out = torch.empty(2048, 512, dtype=dtype)
+    a_np, b_np, out_np = a.numpy(), b.numpy(), out.numpy()
+    best = {"torch": float("inf"), "numpy": float("inf")}
+    for _ in range(4):
+        for name in best:
+            start = time.perf_counter()
+            if name == "torch":
+                torch.mm(a, b, out=out)
+            else:
+                np.matmul(a_np, b_np, out=out_np)
+            best[name] = min(best[name], time.perf_counter() - start)
+    return "numpy" if best["numpy"] < 0.8 * best["torch"] else "torch"
+
+
+def _cpu_blas(device: torch.device, dtype: torch.dtype, macs: float) -> str:
+    """The library for the solver's products: "torch", or "numpy" (CPU, float only).
+
+    ``macs`` is the fit's multiply-add count in its alpha-stack products; "auto"
+    calibrates (:func:`_calibrate_cpu_blas`) only for fits above
+    ``_CALIBRATE_MIN_MACS`` and caches the answer per process and dtype.
+    """
+    import os
+
+    choice = os.environ.get(_BLAS_ENV, "auto").strip().lower() or "auto"
+    if choice not in ("auto", "torch", "numpy"):
+        raise ValueError(f"{_BLAS_ENV} must be 'auto', 'torch' or 'numpy'; got {choice!r}.")
+    if device.type != "cpu" or dtype not in (torch.float32, torch.float64):
+        return "torch"
+    if choice != "auto":
+        return choice
+    if macs < _CALIBRATE_MIN_MACS:
+        return "torch"
+    if dtype not in _cpu_blas_choice:
+        _cpu_blas_choice[dtype] = _calibrate_cpu_blas(dtype)
+    return _cpu_blas_choice[dtype]
+
+
+def _mm(a: torch.Tensor, b: torch.Tensor, blas: str, out: torch.Tensor | None = None):
+    """``a @ b`` (into ``out`` if given) by torch, or by numpy on the same CPU memory."""
+    if blas == "numpy":
+        res = np.matmul(a.numpy(), b.numpy(), out=None if out is None else out.numpy())
+        return out if out is not None else torch.from_numpy(res)
+    return a @ b if out is None else torch.mm(a, b, out=out)
+
+
+class _TorchThreads:
+    """Context manager: torch limited to ``n`` threads inside (None: as it is)."""
+
+    def __init__(self, n: int | None) -> None:
+        self.n, self.before = n, torch.get_num_threads()
+
+    def __enter__(self) -> None:
+        if self.n is not None and self.n != self.before:
+            torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc) -> None:
+        if torch.get_num_threads() != self.before:
+            torch.set_num_threads(self.before)
+
+
+def _svd(x: torch.Tensor, need_u: bool):
+    """Thin SVD ``(U, s, Vt)`` of ``x``; without ``need_u``, ``U`` is None and a tall
+    ``x`` is reduced to the R of its QR first (``x = QR`` has the s and V of ``R``),
+    which skips forming U."""
+    if not need_u and x.shape[0] >= 2 * x.shape[1]:
+        r = torch.linalg.qr(x, mode="r")[1]
+        _, s, vt = torch.linalg.svd(r, full_matrices=False)
+        return None, s, vt
+    return torch.linalg.svd(x, full_matrices=False)
+
+
 def _plan_fold(Xc, train, val, alphas, fit_intercept, route) -> _Fold:
     xtr = Xc[train]
     x_mean = xtr.mean(0) if fit_intercept else None
     if fit_intercept:
         xtr -= x_mean
-    U, s, Vt = torch.linalg.svd(xtr, full_matrices=False)
+    U, s, Vt = _svd(xtr, need_u=route == "samples")
     xval = Xc[val]
     if fit_intercept:
         xval = xval - x_mean
     m = xval @ Vt.T  # (n_val, k)
     d = _spectral_weights(s, alphas, route)
-    stack = (d[:, None, :] * m[None, :, :]).reshape(-1, m.shape[1])
+    # m = QR with R upper trapezoidal (r, k): rows i0: of R are zero left of column i0,
+    # so a row block of the alpha stack only needs columns i0: (and rows i0: of Z)
+    q, r = torch.linalg.qr(m)
+    n_rows, k = r.shape
+    step = max(_BLOCK_MIN_ROWS, -(-n_rows // _BLOCKS))
+    blocks = [
+        (i0, min(i0 + step, n_rows), (d[:, None, i0:] * r[None, i0 : i0 + step, i0:]))
+        for i0 in range(0, n_rows, step)
+    ]
+    blocks = [(i0, i1, b.reshape(-1, k - i0)) for i0, i1, b in blocks]
+    q_t, q_square = q.T.contiguous(), q.shape[0] == q.shape[1]
     if route == "features":
-        return _Fold(train, val, x_mean, Xc[val].T.contiguous(), Vt, None, stack)
+        return _Fold(train, val, x_mean, Xc[val].T.contiguous(), Vt, None, q_t, q_square, blocks)
     u_sum = U.sum(0) if fit_intercept else None
-    return _Fold(train, val, x_mean, None, U.T.contiguous(), u_sum, stack)
+    return _Fold(train, val, x_mean, None, U.T.contiguous(), u_sum, q_t, q_square, blocks)
 
 
 def solve_ridge_cv(
@@ -220,7 +352,7 @@ def solve_ridge_cv(
         Centre X and Y on each training fold and fit an intercept per voxel.
     voxel_batch_size : int or None, default=None
         Voxels solved at once. None picks a batch that keeps the working
-        memory (besides ``X``, ``Y`` and the results) near 128 MiB.
+        memory (besides ``X``, ``Y`` and the results) at most about 128 MiB.
 
     Returns
     -------
@@ -228,6 +360,14 @@ def solve_ridge_cv(
         ``cv_scores`` (n_alphas, n_voxels) float64 mean validation scores
         (negative MSE), ``best`` (n_voxels,) alpha indices, ``coef`` (n_features,
         n_voxels) and ``intercept`` (n_voxels,) of the refit.
+
+    Notes
+    -----
+    On the CPU the products run through torch's or numpy's BLAS (see the module
+    docstring and ``NEURO_RIDGE_BLAS``). With numpy's, torch's own operations
+    run on one thread while the voxel batches are solved (``torch.set_num_threads``,
+    restored on return): torch's OpenMP threads and the BLAS threads, which spin
+    for a while after each product, would otherwise contend for the cores.
     """
     device, dtype = X.device, X.dtype
     n, p = X.shape
@@ -258,7 +398,7 @@ def solve_ridge_cv(
     route = "features" if complements and cost_features <= cost_samples else "samples"
 
     plan = [_plan_fold(Xc, tr, te, a_work, fit_intercept, route) for tr, te in idx]
-    U, s, Vt = torch.linalg.svd(Xc, full_matrices=False)
+    U, s, Vt = _svd(Xc, need_u=route == "samples")
     d_full = _spectral_weights(s, a_work, route)  # (n_alphas, k)
     full_proj = Vt if route == "features" else U.T.contiguous()
 
@@ -267,70 +407,290 @@ def solve_ridge_cv(
         per_voxel = (2 * n + n_alphas * max_val + (len(folds) + 3) * p) * X.element_size()
         voxel_batch_size = max(64, _AUTO_BATCH_BYTES // per_voxel)
     vb = int(min(voxel_batch_size, v))
-    buffer = torch.empty(n_alphas * max_val * vb, device=device, dtype=dtype)
+    max_rows = max(i1 - i0 for f in plan for i0, i1, _ in f.blocks)
+    buffer = torch.empty(n_alphas * max_rows * vb, device=device, dtype=dtype)
+    stack_macs = sum(b.shape[0] * b.shape[1] for f in plan for _, _, b in f.blocks) * v
+    blas = _cpu_blas(device, dtype, stack_macs)
 
     scores = torch.zeros(n_alphas, v, device=device, dtype=torch.float64)
     best = torch.empty(v, device=device, dtype=torch.int64)
     coef = torch.empty(p, v, device=device, dtype=dtype)
     intercept = torch.zeros(v, device=device, dtype=dtype)
-    for start in range(0, v, vb):
-        cols = slice(start, min(start + vb, v))
-        w = cols.stop - cols.start
-        Yb = torch.empty(n, w, device=device, dtype=dtype)
-        Yb.copy_(Y[:, cols])  # always a copy: Y is never modified
-        _check_finite(Yb, "Y")
-        if fit_intercept:
-            y_mean = Yb.mean(0)
-            Yb -= y_mean
-            y_sum = Yb.sum(0)  # not exactly 0 in floating point
-        y_val = [Yb[f.val] for f in plan]
-        if route == "features":
-            if partition:  # X^T Y is the sum of the validation blocks
-                c_val = [f.x_val_t @ yv for f, yv in zip(plan, y_val, strict=True)]
-                C = torch.stack(c_val).sum(0) if len(c_val) > 1 else c_val[0].clone()
-            else:
-                C = Xc.T @ Yb
-                c_val = [f.x_val_t @ yv for f, yv in zip(plan, y_val, strict=True)]
-        score_b = scores[:, cols]
-        for i, (f, yv) in enumerate(zip(plan, y_val, strict=True)):
-            n_tr, n_val = len(f.train), len(f.val)
-            if route == "features":  # X_tr^T Y_tr = X^T Y - X_val^T Y_val
-                c_tr = C - c_val[i]
-                if fit_intercept:
-                    y_tr_mean = (y_sum - yv.sum(0)) / n_tr
-                    c_tr.addr_(f.x_mean, y_tr_mean, alpha=-n_tr)
-                z = f.proj @ c_tr
-            else:
-                y_tr = Yb[f.train]
-                z = f.proj @ y_tr
-                if fit_intercept:
-                    y_tr_mean = y_tr.mean(0)
-                    z.addr_(f.u_sum, y_tr_mean, alpha=-1)
-                del y_tr
+    # with numpy's BLAS, torch's own ops run on one thread: its OpenMP threads would
+    # otherwise fight the BLAS threads (which spin a while after each product)
+    with _TorchThreads(1 if blas == "numpy" else None):
+        for start in range(0, v, vb):
+            cols = slice(start, min(start + vb, v))
+            w = cols.stop - cols.start
+            Yb = torch.empty(n, w, device=device, dtype=dtype)
+            Yb.copy_(Y[:, cols])  # always a copy: Y is never modified
+            _check_finite(Yb, "Y")
             if fit_intercept:
-                yv -= y_tr_mean
-            pred = buffer[: n_alphas * n_val * w].view(n_alphas * n_val, w)
-            torch.mm(f.stack, z, out=pred)
-            pred = pred.view(n_alphas, n_val, w)
-            pred -= yv
-            pred.square_()
-            score_b -= pred.sum(1).to(torch.float64) / n_val
-        score_b /= len(plan)
-        best_b = (score_b + nudge[:, None]).argmax(0)
-        best[cols] = best_b
+                y_mean = Yb.mean(0)
+                Yb -= y_mean
+                y_sum = Yb.sum(0)  # not exactly 0 in floating point
+            y_val = [Yb[f.val] for f in plan]
+            if route == "features":
+                if partition:  # X^T Y is the sum of the validation blocks
+                    c_val = [_mm(f.x_val_t, yv, blas) for f, yv in zip(plan, y_val, strict=True)]
+                    C = torch.stack(c_val).sum(0) if len(c_val) > 1 else c_val[0].clone()
+                else:
+                    C = _mm(Xc.T, Yb, blas)
+                    c_val = [_mm(f.x_val_t, yv, blas) for f, yv in zip(plan, y_val, strict=True)]
+            score_b = scores[:, cols]
+            for i, (f, yv) in enumerate(zip(plan, y_val, strict=True)):
+                n_tr, n_val = len(f.train), len(f.val)
+                if route == "features":  # X_tr^T Y_tr = X^T Y - X_val^T Y_val
+                    c_tr = C - c_val[i]
+                    if fit_intercept:
+                        y_tr_mean = (y_sum - yv.sum(0)) / n_tr
+                        c_tr.addr_(f.x_mean, y_tr_mean, alpha=-n_tr)
+                    z = _mm(f.proj, c_tr, blas)
+                else:
+                    y_tr = Yb[f.train]
+                    z = _mm(f.proj, y_tr, blas)
+                    if fit_intercept:
+                        y_tr_mean = y_tr.mean(0)
+                        z.addr_(f.u_sum, y_tr_mean, alpha=-1)
+                    del y_tr
+                if fit_intercept:
+                    yv -= y_tr_mean
+                # |yv - m D_a z|^2 = |Q^T yv - R D_a z|^2 (+ |yv - Q Q^T yv|^2 if Q is thin)
+                qy = _mm(f.q_t, yv, blas)
+                sq = torch.zeros(n_alphas, w, device=device, dtype=torch.float64)
+                if not f.q_square:
+                    rest = yv - _mm(f.q_t.T, qy, blas)
+                    sq += rest.square_().sum(0).to(torch.float64)
+                for i0, i1, block in f.blocks:
+                    pred = buffer[: n_alphas * (i1 - i0) * w].view(n_alphas * (i1 - i0), w)
+                    _mm(block, z[i0:], blas, out=pred)  # most of the run time
+                    pred = pred.view(n_alphas, i1 - i0, w)
+                    pred -= qy[i0:i1]
+                    sq += pred.square_().sum(1).to(torch.float64)
+                score_b -= sq / n_val
+            score_b /= len(plan)
+            best_b = (score_b + nudge[:, None]).argmax(0)
+            best[cols] = best_b
 
-        # refit on all samples, each voxel with its own alpha
-        z = full_proj @ (C if route == "features" else Yb)
-        z *= d_full[best_b].T
-        coef_b = Vt.T @ z
-        coef[:, cols] = coef_b
-        if fit_intercept:
-            intercept[cols] = y_mean - x_mean @ coef_b
+            # refit on all samples, each voxel with its own alpha
+            z = _mm(full_proj, C if route == "features" else Yb, blas)
+            z *= d_full[best_b].T
+            coef_b = _mm(Vt.T, z, blas)
+            coef[:, cols] = coef_b
+            if fit_intercept:
+                intercept[cols] = y_mean - x_mean @ coef_b
     return RidgeCVResult(scores, best, coef, intercept)
 
 
 # ---------------------------------------------------------------------- estimator
-class VoxelRidgeCV(RegressorMixin, BaseEstimator):
+# Below: the estimators. They validate their inputs through neuro._validation
+# (InputError / InputTypeError) and leave the solver above to trust them.
+
+
+#: NumPy dtypes handed to torch as they are (a view, no copy)
+_TORCH_READY = tuple(
+    np.dtype(d) for d in ("float32", "float64", "int8", "int16", "int32", "int64", "uint8")
+)
+
+
+def _data(name: str, value, shape_hint: str, outputs: bool = False) -> torch.Tensor:
+    """``value`` as a tensor, checked; a view of a NumPy array or tensor where possible.
+
+    2D, or with ``outputs=True`` (for ``Y``) 1D or 2D. Values
+    are not checked for NaN here (see :func:`_check_finite_by_columns`), so a
+    large ``Y`` is never copied or scanned whole at once.
+    """
+    ndim = (1, 2) if outputs else 2
+    if isinstance(value, torch.Tensor):
+        t = value.detach()
+        if t.ndim not in ((1, 2) if outputs else (2,)):
+            dims = "1D or 2D" if outputs else "2D"
+            raise InputError(f"{name} must be {dims} {shape_hint}; got shape {tuple(t.shape)}.")
+        if t.is_complex():
+            raise InputError(f"{name}: Complex data not supported; give real values.")
+        if len(t) == 0:
+            raise InputError(f"{name} is empty (0 samples, shape {tuple(t.shape)}).")
+    else:
+        arr = check_array(name, value, ndim=ndim, shape_hint=shape_hint, finite=False)
+        if arr.dtype.kind != "b" and arr.dtype not in _TORCH_READY:
+            arr = arr.astype(np.float64)  # float16, wide unsigned ints: types torch lacks
+        with warnings.catch_warnings():  # read-only arrays are fine: they are only read
+            warnings.simplefilter("ignore", UserWarning)
+            t = torch.from_numpy(arr)
+    if t.dtype == torch.bool:
+        raise InputTypeError(
+            f"{name} must hold numbers; got dtype bool. Convert it first (e.g. to float)."
+        )
+    return t
+
+
+def _check_finite_by_columns(name: str, t: torch.Tensor, block: int = 1 << 24) -> None:
+    """Refuse NaN or infinite values, scanning about ``block`` values at a time."""
+    if not t.is_floating_point():
+        return
+    step = max(1, block // max(len(t), 1))
+    for start in range(0, t.shape[1], step):
+        if not torch.isfinite(t[:, start : start + step]).all():
+            raise InputError(
+                f"{name} contains NaN or infinite values; remove or impute them first."
+            )
+
+
+def _check_alphas_list(alphas) -> np.ndarray:
+    """``alphas`` as a float64 array of finite numbers > 0."""
+    if isinstance(alphas, (str, bytes)):
+        raise InputTypeError(f"alphas must be a list of numbers > 0; got {alphas!r}.")
+    try:
+        a = np.asarray(alphas, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        raise InputTypeError(
+            f"alphas must be a list of numbers > 0 (e.g. numpy.logspace(-2, 6, 17)); got "
+            f"{alphas!r}."
+        ) from None
+    if a.size == 0 or not np.all(np.isfinite(a)) or np.any(a <= 0):
+        raise InputError(
+            f"alphas must be a non-empty list of finite numbers > 0; got {alphas!r}. For "
+            "example numpy.logspace(-2, 6, 17)."
+        )
+    return a
+
+
+def _folds(cv, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:func:`make_folds`, with its refusals of ``cv`` raised as :class:`InputError`."""
+    try:
+        return make_folds(cv, n)
+    except InputError:
+        raise
+    except (TypeError, ValueError) as err:  # the splits the caller asked for cannot be made
+        raise InputError(str(err)) from None
+
+
+class _VoxelLinearModel(MultiOutputMixin, RegressorMixin, NeuroEstimator):
+    """What the voxelwise linear models share: input checks, ``predict`` and scores.
+
+    Subclasses set ``coef_ (n_features, n_voxels)``, ``intercept_ (n_voxels,)``
+    and ``n_features_in_`` in ``fit`` (through :meth:`_fit_inputs` and
+    :meth:`_set_fit`), and get from here ``predict``, ``score`` (R²),
+    ``correlation_score`` (mean Pearson r), and ``save`` / ``load`` (from
+    :class:`~neuro.base.NeuroEstimator`). Their constructors take ``alphas``,
+    ``cv``, ``device``, ``voxel_batch_size``, ``fit_intercept`` and ``dtype``.
+    """
+
+    #: What ``X`` is: vectors ``(n_samples, n_features)``. ``compare_encoders``
+    #: reads it to give the model flattened feature maps (readouts say "maps").
+    input_kind = "vectors"
+
+    def _settings(self) -> tuple[np.ndarray, torch.device, torch.dtype]:
+        """Checked ``alphas``, device and torch dtype."""
+        dtype = check_choice("dtype", self.dtype, ("float32", "float64"))
+        alphas = _check_alphas_list(self.alphas)
+        check_int("voxel_batch_size", self.voxel_batch_size, minimum=1, allow_none=True)
+        check_bool("fit_intercept", self.fit_intercept)
+        return alphas, resolve_device(self.device), getattr(torch, dtype)
+
+    def _features(self, X, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        Xt = _data("X", X, "(n_samples, n_features)").to(device=device, dtype=dtype)
+        _check_finite_by_columns("X", Xt)
+        return Xt
+
+    def _fit_inputs(self, X, Y):
+        """The checked inputs of ``fit``.
+
+        Returns
+        -------
+        Xt : tensor (n_samples, n_features)
+            On the model's device, in its dtype.
+        Yt : tensor (n_samples, n_voxels)
+            A view of ``Y`` (1D ``Y`` as one column), device and dtype unchanged.
+        alphas : ndarray (n_alphas,)
+        folds : list of (train, val) index arrays
+        device, dtype
+        """
+        alphas, device, dtype = self._settings()
+        Xt = self._features(X, device, dtype)
+        Yt = _data("Y", Y, "(n_samples, n_voxels)", outputs=True)
+        single_output = Yt.ndim == 1
+        Yt = Yt[:, None] if single_output else Yt
+        check_same_length(X=Xt, Y=Yt)
+        _check_finite_by_columns("Y", Yt)
+        folds = _folds(self.cv, len(Xt))
+        self.single_output_ = single_output
+        return Xt, Yt, alphas, folds, device, dtype
+
+    def _set_fit(self, coef: torch.Tensor, intercept: torch.Tensor) -> None:
+        self.coef_ = coef.cpu().numpy()
+        self.intercept_ = intercept.cpu().numpy()
+        self.n_features_in_ = int(coef.shape[0])
+
+    def _predict_tensor(self, X) -> tuple[torch.Tensor, torch.Tensor, torch.device, torch.dtype]:
+        self._check_fitted()
+        _, device, dtype = self._settings()
+        Xt = self._features(X, device, dtype)
+        check_n_features(self, Xt)
+        return Xt, torch.as_tensor(self.coef_, device=device, dtype=dtype), device, dtype
+
+    def _output(self, pred: torch.Tensor, X):
+        """``pred`` on ``X``'s side: a tensor on its device, or a NumPy array."""
+        if getattr(self, "single_output_", False):
+            pred = pred[..., 0]
+        if isinstance(X, torch.Tensor):
+            return pred.to(X.device)
+        return pred.cpu().numpy()
+
+    def predict(self, X):
+        """Predicted responses; numpy in, numpy out; torch in, torch out.
+
+        Parameters
+        ----------
+        X : array or tensor of shape (n_samples, n_features)
+
+        Returns
+        -------
+        array or tensor of shape (n_samples, n_voxels)
+            ``(n_samples,)`` if ``Y`` was 1D at ``fit``.
+        """
+        Xt, coef, device, dtype = self._predict_tensor(X)
+        pred = Xt @ coef + torch.as_tensor(self.intercept_, device=device, dtype=dtype)
+        return self._output(pred, X)
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """R² of the prediction, averaged uniformly over voxels (scikit-learn's ``score``).
+
+        Parameters
+        ----------
+        X : array or tensor of shape (n_samples, n_features)
+        y : array or tensor of shape (n_samples, n_voxels) or (n_samples,)
+            The responses (``Y`` of ``fit``).
+        sample_weight : array of shape (n_samples,), optional
+
+        Returns
+        -------
+        float
+            ``sklearn.metrics.r2_score(Y, predict(X), multioutput="uniform_average")``;
+            see :meth:`correlation_score` for the mean Pearson r.
+        """
+        from neuro.encoders.metrics import mean_r2
+
+        return mean_r2(y, self.predict(X), sample_weight=sample_weight)
+
+    def correlation_score(self, X, y) -> float:
+        """Mean over voxels of the Pearson r between ``predict(X)`` and ``y``.
+
+        Parameters
+        ----------
+        X : array or tensor of shape (n_samples, n_features)
+        y : array or tensor of shape (n_samples, n_voxels) or (n_samples,)
+
+        Returns
+        -------
+        float
+        """
+        from neuro.encoders.metrics import mean_correlation
+
+        return mean_correlation(y, self.predict(X))
+
+
+class VoxelRidgeCV(_VoxelLinearModel):
     """Ridge regression from features to many voxels, one cross-validated alpha per voxel.
 
     Parameters
@@ -360,6 +720,15 @@ class VoxelRidgeCV(RegressorMixin, BaseEstimator):
         The alpha chosen for each voxel.
     cv_scores_ : ndarray of shape (n_alphas, n_voxels)
         Mean validation score (negative MSE) of each alpha.
+    single_output_ : bool
+        ``Y`` was 1D at ``fit`` (one voxel): ``predict`` then returns 1D too.
+    n_features_in_ : int
+
+    Notes
+    -----
+    ``score`` is R² (averaged over voxels), as for every scikit-learn
+    regressor; ``correlation_score`` is the mean Pearson r. ``save(path)``
+    and ``VoxelRidgeCV.load(path)`` round-trip exactly (:mod:`neuro.persist`).
 
     Examples
     --------
@@ -369,8 +738,8 @@ class VoxelRidgeCV(RegressorMixin, BaseEstimator):
     >>> model = VoxelRidgeCV(alphas=[0.1, 1.0, 10.0], device="cpu").fit(X, Y)
     >>> model.coef_.shape, model.alpha_.shape
     ((7, 9), (9,))
-    >>> bool(model.score(X, Y) > 0.99)
-    True
+    >>> bool(model.score(X, Y) > 0.99), bool(model.correlation_score(X, Y) > 0.99)
+    (True, True)
     """
 
     def __init__(
@@ -389,12 +758,6 @@ class VoxelRidgeCV(RegressorMixin, BaseEstimator):
         self.fit_intercept = fit_intercept
         self.dtype = dtype
 
-    def _setup(self):
-        dtype = _check_dtype(self.dtype)
-        alphas = _check_alphas(self.alphas)
-        _check_batch_size(self.voxel_batch_size)
-        return alphas, resolve_device(self.device), dtype
-
     def fit(self, X, Y):
         """Choose each voxel's alpha by cross-validation, then refit on all samples.
 
@@ -409,14 +772,7 @@ class VoxelRidgeCV(RegressorMixin, BaseEstimator):
         -------
         self
         """
-        alphas, device, dtype = self._setup()
-        Xt = _as_tensor(X, "X", device, dtype)
-        Yt = _as_2d(Y, "Y")
-        if len(Xt) != len(Yt):
-            raise ValueError(
-                f"X and Y must have the same number of samples; got {len(Xt)} and {len(Yt)}."
-            )
-        folds = make_folds(self.cv, len(Xt))
+        Xt, Yt, alphas, folds, _, _ = self._fit_inputs(X, Y)
         res = solve_ridge_cv(
             Xt,
             Yt,
@@ -425,64 +781,7 @@ class VoxelRidgeCV(RegressorMixin, BaseEstimator):
             fit_intercept=self.fit_intercept,
             voxel_batch_size=self.voxel_batch_size,
         )
-        self.coef_ = res.coef.cpu().numpy()
-        self.intercept_ = res.intercept.cpu().numpy()
+        self._set_fit(res.coef, res.intercept)
         self.alpha_ = alphas[res.best.cpu().numpy()]
         self.cv_scores_ = res.cv_scores.cpu().numpy().astype(self.dtype)
-        self.n_features_in_ = Xt.shape[1]
         return self
-
-    def _check_fitted(self):
-        if not hasattr(self, "coef_"):
-            raise RuntimeError("This VoxelRidgeCV is not fitted yet; call fit(X, Y) first.")
-
-    def predict(self, X):
-        """Predicted responses ``(n_samples, n_voxels)``; numpy in, numpy out; torch in, torch out."""
-        self._check_fitted()
-        _, device, dtype = self._setup()
-        Xt = _as_tensor(X, "X", device, dtype)
-        if Xt.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {Xt.shape[1]} features but the model was fitted with {self.n_features_in_}."
-            )
-        coef = torch.as_tensor(self.coef_, device=device, dtype=dtype)
-        pred = Xt @ coef + torch.as_tensor(self.intercept_, device=device, dtype=dtype)
-        if isinstance(X, torch.Tensor):
-            return pred.to(X.device)
-        return pred.cpu().numpy()
-
-    def save(self, path, overwrite: bool = False):
-        """Write the fitted model to one ``.npz`` file (settings and arrays, no pickle).
-
-        A scikit-learn splitter given as ``cv`` is not saved (the loaded model
-        predicts; refitting it uses the default ``cv``). Writing is atomic and
-        an existing file is refused unless ``overwrite``.
-        """
-        from neuro.encoders._persist import save_fitted
-
-        self._check_fitted()
-        return save_fitted(self, path, overwrite=overwrite)
-
-    @classmethod
-    def load(cls, path) -> VoxelRidgeCV:
-        """A fitted model from a file written by :meth:`save`."""
-        from neuro.encoders._persist import load_fitted
-
-        return load_fitted(cls, path)
-
-    def score(self, X, Y, sample_weight=None) -> float:
-        """Mean over voxels of the Pearson r between prediction and data."""
-        return _mean_r(self.predict(X), Y, sample_weight)
-
-
-def _mean_r(pred, Y, sample_weight=None) -> float:
-    """Mean over voxels of the Pearson r between ``pred`` and ``Y``."""
-    from neuro.encoders.metrics import voxel_correlation
-
-    if sample_weight is not None:
-        raise ValueError("sample_weight is not supported.")
-    Yn = Y.detach().cpu().numpy() if isinstance(Y, torch.Tensor) else np.asarray(Y)
-    pn = pred.detach().cpu().numpy() if isinstance(pred, torch.Tensor) else pred
-    if Yn.ndim == 1:
-        Yn = Yn[:, None]
-    return float(np.mean(voxel_correlation(Yn.astype(np.float64), pn.astype(np.float64))))

@@ -1,5 +1,6 @@
 """``neuro fit-encoder`` and ``neuro demo`` end to end on small simulated data."""
 
+import hashlib
 import json
 
 import numpy as np
@@ -36,7 +37,18 @@ def _nifti_args(study):
     ]
 
 
+def _hashes(folder):
+    """SHA-256 of every file under ``folder``, by relative path."""
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
 def test_fit_encoder_on_nifti_files(study, tmp_path, capsys):
+    before = _hashes(study)
+    assert len(before) > 5  # betas, trials, mask, labels, label names, images
     out = tmp_path / "fit"
     args = ["fit-encoder", *_nifti_args(study), "--model", "ridge", "gaussian"]
     args += ["--epochs", "30", "--image-size", "32", "--map-size", "8", "--out", str(out)]
@@ -48,9 +60,11 @@ def test_fit_encoder_on_nifti_files(study, tmp_path, capsys):
     assert metrics["encoders"]["ridge"]["per_roi"]["V1"]["r"] > 0.2
     for rel in ("roi_table.csv", "maps/r_gaussian.nii.gz", "figures/roi_comparison.png"):
         assert (out / rel).is_file(), rel
-    assert (out / "models" / "gaussian.pt").is_file()
+    assert (out / "models" / "gaussian.pt").is_file() and (out / "models" / "ridge.pt").is_file()
     # the user's input files are untouched and a second run into the same folder is refused
+    assert _hashes(study) == before
     assert main([*args, "-q", "--device", "cpu"]) == 2
+    assert "exists and is not empty" in capsys.readouterr().err
 
 
 def test_fit_encoder_selects_rois_and_uses_precomputed_features(study, tmp_path):
@@ -71,15 +85,55 @@ def test_fit_encoder_selects_rois_and_uses_precomputed_features(study, tmp_path)
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--betas", "nowhere.nii.gz", "--trials", "t.tsv"], "nowhere.nii.gz"),
+        (["--betas", "nowhere.nii.gz", "--trials", "t.tsv"], "--betas: no such file"),
         (["--betas", "x.nii.gz"], "--betas needs --trials"),
-        (["--features", "missing.npy"], "missing.npy"),
+        (["--features", "missing.npy"], "--features: no such file: 'missing.npy'"),
+        ([], "no data given: pass --betas"),
+        (["--hdf5", "gone.hdf5"], "--hdf5: no such file: 'gone.hdf5'"),
     ],
 )
 def test_fit_encoder_bad_input_is_one_clear_line(tmp_path, capsys, args, message):
     assert main(["fit-encoder", *args, "--out", str(tmp_path / "o"), "-q"]) == 2
     err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()  # a failed run leaves no empty folder
+
+
+def test_fit_encoder_without_data_points_to_the_demo(tmp_path, capsys):
+    assert main(["fit-encoder", "--out", str(tmp_path / "o"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "--betas" in err and "--hdf5" in err and "neuro demo" in err
+
+
+@pytest.mark.parametrize("flag", ["--betas", "--trials", "--labels", "--semantic", "--features"])
+def test_fit_encoder_names_the_flag_of_a_missing_file(study, tmp_path, capsys, flag):
+    args = _nifti_args(study)
+    missing = str(tmp_path / "not-here.file")
+    if flag in args:
+        args[args.index(flag) + 1] = missing
+    else:
+        args += [flag, missing]
+    assert main(["fit-encoder", *args, "--out", str(tmp_path / "o"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert f"{flag}: no such file" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("flag", "content"),
+    [("--betas", b"this is not a NIfTI image"), ("--semantic", b"not an array either")],
+)
+def test_fit_encoder_garbage_file_is_one_line(study, tmp_path, capsys, flag, content):
+    garbage = tmp_path / ("x.nii.gz" if flag == "--betas" else "x.npy")
+    garbage.write_bytes(content)
+    args = _nifti_args(study)
+    if flag in args:
+        args[args.index(flag) + 1] = str(garbage)
+    else:
+        args += [flag, str(garbage)]
+    assert main(["fit-encoder", *args, "--out", str(tmp_path / "o"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "x." in err
 
 
 def test_demo_compares_encoders_and_checks_the_truth(tmp_path, capsys):

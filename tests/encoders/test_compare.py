@@ -9,6 +9,7 @@ from data_loaders.fmri import FMRIDataset
 from data_loaders.simulate.fmri import simulate_fmri
 from neuro.encoders.compare import compare_encoders, make_encoder
 from neuro.encoders.ridge import VoxelRidgeCV
+from neuro.errors import InputError
 
 
 @pytest.fixture(scope="module")
@@ -89,22 +90,45 @@ def test_save_writes_everything_and_refuses_overwrite(result, tmp_path):
         "maps/best_model_labels.tsv",
         "figures/roi_comparison.png",
         "figures/r_ridge.png",
-        "models/ridge.npz",
+        "summary.txt",
+        "models/ridge.pt",
+        "models/ridge_strong.pt",
     ]:
         assert (out / rel).is_file(), rel
     metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics == json.loads(json.dumps(result.summary(), allow_nan=False))
     assert metrics["encoders"]["ridge"]["per_roi"]["V1"]["n_voxels"] > 0
-    saved = np.load(out / "models" / "ridge.npz", allow_pickle=False)
-    np.testing.assert_array_equal(saved["coef_"], result.encoders["ridge"].coef_)
+    assert (out / "summary.txt").read_text().rstrip("\n") == result.format_table()
+    saved = VoxelRidgeCV.load(out / "models" / "ridge.pt")
+    np.testing.assert_array_equal(saved.coef_, result.encoders["ridge"].coef_)
     with pytest.raises(OutputExistsError):
         result.save(out)
     result.save(out, overwrite=True)
 
 
-def test_summary_lists_every_roi(result, dataset):
-    text = result.summary()
+def test_result_api(result, dataset):
+    """summary() is a JSON-able dict, format_table() the text, tables() and plot() named."""
+    from matplotlib.figure import Figure
+
+    from neuro.results import Result
+
+    assert isinstance(result, Result)
+    text = result.format_table()
+    assert str(result) == text
     for roi in dataset.rois:
         assert roi in text
+    summary = result.summary()
+    json.dumps(summary, allow_nan=False)
+    ridge = summary["encoders"]["ridge"]
+    assert ridge["mean_r"] == pytest.approx(float(np.mean(result.scores["ridge"])))
+    assert ridge["mean_r2"] == pytest.approx(float(np.mean(result.r2["ridge"])))
+    assert set(ridge["per_roi"]) == {*dataset.rois, "all"}
+    tables = result.tables()
+    assert set(tables) == {"roi_table", "voxels"}
+    assert len(tables["voxels"]) == dataset.n_voxels
+    figures = result.plot()
+    assert set(figures) == {"roi_comparison", "r_ridge", "r_ridge_strong"}
+    assert all(isinstance(f, Figure) for f in figures.values())
 
 
 def test_gabor_features_by_default(dataset):
@@ -131,9 +155,49 @@ def test_bad_input(dataset, maps, kwargs, match):
 
 
 def test_make_encoder_names():
+    from neuro.encoders.readouts import ReadoutEncoder
+
     assert isinstance(make_encoder("ridge", device="cpu"), VoxelRidgeCV)
-    with pytest.raises(ValueError, match="choose from"):
+    readout = make_encoder("gaussian", device="cpu", random_state=3, epochs=5)
+    assert isinstance(readout, ReadoutEncoder)
+    assert (readout.readout, readout.random_state, readout.epochs) == ("gaussian", 3, 5)
+    with pytest.raises(InputError, match="choose from"):
         make_encoder("forest")
+
+
+class _MeanMap:
+    """A user's estimator that reads maps (input_kind = "maps"): predicts from the mean map."""
+
+    input_kind = "maps"
+
+    def fit(self, X, Y):
+        assert X.ndim == 4  # it got the maps, not flattened vectors
+        self.ridge_ = VoxelRidgeCV(device="cpu").fit(X.mean(axis=(2, 3)), Y)
+        return self
+
+    def predict(self, X):
+        assert X.ndim == 4
+        return self.ridge_.predict(X.mean(axis=(2, 3)))
+
+
+class _Flat:
+    """The same without ``input_kind``: it gets flattened maps (vectors)."""
+
+    def fit(self, X, Y):
+        assert X.ndim == 2
+        self.ridge_ = VoxelRidgeCV(device="cpu").fit(X, Y)
+        return self
+
+    def predict(self, X):
+        assert X.ndim == 2
+        return self.ridge_.predict(X)
+
+
+def test_input_kind_decides_what_an_estimator_reads(dataset, maps):
+    encoders = [("maps", _MeanMap()), ("vectors", _Flat())]
+    result = compare_encoders(dataset, encoders, features=maps, device="cpu", n_boot=20)
+    assert result.names == ["maps", "vectors"]
+    assert VoxelRidgeCV.input_kind == "vectors"
 
 
 def test_without_repeats_scores_but_no_ceiling(rng):
@@ -144,5 +208,6 @@ def test_without_repeats_scores_but_no_ceiling(rng):
         result = compare_encoders(ds, ["ridge"], features=x, device="cpu", n_boot=50)
     assert result.scores["ridge"].mean() > 0.8
     assert np.isnan(result.normalized["ridge"]).all()
-    assert "A" in result.summary()
-    assert result.metrics()["encoders"]["ridge"]["mean_normalized"] is None
+    assert "A" in result.format_table()
+    assert result.summary()["encoders"]["ridge"]["mean_normalized"] is None
+    assert result.plot().keys() == {"roi_comparison"}  # no voxel positions: no brain maps

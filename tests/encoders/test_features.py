@@ -18,6 +18,7 @@ from neuro.encoders.features import (
     cached_features,
     pool_features,
 )
+from neuro.errors import InputError, UnreadableFileError
 
 SIZE = 32
 
@@ -294,10 +295,48 @@ def test_cache_stores_backbone_layers(tmp_path, rng):
         cached_features(fe2, images, path)
 
 
-def test_corrupt_cache_names_the_file(tmp_path, rng):
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        ("empty", "empty, 0 bytes"),
+        ("garbage", ""),
+        ("truncated", ""),
+        ("npy", ""),  # a file of another format under the cache's name
+        ("no features", "has no 'features' dataset"),
+        ("dataset entry", "is not a feature cache entry"),
+    ],
+)
+def test_unreadable_cache_is_one_line_naming_the_fix(tmp_path, rng, damage, reason):
     path = tmp_path / "cache.h5"
-    path.write_bytes(b"not an hdf5 file")
-    bank = GaborFeatures(n_orientations=2, map_size=4, device="cpu")
-    with pytest.raises(FeatureCacheError, match=r"cache.h5 is not a readable .* delete it"):
-        cached_features(bank, rng.random((2, 16, 16, 3)), path)
-    assert path.read_bytes() == b"not an hdf5 file"  # left as it was
+    images = rng.random((2, 16, 16, 3)).astype(np.float32)
+    bank = GaborFeatures(n_orientations=2, frequencies=(0.25,), map_size=4, device="cpu")
+    if damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "garbage":
+        path.write_bytes(b"not an hdf5 file")
+    elif damage == "truncated":
+        cached_features(bank, images, path)
+        path.write_bytes(path.read_bytes()[:1000])
+    elif damage == "npy":
+        with open(path, "wb") as fh:
+            np.save(fh, np.zeros(5))
+    elif damage == "no features":  # the entry of these settings and images, emptied
+        cached_features(bank, images, path)
+        with h5py.File(path, "a") as f:
+            del f["GaborFeatures"]["features"]
+    else:
+        with h5py.File(path, "w") as f:
+            f["GaborFeatures"] = np.zeros(3)
+    before = path.read_bytes()
+    with pytest.raises(UnreadableFileError) as info:
+        cached_features(bank, images, path)
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message and reason in message
+    assert "delete it or choose another path" in message
+    assert path.read_bytes() == before  # left as it was
+
+
+def test_cache_path_that_is_a_folder_is_refused(tmp_path, rng):
+    bank = GaborFeatures(n_orientations=2, frequencies=(0.25,), map_size=4, device="cpu")
+    with pytest.raises(InputError, match="is a folder"):
+        cached_features(bank, rng.random((2, 16, 16, 3)), tmp_path)

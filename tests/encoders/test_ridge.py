@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import KFold, ShuffleSplit, TimeSeriesSplit, cross_val_score
 from sklearn.pipeline import make_pipeline
@@ -8,6 +9,7 @@ from sklearn.preprocessing import StandardScaler
 
 from data_loaders.simulate import simulate_linear_encoding
 from neuro.encoders.ridge import VoxelRidgeCV
+from neuro.errors import CheckpointError, InputError, InputTypeError, OutputExistsError
 
 
 @pytest.fixture
@@ -132,8 +134,8 @@ def test_recovers_planted_weights_and_works_in_sklearn_tools():
     model = VoxelRidgeCV(device="cpu").fit(sim.X, sim.Y)
     assert np.corrcoef(model.coef_.ravel(), sim.weights.ravel())[0, 1] > 0.98
     pipe = make_pipeline(StandardScaler(), VoxelRidgeCV(device="cpu"))
-    scores = cross_val_score(pipe, sim.X, sim.Y, cv=3)
-    assert scores.shape == (3,) and np.all(scores > 0.8)
+    scores = cross_val_score(pipe, sim.X, sim.Y, cv=3)  # R², scikit-learn's regressor score
+    assert scores.shape == (3,) and np.all(scores > 0.6)
 
 
 @pytest.mark.parametrize(
@@ -146,18 +148,23 @@ def test_recovers_planted_weights_and_works_in_sklearn_tools():
             "alphas must be a non-empty list of finite numbers > 0",
         ),
         ({"cv": 1}, None, ValueError, r"cv must be an integer in \[2, n_samples"),
-        ({"voxel_batch_size": 0}, None, ValueError, "voxel_batch_size must be a positive integer"),
+        ({"voxel_batch_size": 0}, None, ValueError, "voxel_batch_size must be an integer >= 1"),
         ({"device": "tpu"}, None, ValueError, "device must be"),
         ({}, "nan", ValueError, "Y contains NaN"),
-        ({}, "rows", ValueError, "same number of samples; got 90 and 89"),
+        ({}, "rows", ValueError, "same number of samples .*X has 90, Y has 89"),
         ({"cv": 91}, None, ValueError, "fewer samples than folds"),
         ({}, "inf", ValueError, "Y contains NaN or infinite values"),
         ({}, "xnan", ValueError, "X contains NaN or infinite values"),
         ({}, "1d-x", ValueError, r"X must be 2D \(n_samples, n_features\); got shape \(90,\)"),
         ({"cv": [(np.arange(10), np.array([], int))]}, None, ValueError, "empty train or val"),
         ({"cv": [(np.arange(10), np.array([95]))]}, None, ValueError, "not integers in"),
-        ({"dtype": "float16"}, None, ValueError, "dtype must be 'float32' or 'float64'"),
+        ({"dtype": "float16"}, None, ValueError, "dtype must be one of 'float32', 'float64'"),
         ({}, "bool", TypeError, "Y must hold numbers"),
+        ({"alphas": "big"}, None, InputTypeError, "alphas must be a list of numbers"),
+        ({"dtype": 32}, None, InputError, "dtype must be one of"),
+        ({"fit_intercept": "yes"}, None, InputTypeError, "fit_intercept must be True or False"),
+        ({}, "3d-y", InputError, r"Y must be 1D or 2D \(n_samples, n_voxels\)"),
+        ({}, "x-none", InputTypeError, "X is None"),
     ],
 )
 def test_bad_input(data, kwargs, args, error, message):
@@ -176,16 +183,66 @@ def test_bad_input(data, kwargs, args, error, message):
         X = X[:, 0]
     if args == "bool":
         Y = Y > 0
-    with pytest.raises(error, match=message):
+    if args == "3d-y":
+        Y = Y[:, :, None]
+    if args == "x-none":
+        X = None
+    with pytest.raises(error, match=message) as info:
         VoxelRidgeCV(**kwargs).fit(X, Y)
+    assert isinstance(info.value, InputError)  # the caller's mistake, printed in one line
+
+
+def test_the_caller_s_errors_are_input_errors_for_tensors_too(data):
+    X, Y, _ = data
+    Yt = torch.from_numpy(Y.copy())
+    Yt[5, 5] = torch.nan
+    with pytest.raises(InputError, match="Y contains NaN or infinite values"):
+        VoxelRidgeCV(device="cpu", voxel_batch_size=2).fit(X, Yt)
+    with pytest.raises(InputError, match="Y must be 1D or 2D"):
+        VoxelRidgeCV(device="cpu").fit(X, torch.zeros(90, 2, 2))
+    with pytest.raises(InputTypeError, match="Y must hold numbers"):
+        VoxelRidgeCV(device="cpu").fit(X, torch.zeros(90, 2, dtype=torch.bool))
+
+
+def test_score_is_r2_and_correlation_score_is_mean_r(data):
+    from sklearn.metrics import r2_score
+
+    X, Y, _ = data
+    model = VoxelRidgeCV(device="cpu", dtype="float64").fit(X[:60], Y[:60])
+    pred = model.predict(X[60:])
+    assert model.score(X[60:], Y[60:]) == pytest.approx(r2_score(Y[60:], pred))
+    weights = np.linspace(0.5, 2, 30)
+    assert model.score(X[60:], Y[60:], sample_weight=weights) == pytest.approx(
+        r2_score(Y[60:], pred, sample_weight=weights)
+    )
+    r = [np.corrcoef(Y[60:, v], pred[:, v])[0, 1] for v in range(Y.shape[1])]
+    assert model.correlation_score(X[60:], Y[60:]) == pytest.approx(np.mean(r))
+    # torch in: the same numbers
+    Xt, Yt = torch.from_numpy(X[60:]), torch.from_numpy(Y[60:])
+    assert model.score(Xt, Yt) == pytest.approx(model.score(X[60:], Y[60:]))
+    assert model.correlation_score(Xt, Yt) == pytest.approx(np.mean(r))
+    # a noisy prediction: R² is below r², both are reported
+    assert model.score(X[60:], Y[60:]) < model.correlation_score(X[60:], Y[60:])
+
+
+def test_one_voxel_given_as_1d_predicts_1d(data):
+    X, Y, _ = data
+    model = VoxelRidgeCV(device="cpu", dtype="float64").fit(X, Y[:, 2])
+    assert model.coef_.shape == (7, 1) and model.single_output_
+    pred = model.predict(X)
+    assert pred.shape == (90,)
+    two_d = VoxelRidgeCV(device="cpu", dtype="float64").fit(X, Y[:, 2:3])
+    np.testing.assert_allclose(two_d.predict(X)[:, 0], pred)
 
 
 def test_predict_before_fit_and_wrong_width(data):
     X, Y, _ = data
-    with pytest.raises(RuntimeError, match="not fitted yet"):
+    with pytest.raises(NotFittedError, match="not fitted yet"):
         VoxelRidgeCV().predict(X)
+    with pytest.raises(NotFittedError):
+        VoxelRidgeCV().score(X, Y)
     model = VoxelRidgeCV(device="cpu").fit(X, Y)
-    with pytest.raises(ValueError, match="X has 6 features but the model was fitted with 7"):
+    with pytest.raises(InputError, match="X has 6 features, but VoxelRidgeCV is expecting 7"):
         model.predict(X[:, :6])
 
 
@@ -193,15 +250,43 @@ def test_save_load_roundtrip(rng, tmp_path):
     X = rng.standard_normal((60, 7))
     Y = X @ rng.standard_normal((7, 9)) + 0.1 * rng.standard_normal((60, 9))
     model = VoxelRidgeCV(alphas=[0.1, 1.0, 10.0], cv=KFold(3), device="cpu").fit(X, Y)
-    path = model.save(tmp_path / "ridge.npz")
+    path = model.save(tmp_path / "ridge.pt")
     back = VoxelRidgeCV.load(path)
     np.testing.assert_array_equal(back.predict(X), model.predict(X))
-    np.testing.assert_array_equal(back.alpha_, model.alpha_)
+    for name in ("coef_", "intercept_", "alpha_", "cv_scores_"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(model, name))
+        assert getattr(back, name).dtype == getattr(model, name).dtype
+    assert back.get_params()["alphas"] == [0.1, 1.0, 10.0]
     assert back.cv == 5  # a splitter object is not saved; the default comes back
-    with pytest.raises(FileExistsError, match="overwrite=True"):
+    with pytest.raises(OutputExistsError, match="overwrite=True"):
         model.save(path)
-    with pytest.raises(RuntimeError, match="not fitted"):
-        VoxelRidgeCV().save(tmp_path / "unfitted.npz")
-    (tmp_path / "junk.npz").write_bytes(b"junk")
-    with pytest.raises(ValueError, match="not a file written by VoxelRidgeCV.save"):
-        VoxelRidgeCV.load(tmp_path / "junk.npz")
+    model.save(path, overwrite=True)
+    with pytest.raises(NotFittedError, match="not fitted"):
+        VoxelRidgeCV().save(tmp_path / "unfitted.pt")
+
+
+def test_one_voxel_round_trips(rng, tmp_path):
+    X = rng.standard_normal((40, 3))
+    model = VoxelRidgeCV(alphas=[1.0], device="cpu").fit(X, X @ [1.0, 2.0, 3.0])
+    back = VoxelRidgeCV.load(model.save(tmp_path / "one.pt"))
+    assert back.predict(X).shape == (40,)
+    np.testing.assert_array_equal(back.predict(X), model.predict(X))
+
+
+def test_old_and_foreign_files_are_refused_naming_the_fix(rng, tmp_path):
+    """Files of the former .npz format, other formats and damaged files give one clear line."""
+    old = tmp_path / "ridge.npz"  # what VoxelRidgeCV.save wrote before neuro.persist
+    np.savez(old, __meta__=np.asarray('{"format": "neuro.fitted-estimator/1"}'), coef_=np.ones(3))
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    torch.save({"weights": torch.ones(2)}, tmp_path / "other.pt")
+    for name in ("ridge.npz", "junk.pt", "empty.pt", "other.pt"):
+        with pytest.raises(CheckpointError) as info:
+            VoxelRidgeCV.load(tmp_path / name)
+        message = str(info.value)
+        assert isinstance(info.value, InputError) and "\n" not in message
+        assert name in message
+    with pytest.raises(CheckpointError, match=r"VoxelRidgeCV.save\(\)"):
+        VoxelRidgeCV.load(tmp_path / "other.pt")
+    with pytest.raises(InputError, match="no such file|does not exist|not found"):
+        VoxelRidgeCV.load(tmp_path / "missing.pt")
