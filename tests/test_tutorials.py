@@ -33,6 +33,13 @@ def test_tutorial_executes(path, tmp_path, monkeypatch):
     ]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs), "the tutorial shows no figure"
+    as_text = [
+        o["data"]["text/plain"]
+        for o in outputs
+        if "<Figure size" in o.get("data", {}).get("text/plain", "")
+        and "image/png" not in o.get("data", {})
+    ]
+    assert not as_text, f"figures shown as text, not drawn: {as_text} (add %matplotlib inline)"
 
 
 def test_notebook_builder_writes_every_notebook_and_reports_failures(tmp_path):

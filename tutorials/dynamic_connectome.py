@@ -27,6 +27,7 @@
 # about 10 s with the test suite's small settings (`NEURO_TUTORIAL_SMALL=1`).*
 
 # %%
+# %matplotlib inline
 import os
 
 import matplotlib.pyplot as plt

@@ -35,6 +35,7 @@
 # about 40 s with the test suite's small settings (`NEURO_TUTORIAL_SMALL=1`).*
 
 # %%
+# %matplotlib inline
 import os
 
 import matplotlib.pyplot as plt

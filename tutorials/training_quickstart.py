@@ -20,6 +20,9 @@
 #
 # The data are simulated voxels with **planted** linear receptive fields, so we
 # can check the trained model against the truth.
+#
+# *Run time on a 2-core CPU: about 15 s at full size (as `make notebooks` runs it),
+# about 10 s with the test suite's small settings (`NEURO_TUTORIAL_SMALL=1`).*
 
 # %%
 import os
