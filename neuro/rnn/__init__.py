@@ -19,6 +19,7 @@ from neuro.rnn.curricula import (
     CurriculumConfig,
     CurriculumResult,
     evaluate,
+    load_network,
     train_curriculum,
 )
 from neuro.rnn.experiment import CurriculumComparison, compare_curricula
@@ -54,6 +55,7 @@ __all__ = [
     "compare_curricula",
     "evaluate",
     "fit_timescales",
+    "load_network",
     "make_batch",
     "network_timescales",
     "perturbation_curve",

@@ -64,7 +64,14 @@ from neuro.train import (
     save_checkpoint,
 )
 
-__all__ = ["CURRICULA", "CurriculumConfig", "CurriculumResult", "evaluate", "train_curriculum"]
+__all__ = [
+    "CURRICULA",
+    "CurriculumConfig",
+    "CurriculumResult",
+    "evaluate",
+    "load_network",
+    "train_curriculum",
+]
 
 _log = get_logger(__name__)
 
@@ -398,9 +405,8 @@ class CurriculumResult(Result):
     def _save_extra(self, folder: Path, overwrite: bool) -> None:
         """Write ``network.pt`` and ``snapshots/N{n}.pt`` (checkpoints: ``"model"`` state_dicts).
 
-        ``network.pt`` also holds the run's ``config``; a network built by the
-        config comes back with
-        ``net = config.build_model(); net.load_state_dict(load_checkpoint(path)["model"])``.
+        ``network.pt`` also holds the run's ``config``; :func:`load_network`
+        reads it (and a snapshot, given the config) back into a network.
         """
         state = {k: v.detach().cpu() for k, v in self.network.state_dict().items()}
         path = check_overwrite(folder / "network.pt", overwrite, what="network file")
@@ -408,6 +414,47 @@ class CurriculumResult(Result):
         for n, snapshot in sorted(self.snapshots.items()):
             path = check_overwrite(folder / "snapshots" / f"N{n}.pt", overwrite, what="snapshot")
             save_checkpoint(path, {"model": snapshot, "N": n})
+
+
+def load_network(
+    path: str | os.PathLike, config: CurriculumConfig | None = None
+) -> RecurrentNetwork:
+    """The trained network in ``network.pt`` (or a snapshot ``N{n}.pt``) written by a result's ``save``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        ``<folder>/network.pt`` (it holds its config) or ``<folder>/snapshots/N{n}.pt``.
+    config : CurriculumConfig, optional
+        The run's config; needed for a snapshot, which holds only the weights.
+
+    Returns
+    -------
+    RecurrentNetwork
+        Built by ``config.build_model()`` and loaded with the saved weights
+        (checked to fit exactly), in eval mode on the CPU.
+
+    Raises
+    ------
+    CheckpointError
+        A missing, damaged or foreign file, or weights of another architecture.
+    InputError
+        A snapshot given without ``config``.
+    """
+    from neuro.train.checkpoint import check_model_state, config_from_dict, load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    if config is None:
+        if "config" not in ckpt:
+            raise InputError(
+                f"{str(path)!r} holds weights but no config (a snapshot); pass the run's "
+                "config=CurriculumConfig(...), e.g. load_network(path, result.config)."
+            )
+        config = config_from_dict(CurriculumConfig, ckpt["config"])
+    network = config.build_model()
+    check_model_state(network, ckpt, source=str(path))
+    network.load_state_dict(ckpt["model"])
+    return network.eval()
 
 
 def train_curriculum(

@@ -1,13 +1,20 @@
 """Curricula: the advance rule, learning small N, exact resume, forgetting, bad settings."""
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 import torch
 
-from neuro.errors import InputError, InputTypeError, OutputExistsError
-from neuro.rnn.curricula import CurriculumConfig, CurriculumResult, evaluate, train_curriculum
+from neuro.errors import CheckpointError, InputError, InputTypeError, OutputExistsError
+from neuro.rnn.curricula import (
+    CurriculumConfig,
+    CurriculumResult,
+    evaluate,
+    load_network,
+    train_curriculum,
+)
 from neuro.rnn.models import LeakyRNN
 from neuro.rnn.timescales import retention
 from neuro.train import load_checkpoint
@@ -196,14 +203,23 @@ def test_a_run_is_a_result_that_saves_its_network_and_snapshots(tmp_path):
     assert json.loads((out / "metrics.json").read_text())["solved_epoch"] == {"2": 1, "3": 2}
     assert (out / "history.csv").read_text().count("\n") == 3
     assert (out / "figures" / "curriculum.png").stat().st_size > 1000
-    saved = load_checkpoint(out / "network.pt")
-    net = cfg.build_model()
-    net.load_state_dict(saved["model"])
+    net = load_network(out / "network.pt")  # the file holds its config
     for key, value in res.network.state_dict().items():
         torch.testing.assert_close(net.state_dict()[key], value, rtol=0, atol=0)
-    snap = load_checkpoint(out / "snapshots" / "N2.pt")
-    assert snap["N"] == 2
+    x = torch.rand(3, 7, 1).round()
+    outputs = []
+    for network in (net, res.network.eval()):
+        torch.manual_seed(1)  # the initial state is drawn at random
+        outputs.append(network(x))
+    torch.testing.assert_close(*outputs, rtol=0, atol=0)
+    assert load_checkpoint(out / "snapshots" / "N2.pt")["N"] == 2
+    with pytest.raises(InputError, match="no config"):
+        load_network(out / "snapshots" / "N2.pt")
+    snap = load_network(out / "snapshots" / "N2.pt", res.config)
     for key, value in res.network_at(2).state_dict().items():
-        torch.testing.assert_close(snap["model"][key], value, rtol=0, atol=0)
+        torch.testing.assert_close(snap.state_dict()[key], value, rtol=0, atol=0)
+    other = dataclasses.replace(cfg, hidden_size=5)
+    with pytest.raises(CheckpointError, match="does not match this model"):
+        load_network(out / "snapshots" / "N2.pt", other)
     with pytest.raises(OutputExistsError):
         res.save(tmp_path / "run")
