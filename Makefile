@@ -14,7 +14,7 @@ OUT ?= runs/demo
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.neuro-installed
 
-.PHONY: setup demo test test-all lint format notebooks clean
+.PHONY: setup demo test test-all lint format notebooks clean bench gpu-check
 
 setup: $(STAMP)
 
@@ -48,6 +48,14 @@ format: $(STAMP)
 # to notebooks/<name>.ipynb (git-ignored); exits non-zero if any tutorial fails.
 notebooks: $(STAMP)
 	$(PY) tools/build_notebooks.py
+
+# every benchmark at its real size (long on a CPU), numpy's OpenBLAS at its best kernel
+bench: $(STAMP)
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/run_all.py $(BENCH_ARGS)
+
+# the GPU tests and every benchmark on CUDA (< 8 min on one H200); stops at once without CUDA
+gpu-check: $(STAMP)
+	$(PY) benchmarks/gpu_check.py $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -1,31 +1,32 @@
 """Speed of the dendrite theory and simulation on the paper's figure sweeps.
 
 Theory: each sweep of :func:`neuro.dendrites.paper_sweeps` (every parameter
-point of a figure) is computed three ways in the same run:
+point of a figure; ``--quick``: ``--quick-points`` of each) is computed three
+ways in the same run:
 
 * ``neuro log-space``: the vectorised log-space path (``exact=False``);
 * ``neuro exact``: neuro's integer path (``exact=True``), point by point;
 * ``peer``: a plain transcription of the paper's equation in exact big-integer
   arithmetic (``math.comb`` and ``fractions.Fraction``), point by point,
 
-with the largest relative difference of each from the peer.
+with the largest relative difference of each from the peer. The theory runs in
+numpy and Python on the CPU whatever ``--device``.
 
 Simulation: Monte Carlo estimates at points of each sweep (where the
-probability is large enough to estimate), neuro's batched torch sampler against
-a per-trial NumPy loop in the style of the authors' code (``rng.choice`` for
-each pattern), in trials per second. Run:
-
-    python benchmarks/dendrites.py [--trials 20000] [--sim-points 4] [--device auto]
+probability is large enough to estimate), neuro's batched torch sampler on
+``--device``, and at the paper's reference setting against a per-trial NumPy
+loop in the style of the authors' code (``rng.choice`` for each pattern), in
+trials per second. Every time is the best of ``--repeat``; the NumPy peer runs
+with numpy's OpenBLAS at its best (see ``benchmarks/_common.py``).
 """
 
 from __future__ import annotations
 
-import argparse
 import math
-import time
 from fractions import Fraction
 
 import numpy as np
+from _common import Col, Report, best_of, fair_blas, parser, resolve
 
 from neuro.dendrites import (
     false_match_probability,
@@ -36,7 +37,6 @@ from neuro.dendrites import (
     simulate_union_false_match,
     union_false_match_probability,
 )
-from neuro.train import resolve_device
 
 
 # ----------------------------------------------------------------------------- peer
@@ -80,13 +80,12 @@ def neuro_sweep(name: str, grid: dict, exact: bool) -> np.ndarray:
     return false_match_probability(**grid, exact=exact)
 
 
-def _timed(func, repeat: int = 1):
-    best, result = math.inf, None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = func()
-        best = min(best, time.perf_counter() - start)
-    return best, result
+def subsample(grid: dict, points: int) -> dict:
+    """``points`` points spread over the grid, as flat arrays."""
+    keys = list(grid)
+    arrays = np.broadcast_arrays(*(np.asarray(grid[k]) for k in keys))
+    pick = np.unique(np.linspace(0, arrays[0].size - 1, min(points, arrays[0].size)).astype(int))
+    return {k: a.ravel()[pick] for k, a in zip(keys, arrays, strict=True)}
 
 
 def _rel_diff(x: np.ndarray, ref: np.ndarray) -> float:
@@ -129,28 +128,41 @@ def _simulate(name: str, point: dict, trials: int, device: str, seed: int):
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=20_000, help="Monte Carlo trials per point")
-    parser.add_argument("--sim-points", type=int, default=4, help="simulated points per sweep")
-    parser.add_argument("--peer-trials", type=int, default=2_000, help="trials of the NumPy loop")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--repeat", type=int, default=3, help="best of this many for the fast path")
-    args = parser.parse_args(argv)
-    device = resolve_device(args.device)
+    p = parser(__doc__.splitlines()[0], repeat=3, numpy_peer=True)
+    p.add_argument("--trials", type=int, default=20_000, help="Monte Carlo trials per point")
+    p.add_argument("--sim-points", type=int, default=4, help="simulated points per sweep")
+    p.add_argument("--peer-trials", type=int, default=2_000, help="trials of the NumPy loop")
+    p.add_argument("--quick-points", type=int, default=60, help="theory points per sweep, --quick")
+    args = p.parse_args(argv)
+    unset = fair_blas(args.keep_blas_env)
+    device = resolve(args.device)
+    if args.quick:
+        args.trials, args.sim_points, args.peer_trials = 2000, 1, 200
     sweeps = paper_sweeps()
+    if args.quick:
+        sweeps = {k: subsample(g, args.quick_points) for k, g in sweeps.items()}
 
-    print(f"Theory: full figure sweeps (device-independent, numpy; best of {args.repeat})")
-    header = f"{'sweep':<11}{'points':>7}  {'method':<26}{'total s':>10}{'per point':>12}{'max rel diff':>14}"
-    print(header)
-    print("-" * len(header))
+    import torch
+
+    report = Report("dendrites", args, device, unset)
+    report.header(
+        f"theory on the CPU (numpy), simulation on {device} ({args.trials} trials per point, "
+        f"torch threads {torch.get_num_threads()}); best of {args.repeat}"
+        + (f"; --quick: {args.quick_points} theory points per sweep" if args.quick else "")
+    )
+    rows = []
     totals = {"neuro log-space": 0.0, "neuro exact": 0.0, "peer comb+Fraction": 0.0}
     total_points = 0
     for name, grid in sweeps.items():
-        t_peer, ref = _timed(lambda name=name, grid=grid: peer_sweep(name, grid))
-        t_fast, fast = _timed(
+        t_peer, _, ref = best_of(
+            lambda name=name, grid=grid: peer_sweep(name, grid), args.repeat, warmup=0
+        )
+        t_fast, _, fast = best_of(
             lambda name=name, grid=grid: neuro_sweep(name, grid, False), args.repeat
         )
-        t_exact, exact = _timed(lambda name=name, grid=grid: neuro_sweep(name, grid, True))
+        t_exact, _, exact = best_of(
+            lambda name=name, grid=grid: neuro_sweep(name, grid, True), args.repeat, warmup=0
+        )
         points = ref.size
         total_points += points
         for method, t, values in (
@@ -159,34 +171,59 @@ def main(argv=None) -> None:
             ("peer comb+Fraction", t_peer, ref),
         ):
             totals[method] += t
-            diff = "reference" if values is ref else f"{_rel_diff(values, ref):.1e}"
-            print(
-                f"{name:<11}{points:>7}  {method:<26}{t:>10.4f}{t / points * 1e6:>10.1f}us{diff:>14}"
+            rows.append(
+                {
+                    "sweep": name,
+                    "points": points,
+                    "method": method,
+                    "total_s": t,
+                    "per_point_us": t / points * 1e6,
+                    "max_rel_diff": "reference" if values is ref else _rel_diff(values, ref),
+                }
             )
     for method, t in totals.items():
-        print(
-            f"{'all':<11}{total_points:>7}  {method:<26}{t:>10.4f}{t / total_points * 1e6:>10.1f}us"
+        rows.append(
+            {
+                "sweep": "all",
+                "points": total_points,
+                "method": method,
+                "total_s": t,
+                "per_point_us": t / total_points * 1e6,
+            }
         )
-    speedup = totals["peer comb+Fraction"] / totals["neuro log-space"]
-    print(f"log-space vs peer: {speedup:.0f}x faster over all sweeps")
-
-    print()
-    print(
-        f"Simulation: {args.trials} trials per point on {device} (torch threads: "
-        f"{__import__('torch').get_num_threads()})"
+    report.table(
+        [
+            Col("sweep", "sweep"),
+            Col("points", "points", "{:d}"),
+            Col("method", "method"),
+            Col("total_s", "total s", "{:.4f}"),
+            Col("per_point_us", "per point us", "{:.1f}"),
+            Col("max_rel_diff", "max rel diff", "{:.1e}"),
+        ],
+        rows,
+        title="Theory: figure sweeps (peer and exact point by point; no warm-up for them)",
     )
-    header = f"{'sweep':<11}{'point':<42}{'time s':>8}{'trials/s':>12}{'estimate':>10}{'theory':>10}  in 99.9% CI"
-    print(header)
-    print("-" * len(header))
+    ratio = totals["neuro log-space"] / totals["peer comb+Fraction"]
+    report.note(f"log-space vs peer: {1 / ratio:.0f}x faster over all sweeps")
+    report.add_summary(
+        f"theory, {total_points} sweep points (log-space)",
+        f"{totals['neuro log-space']:.4f} s",
+        f"exact comb+Fraction {totals['peer comb+Fraction']:.3f} s",
+        ratio,
+    )
+
+    rows = []
     sim_time, sim_trials = 0.0, 0
     for name, grid in sweeps.items():
         if name == "threshold":
-            grid = {k: np.asarray(v)[..., 2] for k, v in grid.items()}  # theta = 3
+            grid = {k: np.asarray(v)[..., 2] for k, v in grid.items()} if not args.quick else grid
         for i, point in enumerate(_sim_points(name, grid, args.sim_points, args.trials)):
-            t, r = _timed(
+            t, _, r = best_of(
                 lambda name=name, point=point, i=i: _simulate(
                     name, point, args.trials, str(device), i
-                )
+                ),
+                args.repeat,
+                device,
             )
             if name == "union":
                 theory = union_false_match_probability(**point, variant="expected")
@@ -197,21 +234,72 @@ def main(argv=None) -> None:
             label = ",".join(
                 f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in point.items()
             )
-            print(
-                f"{name:<11}{label:<42}{t:>8.3f}{args.trials / t:>12.0f}{r.estimate:>10.4f}"
-                f"{float(theory):>10.4f}  {'yes' if r.contains(float(theory)) else 'NO'}"
+            rows.append(
+                {
+                    "sweep": name,
+                    "point": label,
+                    "time_s": t,
+                    "trials_per_s": args.trials / t,
+                    "estimate": r.estimate,
+                    "theory": float(theory),
+                    "in_ci": "yes" if r.contains(float(theory)) else "NO",
+                }
             )
-    print(f"{'all':<11}{'':<42}{sim_time:>8.3f}{sim_trials / sim_time:>12.0f}")
-    t_peer, est = _timed(lambda: peer_simulate_false_match(300, 128, 24, 12, args.peer_trials))
-    t_neuro, r = _timed(
-        lambda: simulate_false_match(300, 128, 24, 12, trials=args.trials, device=str(device))
+    rows.append({"sweep": "all", "time_s": sim_time, "trials_per_s": sim_trials / sim_time})
+    report.table(
+        [
+            Col("sweep", "sweep"),
+            Col("point", "point"),
+            Col("time_s", "time s", "{:.3f}"),
+            Col("trials_per_s", "trials/s", "{:,.0f}"),
+            Col("estimate", "estimate", "{:.4f}"),
+            Col("theory", "theory", "{:.4f}"),
+            Col("in_ci", "in 99.9% CI"),
+        ],
+        rows,
+        title=f"Simulation on {device}: {args.trials} trials per point",
     )
-    print(
-        f"paper's reference setting n=300, a=128, s=24, theta=12 (theory 0.29208): "
-        f"neuro {args.trials / t_neuro:.0f} trials/s (estimate {r.estimate:.4f}), "
-        f"peer NumPy per-trial loop {args.peer_trials / t_peer:.0f} trials/s (estimate {est:.4f}); "
-        f"{(args.trials / t_neuro) / (args.peer_trials / t_peer):.0f}x"
+
+    t_neuro, _, r = best_of(
+        lambda: simulate_false_match(300, 128, 24, 12, trials=args.trials, device=str(device)),
+        args.repeat,
+        device,
     )
+    t_peer, _, est = best_of(
+        lambda: peer_simulate_false_match(300, 128, 24, 12, args.peer_trials), args.repeat
+    )
+    neuro_rate, peer_rate = args.trials / t_neuro, args.peer_trials / t_peer
+    report.table(
+        [
+            Col("method", "method"),
+            Col("trials", "trials", "{:d}"),
+            Col("trials_per_s", "trials/s", "{:,.0f}"),
+            Col("estimate", "estimate", "{:.4f}"),
+        ],
+        [
+            {
+                "method": f"neuro simulate_false_match ({device})",
+                "trials": args.trials,
+                "trials_per_s": neuro_rate,
+                "estimate": r.estimate,
+            },
+            {
+                "method": "peer NumPy per-trial loop",
+                "trials": args.peer_trials,
+                "trials_per_s": peer_rate,
+                "estimate": est,
+            },
+        ],
+        title="Paper's reference setting n=300, a=128, s=24, theta=12 (theory 0.29208)",
+    )
+    report.note(f"neuro / peer throughput: {neuro_rate / peer_rate:.0f}x")
+    report.add_summary(
+        "Monte Carlo n=300,a=128,s=24,theta=12",
+        f"{neuro_rate:,.0f} trials/s",
+        f"NumPy loop {peer_rate:,.0f} trials/s",
+        peer_rate / neuro_rate,
+    )
+    report.finish()
 
 
 if __name__ == "__main__":

@@ -16,23 +16,18 @@ in the same run:
 * ``torch GRU``: ``torch.nn.GRU`` (fused kernels), the named peer.
 
 Figures are sequence steps per second (``batch * T / time``), best of
-``--repeat``. Run:
-
-    python benchmarks/rnn.py [--hidden 100 500] [--batch 256] [--steps 50] [--device auto]
+``--repeat`` after a warm-up (which includes compilation). No numpy peer
+here, so the BLAS variables are left as they are.
 """
 
 from __future__ import annotations
 
-import argparse
-import math
-import time
-
 import torch
 import torch.nn.functional as F
+from _common import Col, Report, best_of, parser, resolve
 from torch import nn
 
 from neuro.rnn import GRUNetwork, LeakyRNN
-from neuro.train import resolve_device
 
 
 class PaperStyleRNN(nn.Module):
@@ -55,24 +50,7 @@ class PaperStyleRNN(nn.Module):
         return self.fc(h)[:, None]
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _time(fn, device, repeat: int) -> float:
-    fn()  # warm-up (and compilation)
-    _sync(device)
-    best = math.inf
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def bench(hidden: int, batch: int, steps: int, device, repeat: int) -> list[tuple[str, str]]:
+def bench(hidden: int, batch: int, steps: int, device, repeat: int, compile_: bool) -> list[dict]:
     x = (torch.rand(batch, steps, 1, device=device) < 0.5).float()
     y = torch.randint(0, 2, (batch,), device=device)
     models: dict[str, nn.Module | None] = {
@@ -82,17 +60,19 @@ def bench(hidden: int, batch: int, steps: int, device, repeat: int) -> list[tupl
         "paper-style": PaperStyleRNN(hidden),
         "torch GRU": GRUNetwork(hidden_size=hidden),
     }
-    notes: dict[str, str] = {}
-    try:
-        compiled = torch.compile(LeakyRNN(hidden_size=hidden, fused=True).to(device))
-        compiled(x[:2, :4])  # compile now, so failures show here
-        models["leaky compiled"] = compiled
-    except Exception as err:  # any backend failure: report and skip
-        notes["leaky compiled"] = f"skipped: {type(err).__name__}: {str(err).splitlines()[0][:60]}"
+    notes = {"leaky compiled": "skipped (--no-compile)"}
+    if compile_:
+        try:
+            compiled = torch.compile(LeakyRNN(hidden_size=hidden, fused=True).to(device))
+            compiled(x[:2, :4])  # compile now, so failures show here
+            models["leaky compiled"] = compiled
+        except Exception as err:  # any backend failure: report and skip
+            reason = f"{type(err).__name__}: {str(err).splitlines()[0][:60]}"
+            notes["leaky compiled"] = f"skipped: {reason}"
     rows = []
     for name, model in models.items():
         if model is None:
-            rows.append((name, notes.get(name, "skipped")))
+            rows.append({"hidden": hidden, "model": name, "note": notes.get(name, "skipped")})
             continue
         model = model.to(device)
 
@@ -104,30 +84,59 @@ def bench(hidden: int, batch: int, steps: int, device, repeat: int) -> list[tupl
             with torch.no_grad():
                 model(x)
 
-        t_train = _time(train_step, device, repeat)
-        t_fwd = _time(forward, device, repeat)
-        rows.append((name, f"{batch * steps / t_train:12,.0f} {batch * steps / t_fwd:14,.0f}"))
+        t_train = best_of(train_step, repeat, device)[0]
+        t_fwd = best_of(forward, repeat, device)[0]
+        rows.append(
+            {
+                "hidden": hidden,
+                "model": name,
+                "train_steps_per_s": batch * steps / t_train,
+                "forward_steps_per_s": batch * steps / t_fwd,
+                "train_s": t_train,
+                "forward_s": t_fwd,
+            }
+        )
     return rows
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--hidden", type=int, nargs="+", default=[100, 500])
-    parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=50, help="sequence length T")
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--device", default="auto")
-    args = parser.parse_args(argv)
-    device = resolve_device(args.device)
-    print(
-        f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
-        f"batch {args.batch}, T={args.steps}; sequence steps per second (best of {args.repeat})"
+    p = parser(__doc__.split("\n\n")[0], repeat=3)
+    p.add_argument("--hidden", type=int, nargs="+", default=[100, 500])
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--steps", type=int, default=50, help="sequence length T")
+    p.add_argument("--no-compile", action="store_true", help="skip torch.compile (--quick does)")
+    args = p.parse_args(argv)
+    device = resolve(args.device)
+    if args.quick:
+        args.hidden, args.batch, args.steps, args.no_compile = [32], 32, 10, True
+    report = Report("rnn", args, device)
+    report.header(
+        f"device {device}, {torch.get_num_threads()} threads; batch {args.batch}, "
+        f"T={args.steps}; sequence steps per second (best of {args.repeat})"
+    )
+    rows = []
+    for hidden in args.hidden:
+        rows += bench(hidden, args.batch, args.steps, device, args.repeat, not args.no_compile)
+    report.table(
+        [
+            Col("hidden", "hidden", "{:d}"),
+            Col("model", "model"),
+            Col("train_steps_per_s", "train step", "{:,.0f}"),
+            Col("forward_steps_per_s", "forward only", "{:,.0f}"),
+            Col("note", "note"),
+        ],
+        rows,
     )
     for hidden in args.hidden:
-        print(f"\nhidden {hidden}")
-        print(f"{'model':<16}{'train step':>12} {'forward only':>14}")
-        for name, figures in bench(hidden, args.batch, args.steps, device, args.repeat):
-            print(f"{name:<16}{figures}")
+        by = {r["model"]: r for r in rows if r["hidden"] == hidden and "train_s" in r}
+        ours, gru = by["leaky fused"], by["torch GRU"]
+        report.add_summary(
+            f"leaky fused train step, hidden {hidden}",
+            f"{ours['train_steps_per_s']:,.0f} steps/s",
+            f"torch GRU {gru['train_steps_per_s']:,.0f} steps/s",
+            ours["train_s"] / gru["train_s"],
+        )
+    report.finish()
 
 
 if __name__ == "__main__":

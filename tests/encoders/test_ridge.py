@@ -290,3 +290,74 @@ def test_old_and_foreign_files_are_refused_naming_the_fix(rng, tmp_path):
         VoxelRidgeCV.load(tmp_path / "other.pt")
     with pytest.raises(InputError, match="no such file|does not exist|not found"):
         VoxelRidgeCV.load(tmp_path / "missing.pt")
+
+
+# ---------------------------------------------------------------------- solver paths
+@pytest.mark.parametrize("blas", ["torch", "numpy"])
+@pytest.mark.parametrize(
+    ("shape", "cv"),
+    [
+        ((400, 100), KFold(5)),  # n_val < k: square Q, the alpha stack in 3 row blocks
+        ((600, 40), KFold(5)),  # n_val > k: thin Q (an alpha-free error term), 2 blocks
+        ((40, 60), KFold(5)),  # more features than samples: samples route
+    ],
+)
+def test_solver_paths_match_brute_force(blas, shape, cv, monkeypatch):
+    from neuro.encoders.ridge import solve_ridge_cv
+
+    monkeypatch.setenv("NEURO_RIDGE_BLAS", blas)
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal(shape) + 1.0
+    Y = X[:, :5] @ rng.standard_normal((5, 6)) + 3 * rng.standard_normal((shape[0], 6)) - 2.0
+    alphas = np.logspace(-1, 4, 6)
+    folds = list(cv.split(X))
+    brute = np.zeros((len(alphas), Y.shape[1]))
+    for i, a in enumerate(alphas):
+        for tr, te in folds:
+            pred = Ridge(alpha=a).fit(X[tr], Y[tr]).predict(X[te])
+            brute[i] -= ((Y[te] - pred) ** 2).mean(0) / len(folds)
+    res = solve_ridge_cv(
+        torch.from_numpy(X), torch.from_numpy(Y), alphas, folds, voxel_batch_size=4
+    )
+    np.testing.assert_allclose(res.cv_scores.numpy(), brute, rtol=1e-9)
+    np.testing.assert_array_equal(res.best.numpy(), brute.argmax(0))
+    for v in range(Y.shape[1]):
+        ref = Ridge(alpha=alphas[res.best[v]]).fit(X, Y[:, v])
+        np.testing.assert_allclose(res.coef[:, v].numpy(), ref.coef_, rtol=1e-7, atol=1e-10)
+
+
+def test_blas_switch_is_checked_and_auto_times_once_per_dtype(monkeypatch):
+    from neuro.encoders import ridge
+
+    cpu = torch.device("cpu")
+    assert ridge._calibrate_cpu_blas(torch.float32) in ("torch", "numpy")
+    monkeypatch.setenv("NEURO_RIDGE_BLAS", "mkl")
+    with pytest.raises(ValueError, match="NEURO_RIDGE_BLAS must be"):
+        ridge._cpu_blas(cpu, torch.float32, 1e12)
+    monkeypatch.setenv("NEURO_RIDGE_BLAS", "auto")
+    calls = []
+    monkeypatch.setattr(ridge, "_calibrate_cpu_blas", lambda dtype: calls.append(dtype) or "numpy")
+    monkeypatch.setattr(ridge, "_cpu_blas_choice", {})
+    assert ridge._cpu_blas(cpu, torch.float32, 1e6) == "torch"  # small fit: not timed
+    assert ridge._cpu_blas(cpu, torch.float32, 1e12) == "numpy"
+    assert ridge._cpu_blas(cpu, torch.float32, 1e12) == "numpy"
+    assert ridge._cpu_blas(torch.device("meta"), torch.float32, 1e12) == "torch"
+    assert calls == [torch.float32]
+    monkeypatch.setenv("NEURO_RIDGE_BLAS", "numpy")
+    assert ridge._cpu_blas(cpu, torch.float64, 1.0) == "numpy"  # forced, any size
+
+
+def test_numpy_blas_leaves_torch_threads_as_they_were(data, monkeypatch):
+    X, Y, _ = data
+    monkeypatch.setenv("NEURO_RIDGE_BLAS", "numpy")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        numpy_fit = VoxelRidgeCV(alphas=[0.1, 10.0], device="cpu").fit(X, Y)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    monkeypatch.setenv("NEURO_RIDGE_BLAS", "torch")
+    torch_fit = VoxelRidgeCV(alphas=[0.1, 10.0], device="cpu").fit(X, Y)
+    np.testing.assert_array_equal(numpy_fit.alpha_, torch_fit.alpha_)
+    np.testing.assert_allclose(numpy_fit.coef_, torch_fit.coef_, rtol=1e-5, atol=1e-6)

@@ -1,0 +1,122 @@
+"""The benchmark scripts run (tiny ``--quick`` settings on the CPU) and report alike."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks"
+
+
+def run_script(name: str, *args: str, env: dict | None = None, timeout: float = 600):
+    cmd = [sys.executable, str(BENCH / f"{name}.py"), *args]
+    return subprocess.run(
+        cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env or dict(os.environ)
+    )
+
+
+def run_quick(name: str, tmp_path, *extra: str, env: dict | None = None) -> dict:
+    out = tmp_path / f"{name}.json"
+    proc = run_script(
+        name, "--quick", "--device", "cpu", "--repeat", "1", "--json", str(out), *extra, env=env
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["benchmark"] == name
+    assert report["settings"]["quick"] is True and report["settings"]["repeat"] == 1
+    assert report["tables"] and all(t["rows"] for t in report["tables"])
+    assert report["summary"] and all(
+        set(row) == {"benchmark", "figure", "peer", "ratio"} for row in report["summary"]
+    )
+    env_info = report["environment"]
+    assert env_info["device"] == "cpu" and env_info["torch"]["version"] == torch.__version__
+    # the header names both sides' BLAS
+    assert "torch " in proc.stdout and "BLAS" in proc.stdout
+    return report
+
+
+def test_table_printer_aligns_numbers_right_and_text_left():
+    sys.path.insert(0, str(BENCH))
+    try:
+        from _common import Col, format_table
+    finally:
+        sys.path.remove(str(BENCH))
+    lines = format_table(
+        [Col("name", "method"), Col("s", "seconds", "{:.2f}")],
+        [{"name": "a", "s": 1.0}, {"name": "long name", "s": 12.345}, {"name": "none"}],
+    )
+    assert lines[0].split() == ["method", "seconds"]
+    assert lines[2] == "a             1.00"
+    assert lines[3] == "long name    12.35"
+    assert lines[4] == "none             -"
+
+
+@pytest.mark.parametrize(
+    ("name", "extra"),
+    [("rnn", ()), ("trainer", ()), ("dendrites", ("--quick-points", "8"))],
+)
+def test_quick_runs(name, extra, tmp_path):
+    run_quick(name, tmp_path, *extra)
+
+
+def test_numpy_peers_run_with_the_blas_variables_unset(tmp_path):
+    env = dict(os.environ, OPENBLAS_CORETYPE="Haswell", OPENBLAS_L2_SIZE="262144")
+    report = run_quick("dendrites", tmp_path, "--quick-points", "4", env=env)
+    info = report["environment"]
+    assert info["blas_vars"] == {"OPENBLAS_CORETYPE": None, "OPENBLAS_L2_SIZE": None}
+    assert info["blas_vars_unset_by_benchmark"] == {
+        "OPENBLAS_CORETYPE": "Haswell",
+        "OPENBLAS_L2_SIZE": "262144",
+    }
+    kept = run_quick("dendrites", tmp_path, "--quick-points", "4", "--keep-blas-env", env=env)
+    assert kept["environment"]["blas_vars"]["OPENBLAS_CORETYPE"] == "Haswell"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA message")
+def test_gpu_check_without_cuda_says_so_in_one_line():
+    proc = run_script("gpu_check", timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no CUDA GPU here" in lines[0] and "--device cpu" in lines[0]
+
+
+@pytest.mark.slow
+def test_ridge_quick(tmp_path):
+    report = run_quick("ridge", tmp_path, "--big-voxels", "0", "--sklearn-voxels", "200")
+    rows = {r["method"]: r for r in report["tables"][0]["rows"]}
+    neuro = rows["neuro VoxelRidgeCV (cpu)"]
+    assert neuro["alphas_same"] > 0.99 and neuro["seconds"] > 0
+    assert {"himalaya RidgeCV numpy", "himalaya RidgeCV torch"} <= set(rows)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["connectome", "fmri_hdf5"])
+def test_quick_runs_slow(name, tmp_path):
+    run_quick(name, tmp_path)
+
+
+@pytest.mark.slow
+def test_gpu_check_pipeline_on_the_cpu(tmp_path):
+    out = tmp_path / "check.json"
+    proc = run_script("gpu_check", "--device", "cpu", "--quick", "--json", str(out), timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    assert doc["tests"]["status"] == "ok"
+    assert [r["name"] for r in doc["results"]] == [
+        "ridge",
+        "dendrites",
+        "connectome",
+        "rnn",
+        "trainer",
+        "fmri_hdf5",
+    ]
+    modules = {row["module"] for row in doc["summary"]}
+    assert modules == {"tests", "ridge", "dendrites", "connectome", "rnn", "trainer", "fmri_hdf5"}
+    assert "module" in proc.stdout and "ratio" in proc.stdout
