@@ -78,7 +78,11 @@ class Result(abc.ABC):
         return {}
 
     def _save_extra(self, folder: Path, overwrite: bool) -> None:
-        """Write anything else the result keeps (models, brain maps) into ``folder``."""
+        """Write anything else the result keeps (models, brain maps) into ``folder``.
+
+        The base writes nothing more; results that keep models or maps override it.
+        """
+        return None
 
     def __str__(self) -> str:
         return self.format_table()

@@ -67,61 +67,14 @@ __all__ = ["DEFAULT_ALPHAS", "RidgeCVResult", "VoxelRidgeCV", "solve_ridge_cv"]
 
 DEFAULT_ALPHAS = tuple(np.logspace(-2, 6, 17).tolist())
 
-_INT_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
 # working memory aimed at by an automatic voxel batch (bytes)
 _AUTO_BATCH_BYTES = 128 << 20
 
 
 # ---------------------------------------------------------------------- input checks
-def _as_2d(a, name: str) -> torch.Tensor:
-    """A 2D tensor view of ``a`` with its own dtype and device (no copy for numpy/torch)."""
-    if isinstance(a, torch.Tensor):
-        t = a.detach()
-    else:
-        arr = np.asarray(a)
-        with warnings.catch_warnings():  # read-only arrays are fine: they are only read
-            warnings.simplefilter("ignore", UserWarning)
-            t = torch.from_numpy(arr) if arr.dtype != object else None
-        if t is None:
-            raise TypeError(f"{name} must hold numbers; got an array of dtype object.")
-    if t.ndim == 1 and name == "Y":
-        t = t[:, None]
-    if t.ndim != 2:
-        what = "features" if name == "X" else "voxels"
-        raise ValueError(f"{name} must be 2D (n_samples, n_{what}); got shape {tuple(t.shape)}.")
-    if not t.is_floating_point() and t.dtype not in _INT_DTYPES:
-        raise TypeError(f"{name} must hold numbers; got dtype {t.dtype}.")
-    return t
-
-
 def _check_finite(t: torch.Tensor, name: str) -> None:
     if t.is_floating_point() and not torch.isfinite(t).all():
-        raise ValueError(f"{name} contains NaN or infinite values; remove or impute them first.")
-
-
-def _as_tensor(a, name: str, device, dtype) -> torch.Tensor:
-    """``a`` as a finite 2D tensor on ``device`` with ``dtype``."""
-    t = _as_2d(a, name).to(device=device, dtype=dtype)
-    _check_finite(t, name)
-    return t
-
-
-def _check_alphas(alphas) -> np.ndarray:
-    a = np.asarray(alphas, dtype=np.float64).ravel()
-    if a.size == 0 or not np.all(np.isfinite(a)) or np.any(a <= 0):
-        raise ValueError(f"alphas must be a non-empty list of finite numbers > 0; got {alphas!r}.")
-    return a
-
-
-def _check_batch_size(vb) -> None:
-    if vb is not None and (isinstance(vb, bool) or not isinstance(vb, Integral) or vb < 1):
-        raise ValueError(f"voxel_batch_size must be a positive integer or None; got {vb!r}.")
-
-
-def _check_dtype(dtype) -> torch.dtype:
-    if dtype not in ("float32", "float64"):
-        raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}.")
-    return getattr(torch, dtype)
+        raise InputError(f"{name} contains NaN or infinite values; remove or impute them first.")
 
 
 def make_folds(cv, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -137,28 +90,41 @@ def make_folds(cv, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
     Returns
     -------
     list of (ndarray, ndarray)
+
+    Raises
+    ------
+    InputError
+        ``cv`` cannot give valid splits of ``n`` samples (too many folds, an
+        empty side, indices out of range, not a splitter or list of pairs).
     """
     if isinstance(cv, Integral) and not isinstance(cv, bool):
         if cv > n:
-            raise ValueError(
+            raise InputError(
                 f"cv must be an integer in [2, n_samples={n}]; got {cv}: there are fewer "
                 "samples than folds. Use fewer folds or more samples."
             )
         if cv < 2:
-            raise ValueError(f"cv must be an integer in [2, n_samples={n}]; got {cv}.")
+            raise InputError(f"cv must be an integer in [2, n_samples={n}]; got {cv}.")
         folds = list(KFold(n_splits=int(cv), shuffle=False).split(np.zeros(n)))
-    elif hasattr(cv, "split"):
-        folds = list(check_cv(cv).split(np.zeros(n)))
     else:
-        folds = [(np.asarray(tr).ravel(), np.asarray(te).ravel()) for tr, te in cv]
+        try:
+            if hasattr(cv, "split"):
+                folds = list(check_cv(cv).split(np.zeros(n)))
+            else:
+                folds = [(np.asarray(tr).ravel(), np.asarray(te).ravel()) for tr, te in cv]
+        except (TypeError, ValueError) as err:
+            raise InputError(
+                f"cv must be an int, a scikit-learn splitter or a list of (train, test) index "
+                f"arrays that can split {n} samples; got {cv!r} ({err})."
+            ) from None
     if not folds:
-        raise ValueError("cv gave no (train, test) splits.")
+        raise InputError("cv gave no (train, test) splits.")
     for i, (tr, te) in enumerate(folds):
         if len(tr) == 0 or len(te) == 0:
-            raise ValueError(f"cv split {i} has an empty train or validation set; check cv.")
+            raise InputError(f"cv split {i} has an empty train or validation set; check cv.")
         for idx in (tr, te):
             if not np.issubdtype(idx.dtype, np.integer) or idx.min() < -n or idx.max() >= n:
-                raise ValueError(
+                raise InputError(
                     f"cv split {i} holds indices that are not integers in [0, n_samples={n})."
                 )
     return folds
@@ -555,16 +521,6 @@ def _check_alphas_list(alphas) -> np.ndarray:
     return a
 
 
-def _folds(cv, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """:func:`make_folds`, with its refusals of ``cv`` raised as :class:`InputError`."""
-    try:
-        return make_folds(cv, n)
-    except InputError:
-        raise
-    except (TypeError, ValueError) as err:  # the splits the caller asked for cannot be made
-        raise InputError(str(err)) from None
-
-
 class _VoxelLinearModel(MultiOutputMixin, RegressorMixin, NeuroEstimator):
     """What the voxelwise linear models share: input checks, ``predict`` and scores.
 
@@ -613,7 +569,7 @@ class _VoxelLinearModel(MultiOutputMixin, RegressorMixin, NeuroEstimator):
         Yt = Yt[:, None] if single_output else Yt
         check_same_length(X=Xt, Y=Yt)
         _check_finite_by_columns("Y", Yt)
-        folds = _folds(self.cv, len(Xt))
+        folds = make_folds(self.cv, len(Xt))
         self.single_output_ = single_output
         return Xt, Yt, alphas, folds, device, dtype
 
@@ -703,10 +659,11 @@ class VoxelRidgeCV(_VoxelLinearModel):
         list of index pairs is used as given.
     device : str, default="auto"
     voxel_batch_size : int or None, default=None
-        Voxels solved at once: bounds the working memory, which is about
+        Voxels solved at once: bounds the working memory, which is at most
         ``4 * voxel_batch_size * (2 * n_samples + n_alphas * n_val + (n_folds + 3) *
         n_features)`` bytes in float32 on top of ``X``, ``Y`` and the fitted
-        ``coef_``. None picks a batch that keeps it near 128 MiB. ``Y`` is only
+        ``coef_`` (the alpha stack's blocks usually need less). None picks a
+        batch that keeps it near 128 MiB. ``Y`` is only
         ever copied one batch at a time.
     fit_intercept : bool, default=True
         Centre X and Y on each training fold and fit an intercept per voxel.
