@@ -160,30 +160,37 @@ def _build_parser(chosen: Subcommand | None) -> argparse.ArgumentParser:
             module = importlib.import_module(sc.module)
             module.add_arguments(sp)
             add_common_arguments(sp, sc.name)
-            sp.set_defaults(_run=module.run, _parser=sp)
+            sp.set_defaults(
+                _run=module.run, _parser=sp, _flag_names=getattr(module, "FLAG_NAMES", {})
+            )
     return parser
 
 
-def _in_flags(message: str, parser: argparse.ArgumentParser | None) -> str:
+def _in_flags(
+    message: str, parser: argparse.ArgumentParser | None, aliases: dict[str, str] | None = None
+) -> str:
     """``message`` with the library's argument names written as the command's flags.
 
     ``sampling_rate=`` and ``sampling_rate`` (and a one-word parameter name
     that opens the message) become ``--sampling-rate``, so the command line's
-    user reads the names they typed.
+    user reads the names they typed. A subcommand module whose flags pass
+    values to library parameters of other names lists them in ``FLAG_NAMES``
+    (``{"images": "--betas"}``), and those are rewritten the same way.
     """
     if parser is None:
         return message
+    names = {}
     for action in parser._actions:
         flags = [o for o in action.option_strings if o.startswith("--")]
-        dest = action.dest
-        if not flags or not dest.isidentifier() or dest in ("help", "version"):
-            continue
-        flag = flags[0]
-        message = re.sub(rf"(?<![\w.-]){re.escape(dest)}=", f"{flag} ", message)
-        if "_" in dest:
-            message = re.sub(rf"(?<![\w.-]){re.escape(dest)}(?![\w(])", flag, message)
+        if flags and action.dest.isidentifier() and action.dest not in ("help", "version"):
+            names[action.dest] = flags[0]
+    names.update(aliases or {})
+    for name, flag in names.items():
+        message = re.sub(rf"(?<![\w.-]){re.escape(name)}=", f"{flag} ", message)
+        if "_" in name:
+            message = re.sub(rf"(?<![\w.-]){re.escape(name)}(?![\w(])", flag, message)
         else:
-            message = re.sub(rf"^{re.escape(dest)}(?= must\b| is\b| has\b)", flag, message)
+            message = re.sub(rf"^{re.escape(name)}(?=:| must\b| is\b| has\b)", flag, message)
     return message
 
 
@@ -228,7 +235,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as err:
         if verbose >= 2:
             traceback.print_exc()
-        message = _in_flags(str(err), getattr(args, "_parser", None))
+        message = _in_flags(
+            str(err), getattr(args, "_parser", None), getattr(args, "_flag_names", None)
+        )
         print(f"neuro {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -7,8 +7,12 @@ import argparse
 from neuro.errors import InputError
 
 
+#: library names this command's errors should show as flags
+FLAG_NAMES = {"images": "--betas"}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--fail", choices=["input", "bug", "none"], default="none")
+    parser.add_argument("--fail", choices=["input", "alias", "bug", "none"], default="none")
     parser.add_argument("--sampling-rate", type=float, default=1.0, help="frames per second")
 
 
@@ -17,6 +21,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(
             f"sampling_rate must be > 0; got {args.sampling_rate}. Also sampling_rate=0."
         )
+    if args.fail == "alias":
+        raise InputError("images: cannot read 'x.nii.gz'; the images of the stimuli are fine.")
     if args.fail == "bug":
         raise KeyError("a programming error")
     (args.out / "done.txt").write_text("ok")

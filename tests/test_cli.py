@@ -180,6 +180,12 @@ def test_input_errors_are_one_line_in_the_flags_language(probe, tmp_path, capsys
     assert not out.exists() and not out.parent.exists()  # no empty folder left behind
 
 
+def test_library_names_become_the_commands_flags(probe, tmp_path, capsys):
+    assert main([probe, "--fail", "alias", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("--betas: cannot read 'x.nii.gz'; the images of the stimuli are fine.")
+
+
 def test_bugs_show_their_traceback(probe, tmp_path):
     out = tmp_path / "run"
     with pytest.raises(KeyError, match="a programming error"):

@@ -35,7 +35,16 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["add_arguments", "check_inputs", "load_dataset", "run"]
+__all__ = ["FLAG_NAMES", "add_arguments", "check_inputs", "load_dataset", "run"]
+
+#: The readers' parameter names that the command's errors should call by their flags.
+FLAG_NAMES = {
+    "images": "--betas",
+    "stimulus_ids": "--trials",
+    "mask_img": "--mask",
+    "labels_img": "--labels",
+    "label_names": "--label-names",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -134,6 +134,7 @@ def test_fit_encoder_garbage_file_is_one_line(study, tmp_path, capsys, flag, con
     err = capsys.readouterr().err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert "x." in err
+    assert err.startswith(f"neuro fit-encoder: error: {flag}"), err  # the flag, not "images:"
 
 
 def test_demo_compares_encoders_and_checks_the_truth(tmp_path, capsys):
