@@ -8,6 +8,8 @@ where they live so that the readers share them: a wrong type raises
 was given and the fix).
 """
 
+# A re-export (declared boilerplate): the names are listed again only so that
+# `from neuro._validation import ...` works and linters see them; the code is data_loaders._validation's.
 from data_loaders._validation import (
     check_array,
     check_bool,
