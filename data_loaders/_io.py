@@ -43,6 +43,12 @@ def check_overwrite(path: str | os.PathLike, overwrite: bool, what: str = "file"
         ``path`` is an existing folder where a file is to be written.
     """
     path = Path(path).expanduser()
+    blocked = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise InputError(
+            f"Cannot write {str(path)!r}: {str(blocked)!r} is a file, not a folder; choose a "
+            "path inside a folder."
+        )
     if path.is_dir():
         raise InputError(
             f"{str(path)!r} is a folder; give the path of the {what} to write (e.g. "

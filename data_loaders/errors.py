@@ -25,6 +25,7 @@ __all__ = [
     "MissingFileError",
     "OutputExistsError",
     "UnreadableFileError",
+    "one_line",
 ]
 
 
@@ -57,3 +58,15 @@ class UnreadableFileError(InputError):
 
 class OutputExistsError(InputError, FileExistsError):
     """An output file or non-empty folder exists and overwriting was not asked for."""
+
+
+def one_line(err: BaseException) -> str:
+    """An exception's message on one line, for messages that quote a library's error.
+
+    NumPy's advice to load a file "unsafely" with ``allow_pickle`` is never
+    passed on: neuro does not unpickle files.
+    """
+    text = " ".join(str(err).split()) or type(err).__name__
+    if "allow_pickle" in text:
+        return "not a NumPy array file, or one holding Python objects, which are never unpickled"
+    return text

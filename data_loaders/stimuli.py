@@ -30,7 +30,13 @@ import numpy as np
 from PIL import Image
 
 from data_loaders._validation import check_bool, check_file, check_int
-from data_loaders.errors import InputError, InputTypeError, MissingFileError, UnreadableFileError
+from data_loaders.errors import (
+    InputError,
+    InputTypeError,
+    MissingFileError,
+    UnreadableFileError,
+    one_line,
+)
 
 __all__ = [
     "DEFAULT_EXTENSIONS",
@@ -513,7 +519,7 @@ class HDF5Images(ImageSet):
             return h5py.File(self.path, "r")
         except OSError as err:
             raise ImageReadError(
-                f"HDF5Images: cannot read {str(self.path)!r} as an HDF5 file ({_one_line(err)}). The file "
+                f"HDF5Images: cannot read {str(self.path)!r} as an HDF5 file ({one_line(err)}). The file "
                 "may be truncated (an interrupted download) or not HDF5; download it again or "
                 "check the path."
             ) from err
@@ -530,7 +536,7 @@ class HDF5Images(ImageSet):
                 except OSError as err:  # a damaged chunk (truncated or corrupt file)
                     raise ImageReadError(
                         f"HDF5Images: cannot read images from {str(self.path)!r} "
-                        f"({_one_line(err)}); the file may be truncated or corrupt. Download "
+                        f"({one_line(err)}); the file may be truncated or corrupt. Download "
                         "it again."
                     ) from None
 
@@ -590,7 +596,7 @@ def open_images(source: Any, **kwargs: Any) -> ImageSet:
                 arr = np.load(path, mmap_mode="r", allow_pickle=False)
             except (OSError, ValueError) as err:
                 raise ImageReadError(
-                    f"open_images: cannot read {str(path)!r} as a .npy array ({_one_line(err)}); the file "
+                    f"open_images: cannot read {str(path)!r} as a .npy array ({one_line(err)}); the file "
                     "may be truncated or hold Python objects. Save images with np.save(path, "
                     "uint8_array)."
                 ) from err
@@ -747,7 +753,7 @@ def _read_image_file(path: Path) -> np.ndarray:
                 )
     except Exception as err:  # Pillow raises many types for bad files
         raise ImageReadError(
-            f"Cannot read image file {str(path)!r}: {type(err).__name__}: {_one_line(err)}. The file may be "
+            f"Cannot read image file {str(path)!r}: {type(err).__name__}: {one_line(err)}. The file may be "
             "corrupt or truncated; replace it, or remove it from the folder."
         ) from err
     if arr.dtype.byteorder == ">":
@@ -784,8 +790,3 @@ def _list_datasets(f) -> list[str]:
 
     f.visititems(visit)
     return found
-
-
-def _one_line(err: BaseException) -> str:
-    """An exception's message on one line (for messages that quote it)."""
-    return " ".join(str(err).split()) or type(err).__name__

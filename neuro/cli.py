@@ -20,13 +20,21 @@ import logging
 import re
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from neuro import __version__
 
-__all__ = ["SUBCOMMANDS", "Subcommand", "add_common_arguments", "main", "register_subcommand"]
+__all__ = [
+    "SUBCOMMANDS",
+    "Subcommand",
+    "add_common_arguments",
+    "errors_as_flags",
+    "main",
+    "register_subcommand",
+    "rename_arguments",
+]
 
 
 @dataclass(frozen=True)
@@ -160,38 +168,79 @@ def _build_parser(chosen: Subcommand | None) -> argparse.ArgumentParser:
             module = importlib.import_module(sc.module)
             module.add_arguments(sp)
             add_common_arguments(sp, sc.name)
-            sp.set_defaults(
-                _run=module.run, _parser=sp, _flag_names=getattr(module, "FLAG_NAMES", {})
-            )
+            sp.set_defaults(_run=module.run, _parser=sp)
     return parser
 
 
-def _in_flags(
-    message: str, parser: argparse.ArgumentParser | None, aliases: dict[str, str] | None = None
-) -> str:
-    """``message`` with the library's argument names written as the command's flags.
+def rename_arguments(message: str, names: dict[str, str], flags: frozenset = frozenset()) -> str:
+    """``message`` with library argument names written as command-line flags.
 
-    ``sampling_rate=`` and ``sampling_rate`` (and a one-word parameter name
-    that opens the message) become ``--sampling-rate``, so the command line's
-    user reads the names they typed. A subcommand module whose flags pass
-    values to library parameters of other names lists them in ``FLAG_NAMES``
-    (``{"images": "--betas"}``), and those are rewritten the same way.
+    Parameters
+    ----------
+    message : str
+    names : dict
+        Library name -> flag (``{"sampling_rate": "--sampling-rate"}``).
+        ``name=value`` becomes ``flag value`` anywhere; a name holding ``_``
+        becomes its flag anywhere; a one-word name only where it opens the
+        message (``images: ...``, ``rank must ...``), since it may be prose
+        elsewhere.
+    flags : frozenset of str
+        Names that are on/off flags: ``name=True`` becomes the flag alone and
+        ``name=False`` "without the flag".
     """
-    if parser is None:
-        return message
-    names = {}
-    for action in parser._actions:
-        flags = [o for o in action.option_strings if o.startswith("--")]
-        if flags and action.dest.isidentifier() and action.dest not in ("help", "version"):
-            names[action.dest] = flags[0]
-    names.update(aliases or {})
     for name, flag in names.items():
+        if name in flags:
+            message = re.sub(rf"(?<![\w.-]){re.escape(name)}=True\b", flag, message)
+            message = re.sub(rf"(?<![\w.-]){re.escape(name)}=False\b", f"without {flag}", message)
         message = re.sub(rf"(?<![\w.-]){re.escape(name)}=", f"{flag} ", message)
         if "_" in name:
             message = re.sub(rf"(?<![\w.-]){re.escape(name)}(?![\w(])", flag, message)
         else:
             message = re.sub(rf"^{re.escape(name)}(?=:| must\b| is\b| has\b)", flag, message)
-    return message
+    # "pass --overwrite (--overwrite on the command line)" says it once on the command line
+    return re.sub(r"(--[\w-]+) \(\1 on the command line\)", r"\1", message)
+
+
+@contextlib.contextmanager
+def errors_as_flags(names: dict[str, str]) -> Iterator[None]:
+    """Re-raise an :class:`~neuro.errors.InputError` from the block with ``names`` as flags.
+
+    For a command that passes a flag to a library parameter of another name:
+    ``with errors_as_flags({"images": "--betas"}): load_nifti_betas(args.betas, ...)``
+    reports a damaged file as ``--betas: ...``, not as the reader's ``images: ...``.
+    """
+    from neuro.errors import InputError
+
+    try:
+        yield
+    except InputError as err:
+        raise type(err)(rename_arguments(str(err), names)) from None
+
+
+def _in_flags(message: str, parser: argparse.ArgumentParser | None) -> str:
+    """``message`` in the parser's flag names (see :func:`rename_arguments`)."""
+    if parser is None:
+        return message
+    names, bools = {}, set()
+    for action in parser._actions:
+        flags = [o for o in action.option_strings if o.startswith("--")]
+        if flags and action.dest.isidentifier() and action.dest not in ("help", "version"):
+            names[action.dest] = flags[0]
+            if action.nargs == 0 and isinstance(action.const, bool):
+                bools.add(action.dest)
+    return rename_arguments(message, names, frozenset(bools))
+
+
+def _check_resume_folder(out: Path) -> None:
+    """Refuse ``--resume`` into a non-empty folder that holds no checkpoint of a run."""
+    from neuro.errors import OutputExistsError
+
+    if out.is_dir() and any(out.iterdir()) and not any(out.glob("**/checkpoints/last.pt")):
+        raise OutputExistsError(
+            f"--resume: the folder {str(out)!r} holds files but no checkpoints/last.pt of an "
+            "earlier run, so there is nothing to resume and its files would be overwritten. "
+            "Give the --out of the run to resume, or run without --resume."
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -227,7 +276,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     created = [p for p in (out, *out.parents) if not p.exists()]
     ok = False
     try:
-        if is_rank_zero() and not getattr(args, "resume", None):
+        if getattr(args, "resume", None):
+            _check_resume_folder(out)
+        elif is_rank_zero():
             prepare_output_dir(out, overwrite=args.overwrite)
         status = int(args._run(args) or 0)
         ok = status == 0
@@ -235,9 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as err:
         if verbose >= 2:
             traceback.print_exc()
-        message = _in_flags(
-            str(err), getattr(args, "_parser", None), getattr(args, "_flag_names", None)
-        )
+        message = _in_flags(str(err), getattr(args, "_parser", None))
         print(f"neuro {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -56,6 +56,8 @@ def encode_state(value: Any, where: str = "state") -> Any:
         return value
     if isinstance(value, np.ndarray):
         arr = value.copy(order="C")  # (np.ascontiguousarray would make 0-d arrays 1-d)
+        if not arr.dtype.isnative:  # torch holds native byte order only
+            arr = arr.astype(arr.dtype.newbyteorder("="))
         try:
             return {_ARRAY: torch.from_numpy(arr)}
         except TypeError:  # dtypes torch does not hold (strings, ...)

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from neuro.cli import errors_as_flags
 from neuro.errors import InputError
-
-
-#: library names this command's errors should show as flags
-FLAG_NAMES = {"images": "--betas"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,8 +18,9 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(
             f"sampling_rate must be > 0; got {args.sampling_rate}. Also sampling_rate=0."
         )
-    if args.fail == "alias":
-        raise InputError("images: cannot read 'x.nii.gz'; the images of the stimuli are fine.")
+    if args.fail == "alias":  # a reader's error, reported under the flag that fed it
+        with errors_as_flags({"images": "--betas"}):
+            raise InputError("images: cannot read 'x.nii.gz'; the images of the stimuli are fine.")
     if args.fail == "bug":
         raise KeyError("a programming error")
     (args.out / "done.txt").write_text("ok")

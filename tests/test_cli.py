@@ -97,6 +97,7 @@ def test_existing_output_is_refused_then_overwritten(tmp_path, capsys):
     assert main(["train-demo", "--out", str(out), *TINY]) == 2
     err = capsys.readouterr().err
     assert "exists and is not empty" in err and "--overwrite" in err and "Traceback" not in err
+    assert "--overwrite True" not in err and "overwrite=True" not in err
     assert main(["train-demo", "--out", str(out), "--overwrite", *TINY]) == 0
     assert (out / "mine.txt").read_text() == "keep"
 
@@ -126,6 +127,15 @@ def test_bad_input_is_one_clear_line(tmp_path, capsys, args, message):
 def test_resume_without_checkpoint(tmp_path, capsys):
     assert main(["train-demo", "--out", str(tmp_path / "none"), "--resume", *TINY]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_resume_refuses_a_folder_without_a_checkpoint(tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "metrics.json").write_text("{}")
+    assert main(["train-demo", "--out", str(out), "--resume", *TINY]) == 2
+    assert "no checkpoints/last.pt" in capsys.readouterr().err
+    assert (out / "metrics.json").read_text() == "{}"
 
 
 def test_register_rejects_duplicates():

@@ -155,6 +155,13 @@ def test_state_encoding_round_trips_nested_values():
     assert torch.equal(back["c"]["t"], state["c"]["t"]) and back["c"][0] is np.True_
 
 
+def test_arrays_of_other_byte_orders_round_trip():
+    big = np.arange(4, dtype=">f8")
+    back = decode_state(encode_state({"a": big}))["a"]
+    np.testing.assert_array_equal(back, big)
+    assert back.dtype.isnative
+
+
 def test_objects_that_need_pickle_are_refused(tmp_path):
     with pytest.raises(TypeError, match=r"state\['f'\] holds a function"):
         save_model(tmp_path / "x.pt", Means, {}, {"f": lambda: 0})

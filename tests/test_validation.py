@@ -119,6 +119,8 @@ def test_overwrite_check_and_output_folders(tmp_path):
     with pytest.raises(OutputExistsError, match="overwrite=True"):
         check_overwrite(target, overwrite=False)
     assert check_overwrite(target, overwrite=True) == target
+    with pytest.raises(InputError, match="is a file, not a folder"):
+        check_overwrite(target / "inside.pt", overwrite=True)
     with pytest.raises(InputError, match="is a file"):
         prepare_output_dir(target)
     (tmp_path / "out").mkdir()

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from data_loaders._validation import check_file, check_int
-from data_loaders.errors import InputError, InputTypeError, UnreadableFileError
+from data_loaders.errors import InputError, InputTypeError, UnreadableFileError, one_line
 
 __all__ = [
     "FMRIDataWarning",
@@ -155,11 +155,6 @@ def check_stimulus_ids(stimulus_ids, n_trials: int, n_stimuli: int | None = None
     return ids
 
 
-def _one_line(err: BaseException) -> str:
-    """An exception's message on one line (for messages that quote it)."""
-    return " ".join(str(err).split()) or type(err).__name__
-
-
 def _looks_binary(path: Path) -> bool:
     with open(path, "rb") as fh:
         return b"\x00" in fh.read(8192)
@@ -198,7 +193,7 @@ def read_table(name: str, path: Any) -> Any:
         table = pd.read_csv(p, sep="," if kind.startswith("comma") else "\t")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise UnreadableFileError(
-            f"{name}: cannot read {str(p)!r} as a table ({_one_line(err)}); {fix}."
+            f"{name}: cannot read {str(p)!r} as a table ({one_line(err)}); {fix}."
         ) from None
     with open(p, "rb") as fh:
         fh.seek(-1, os.SEEK_END)
@@ -237,7 +232,7 @@ def read_json(name: str, path: Any) -> dict:
         obj = json.loads(p.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise UnreadableFileError(
-            f"{name}: cannot read {str(p)!r} as JSON ({_one_line(err)}); the file is truncated, "
+            f"{name}: cannot read {str(p)!r} as JSON ({one_line(err)}); the file is truncated, "
             "corrupt or of another format. Fix it or copy it again from its source."
         ) from None
     if not isinstance(obj, dict):

@@ -38,8 +38,14 @@ import numpy as np
 
 from data_loaders._io import check_overwrite
 from data_loaders._validation import check_array, check_bool, check_file, check_int
-from data_loaders.errors import InputError, InputTypeError, MissingFileError, UnreadableFileError
-from data_loaders.fmri._common import FMRIDataWarning, _one_line, check_stimulus_ids
+from data_loaders.errors import (
+    InputError,
+    InputTypeError,
+    MissingFileError,
+    UnreadableFileError,
+    one_line,
+)
+from data_loaders.fmri._common import FMRIDataWarning, check_stimulus_ids
 from data_loaders.fmri.geometry import VoxelGeometry
 
 __all__ = ["NSDSession", "write_nsd_session"]
@@ -190,7 +196,7 @@ class NSDSession:
             self.close()
             raise UnreadableFileError(
                 f"{str(self.path)!r} cannot be read as HDF5 (truncated, corrupt or another kind "
-                f"of file: {_one_line(err)}). Copy the file again from its source."
+                f"of file: {one_line(err)}). Copy the file again from its source."
             ) from None
         except Exception:
             self.close()
@@ -254,7 +260,7 @@ class NSDSession:
         except (TypeError, json.JSONDecodeError) as err:
             raise UnreadableFileError(
                 f"{str(self.path)!r}: the 'roi_names' attribute of 'roi' is not JSON "
-                f'({_one_line(err)}); it must map labels to names, e.g. \'{{"1": "V1"}}\'.'
+                f'({one_line(err)}); it must map labels to names, e.g. \'{{"1": "V1"}}\'.'
             ) from None
         if roi is None:
             self.roi_labels = np.full(len(self._columns), "", dtype=object).astype(str)

@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from data_loaders._validation import check_bool, check_file
-from data_loaders.errors import InputError, InputTypeError, UnreadableFileError
-from data_loaders.fmri._common import _one_line, check_stimulus_ids, drop_bad_voxels, read_table
+from data_loaders.errors import InputError, InputTypeError, UnreadableFileError, one_line
+from data_loaders.fmri._common import check_stimulus_ids, drop_bad_voxels, read_table
 from data_loaders.fmri.geometry import GeometryFields, VoxelGeometry, mask_from_image
 
 __all__ = ["NiftiBetas", "load_nifti_betas"]
@@ -68,7 +68,7 @@ def _load_img(img, what: str):
             data = np.asanyarray(loaded.dataobj)
         except read_errors as err:
             raise UnreadableFileError(
-                f"{what}: cannot read {str(path)!r} as a NIfTI image ({_one_line(err)}); the "
+                f"{what}: cannot read {str(path)!r} as a NIfTI image ({one_line(err)}); the "
                 "file is truncated, corrupt or of another format. Copy it again from its source, "
                 "or give a .nii / .nii.gz file."
             ) from None

@@ -419,7 +419,7 @@ def community_result(
     )
 
 
-def write_graphml(graph: nx.Graph, path, overwrite: bool = True) -> Path:
+def write_graphml(graph: nx.Graph, path, overwrite: bool = False) -> Path:
     """Write ``graph`` as GraphML atomically (list-valued graph attributes as text).
 
     Parameters

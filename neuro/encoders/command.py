@@ -35,16 +35,18 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["FLAG_NAMES", "add_arguments", "check_inputs", "load_dataset", "run"]
+__all__ = ["add_arguments", "check_inputs", "load_dataset", "run"]
 
-#: The readers' parameter names that the command's errors should call by their flags.
-FLAG_NAMES = {
+#: The NIfTI reader's parameter names, as the flags that feed them.
+_NIFTI_FLAGS = {
     "images": "--betas",
     "stimulus_ids": "--trials",
     "mask_img": "--mask",
     "labels_img": "--labels",
     "label_names": "--label-names",
 }
+#: The image readers' names, as the flag that feeds them.
+_IMAGE_FLAGS = {"open_images": "--images", "HDF5Images": "--images", "ImageFolder": "--images"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -117,9 +119,13 @@ def check_inputs(args: argparse.Namespace) -> None:
         with ``--hdf5`` or without ``--trials``, or a path that does not exist
         or is empty, named by its flag.
     """
-    from neuro._validation import check_file
+    from neuro._validation import check_file, check_int
     from neuro.errors import InputError
 
+    check_int("--image-size", args.image_size, minimum=16)
+    check_int("--map-size", args.map_size, minimum=1)
+    if args.epochs is not None:
+        check_int("--epochs", args.epochs, minimum=1)
     if args.betas is not None and args.hdf5 is not None:
         raise InputError("Give either --betas (NIfTI) or --hdf5, not both.")
     if args.betas is not None and args.trials is None:
@@ -184,29 +190,32 @@ def load_dataset(args: argparse.Namespace):
     or None. The options are checked first (:func:`check_inputs`).
     """
     from data_loaders.fmri import NSDSession, load_nifti_betas
+    from neuro.cli import errors_as_flags
 
     check_inputs(args)
     semantic = None if args.semantic is None else _load_npy("--semantic", args.semantic)
     if args.betas is not None:
-        nifti = load_nifti_betas(
-            str(args.betas),
-            str(args.trials),
-            mask_img=None if args.mask is None else str(args.mask),
-            labels_img=None if args.labels is None else str(args.labels),
-            label_names=_label_names(args.label_names),
-            rois=args.rois,
-        )
+        with errors_as_flags(_NIFTI_FLAGS):
+            nifti = load_nifti_betas(
+                str(args.betas),
+                str(args.trials),
+                mask_img=None if args.mask is None else str(args.mask),
+                labels_img=None if args.labels is None else str(args.labels),
+                label_names=_label_names(args.label_names),
+                rois=args.rois,
+            )
         trials = getattr(nifti, "trials", None)
         sessions = None
         if trials is not None and "session" in getattr(trials, "columns", ()):
             sessions = trials["session"].to_numpy()
-        dataset = nifti.to_dataset(
-            stimuli=None if args.images is None else str(args.images),
-            name=args.betas.name.split(".")[0],
-            session_ids=sessions,
-        )
+        with errors_as_flags(_IMAGE_FLAGS):
+            dataset = nifti.to_dataset(
+                stimuli=None if args.images is None else str(args.images),
+                name=args.betas.name.split(".")[0],
+                session_ids=sessions,
+            )
         return dataset, semantic
-    with NSDSession(args.hdf5, rois=args.rois) as session:
+    with NSDSession(args.hdf5, rois=args.rois) as session, errors_as_flags(_IMAGE_FLAGS):
         dataset = session.to_dataset(stimuli=None if args.images is None else str(args.images))
     return dataset, semantic
 
@@ -236,7 +245,11 @@ def run(args: argparse.Namespace) -> int:
             from neuro.encoders.features import cached_features
 
             features = cached_features(
-                extractor, dataset.stimuli, args.feature_cache, key=f"gabor_{args.image_size}px"
+                extractor,
+                dataset.stimuli,
+                args.feature_cache,
+                key=f"gabor_{args.image_size}px_map{args.map_size}",
+                overwrite=args.overwrite,
             )
     else:
         features = _load_npy("--features", args.features)

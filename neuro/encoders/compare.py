@@ -251,9 +251,9 @@ class EncoderComparison(Result):
             rows = t[t["model"] == n].set_index("roi")
             out["encoders"][n] = {
                 "fit_seconds": float(self.fit_seconds[n]),
-                "mean_r": float(np.nanmean(self.scores[n])),
-                "mean_r2": float(np.nanmean(self.r2[n])),
-                "mean_normalized": float(np.nanmean(self.normalized[n]))
+                "mean_r": _finite(np.nanmean(self.scores[n])),
+                "mean_r2": _finite(np.nanmean(self.r2[n])),
+                "mean_normalized": _finite(np.nanmean(self.normalized[n]))
                 if np.isfinite(self.normalized[n]).any()
                 else None,
                 "per_roi": {

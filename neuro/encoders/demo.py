@@ -58,6 +58,8 @@ def _check(args: argparse.Namespace) -> None:
     for name, low in (("stimuli", 30), ("repeats", 2), ("voxels_per_roi", 1), ("map_size", 4)):
         check_int("--" + name.replace("_", "-"), getattr(args, name), minimum=low)
     check_float("--snr", args.snr, minimum=0.0, strict_minimum=True)
+    if args.epochs is not None:
+        check_int("--epochs", args.epochs, minimum=1)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -112,6 +112,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``neuro train-demo``."""
+    from neuro._validation import check_int
+
+    check_int("--epochs", args.epochs, minimum=1)  # the Trainer calls it max_epochs
     cfg = DemoConfig(
         n_samples=args.n_samples,
         n_features=args.n_features,
