@@ -147,10 +147,18 @@ def check_stimulus_ids(stimulus_ids, n_trials: int, n_stimuli: int | None = None
     if len(ids) and ids.min() < 0:
         raise InputError(f"stimulus_ids must be >= 0; the smallest is {ids.min()}.")
     if n_stimuli is not None and len(ids) and ids.max() >= n_stimuli:
-        bad = int((ids >= n_stimuli).sum())
+        distinct = np.unique(ids)
+        bad = int((distinct >= n_stimuli).sum())
+        hint = ""
+        if ids.min() >= 1 and ids.max() == n_stimuli:
+            hint = (
+                " The ids look 1-based (they run to exactly the number of images, and none is "
+                "0); subtract 1 (as for NSD's MATLAB indices)."
+            )
         raise InputError(
-            f"{bad} stimulus id(s) are out of range: the largest is {ids.max()} but the stimulus "
-            f"set holds {n_stimuli} images (valid ids 0..{n_stimuli - 1})."
+            f"{bad} distinct stimulus id(s) of {len(distinct)} are out of range: the largest is "
+            f"{ids.max()} but the stimulus set holds {n_stimuli} images (valid ids "
+            f"0..{n_stimuli - 1}; the ids found run from {ids.min()} to {ids.max()}).{hint}"
         )
     return ids
 

@@ -239,7 +239,7 @@ class NiftiBetas(GeometryFields):
         """Number of voxels (columns of ``betas``)."""
         return int(self.betas.shape[1])
 
-    def to_nifti(self, values, fill: float = 0.0):
+    def to_nifti(self, values, fill: float = np.nan):
         """Place a per-voxel result back into the original volume.
 
         Goes through the fitted ``NiftiMasker``'s ``inverse_transform`` on
@@ -249,11 +249,13 @@ class NiftiBetas(GeometryFields):
         ----------
         values : array of shape (n_voxels,) or (k, n_voxels)
             One map (a 3D image results) or ``k`` maps (a 4D image).
-        fill : float, default=0.0
+        fill : float, default=NaN
             Value of every voxel outside :attr:`mask_img`, which includes the
             voxels dropped as NaN/constant and those outside the chosen ROIs.
-            0 is nilearn's convention (plotting treats it as background); pass
-            ``fill=np.nan`` to keep "no data" apart from a real 0.
+            NaN, as in :meth:`FMRIDataset.to_nifti` and
+            :meth:`VoxelGeometry.to_nifti` (the package's one convention), keeps
+            "no data" apart from a real 0; nilearn's plots leave NaN voxels
+            undrawn. Pass ``fill=0.0`` for nilearn's masker convention.
 
         Returns
         -------
@@ -268,7 +270,7 @@ class NiftiBetas(GeometryFields):
                 f"per kept voxel; got shape {vals.shape}."
             )
         img = self._masker.inverse_transform(vals)
-        if fill == 0.0:
+        if fill == 0.0:  # the masker already fills with 0
             return img
         nib = _nib()
         data = np.asarray(img.get_fdata(), dtype=np.float32)

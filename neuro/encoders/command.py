@@ -128,6 +128,22 @@ def check_inputs(args: argparse.Namespace) -> None:
         check_int("--epochs", args.epochs, minimum=1)
     if args.betas is not None and args.hdf5 is not None:
         raise InputError("Give either --betas (NIfTI) or --hdf5, not both.")
+    if args.hdf5 is not None:  # every option given is used or refused
+        unused = [
+            flag
+            for flag, dest in (
+                ("--trials", "trials"),
+                ("--mask", "mask"),
+                ("--labels", "labels"),
+                ("--label-names", "label_names"),
+            )
+            if getattr(args, dest) is not None
+        ]
+        if unused:
+            raise InputError(
+                f"{', '.join(unused)} go with --betas (NIfTI); an --hdf5 session holds its own "
+                "stimulus ids, voxel positions and ROI labels. Drop them, or use --betas."
+            )
     if args.betas is not None and args.trials is None:
         raise InputError(
             "--betas needs --trials: a TSV with a stimulus_id column, one row per volume."

@@ -203,10 +203,22 @@ class EncoderComparison(Result):
         return np.asarray(self.names)[np.argmax(stacked, axis=0)]
 
     def voxel_table(self):
-        """One row per voxel: ROI, ceiling, each encoder's r and normalised score, best encoder."""
+        """One row per voxel: ROI, ceiling, each encoder's r and normalised score, best encoder.
+
+        Where the dataset knows where its voxels lie, the first columns are
+        the voxel's indices ``i, j, k`` in the volume and its world position
+        ``x, y, z`` (mm), so the rows join with other tools' tables.
+        """
         import pandas as pd
 
-        cols: dict[str, Any] = {"roi": self.roi_labels, "ceiling_r2": self.ceiling_r2}
+        cols: dict[str, Any] = {}
+        geometry = getattr(self.dataset, "geometry", None)
+        if geometry is not None:
+            for axis, name in enumerate("ijk"):
+                cols[name] = geometry.ijk[:, axis]
+            for axis, name in enumerate("xyz"):
+                cols[name] = geometry.coords[:, axis]
+        cols.update({"roi": self.roi_labels, "ceiling_r2": self.ceiling_r2})
         for n in self.names:
             cols[f"r_{n}"] = self.scores[n]
             cols[f"normalized_{n}"] = self.normalized[n]

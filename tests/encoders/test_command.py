@@ -89,6 +89,8 @@ def test_fit_encoder_selects_rois_and_uses_precomputed_features(study, tmp_path)
         (["--betas", "x.nii.gz"], "--betas needs --trials"),
         (["--features", "missing.npy"], "--features: no such file: 'missing.npy'"),
         ([], "no data given: pass --betas"),
+        (["--hdf5", "s.hdf5", "--trials", "t.tsv"], "--trials go with --betas"),
+        (["--hdf5", "s.hdf5", "--mask", "m.nii", "--labels", "l.nii"], "--mask, --labels go with"),
         (["--hdf5", "gone.hdf5"], "--hdf5: no such file: 'gone.hdf5'"),
     ],
 )

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from data_loaders.fmri import FMRIDataset
@@ -99,6 +100,13 @@ def test_save_writes_everything_and_refuses_overwrite(result, tmp_path):
     assert metrics == json.loads(json.dumps(result.summary(), allow_nan=False))
     assert metrics["encoders"]["ridge"]["per_roi"]["V1"]["n_voxels"] > 0
     assert (out / "summary.txt").read_text().rstrip("\n") == result.format_table()
+    voxels = pd.read_csv(out / "voxels.csv")
+    assert list(voxels.columns[:6]) == ["i", "j", "k", "x", "y", "z"]
+    np.testing.assert_array_equal(voxels[["i", "j", "k"]].to_numpy(), result.dataset.voxel_ijk)
+    world = (
+        result.dataset.affine @ np.c_[voxels[["i", "j", "k"]].to_numpy(), np.ones(len(voxels))].T
+    )
+    np.testing.assert_allclose(voxels[["x", "y", "z"]].to_numpy(), world[:3].T, atol=1e-4)
     saved = VoxelRidgeCV.load(out / "models" / "ridge.pt")
     np.testing.assert_array_equal(saved.coef_, result.encoders["ridge"].coef_)
     with pytest.raises(OutputExistsError):

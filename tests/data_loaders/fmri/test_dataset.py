@@ -119,3 +119,12 @@ def test_stimuli_from_a_folder(tmp_path, rng):
         Image.fromarray((rng.random((9, 7, 3)) * 255).astype("uint8")).save(tmp_path / f"s{i}.png")
     ds = FMRIDataset(rng.standard_normal((8, 5)), np.arange(8) % 4, stimuli=tmp_path)
     assert ds.images(size=(6, 6)).shape == (4, 3, 6, 6)
+
+
+def test_out_of_range_ids_count_distinct_ids_and_spot_one_based_ones(rng):
+    ids = np.repeat(np.arange(1, 5), 3)  # 1-based ids of 4 images, each shown 3 times
+    with pytest.raises(InputError, match="1 distinct stimulus id.* of 4 .*look 1-based"):
+        FMRIDataset(rng.standard_normal((12, 7)), ids, stimuli=np.zeros((4, 9, 9, 3)))
+    ids = np.repeat(np.arange(0, 6), 2)  # 0-based, but two ids too many
+    with pytest.raises(InputError, match=r"2 distinct .* of 6 .*run from 0 to 5\)\.$"):
+        FMRIDataset(rng.standard_normal((12, 7)), ids, stimuli=np.zeros((4, 9, 9, 3)))
