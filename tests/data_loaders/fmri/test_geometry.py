@@ -133,10 +133,11 @@ def test_readers_and_dataset_carry_one_geometry(tmp_path, rng):
     ds = out.to_dataset(name="s", session_ids=np.repeat([0, 1], 3))
     assert ds.geometry == out.geometry and ds.session_ids.tolist() == [0, 0, 0, 1, 1, 1]
     np.testing.assert_allclose(ds.coords, out.geometry.coords)
-    # the dataset's map and the reader's map agree voxel for voxel
+    # the dataset's map and the reader's map agree voxel for voxel, NaN outside in both
     values = np.arange(ds.n_voxels, dtype=np.float32)
+    np.testing.assert_array_equal(ds.to_nifti(values).get_fdata(), out.to_nifti(values).get_fdata())
     np.testing.assert_array_equal(
-        ds.to_nifti(values, fill=0.0).get_fdata(), out.to_nifti(values).get_fdata()
+        ds.to_nifti(values, fill=0.0).get_fdata(), out.to_nifti(values, fill=0.0).get_fdata()
     )
     train, _ = ds.split(test_size=0.5, seed=0)
     assert train.geometry == ds.geometry  # splitting trials keeps every voxel
