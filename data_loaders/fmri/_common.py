@@ -15,6 +15,7 @@ from data_loaders.errors import InputError, InputTypeError, UnreadableFileError,
 
 __all__ = [
     "FMRIDataWarning",
+    "check_session_ids",
     "check_stimulus_ids",
     "drop_bad_voxels",
     "find_bad_voxels",
@@ -161,6 +162,61 @@ def check_stimulus_ids(stimulus_ids, n_trials: int, n_stimuli: int | None = None
             f"0..{n_stimuli - 1}; the ids found run from {ids.min()} to {ids.max()}).{hint}"
         )
     return ids
+
+
+def check_session_ids(session_ids, n_trials: int, name: str = "session_ids") -> np.ndarray | None:
+    """Validate the session of each trial; None stays None (all trials one session).
+
+    Parameters
+    ----------
+    session_ids : array-like of shape (n_trials,), or None
+        Any labels (ints such as NSD's 1-based session numbers, or BIDS labels
+        such as ``"01"``); trials with equal labels share a session.
+    n_trials : int
+    name : str, default="session_ids"
+        How the caller's parameter is named in messages.
+
+    Returns
+    -------
+    ndarray of shape (n_trials,) or None
+        Integer labels as int64 (whole floats included), others as str.
+
+    Raises
+    ------
+    InputError
+        Not one label per trial, or a missing label (NaN, None or empty).
+    """
+    if session_ids is None:
+        return None
+    try:
+        s = np.asarray(session_ids)
+    except (TypeError, ValueError) as err:
+        raise InputTypeError(
+            f"{name} must be an array of session labels (one per trial); NumPy cannot convert "
+            f"{type(session_ids).__name__} ({one_line(err)})."
+        ) from None
+    if s.ndim != 1 or len(s) != n_trials:
+        raise InputError(
+            f"{name} must have one session label per trial ({n_trials}); got shape {s.shape}."
+        )
+    if np.issubdtype(s.dtype, np.integer) or np.issubdtype(s.dtype, np.bool_):
+        return s.astype(np.int64)
+    if np.issubdtype(s.dtype, np.floating):
+        if not np.all(np.isfinite(s)):
+            raise InputError(
+                f"{name}: {int((~np.isfinite(s)).sum())} trial(s) have no session (NaN); give "
+                "every trial a session label, e.g. fill the trial table's session column."
+            )
+        if np.all(s == np.round(s)):
+            return s.astype(np.int64)
+        return s.astype(str)
+    missing = np.array([v is None or (isinstance(v, float) and v != v) or str(v) == "" for v in s])
+    if missing.any():
+        raise InputError(
+            f"{name}: {int(missing.sum())} trial(s) have no session (empty or missing); give "
+            "every trial a session label, e.g. fill the trial table's session column."
+        )
+    return s.astype(str)
 
 
 def _looks_binary(path: Path) -> bool:

@@ -407,6 +407,7 @@ def estimate_single_trial_betas(
     signal_scaling: int | bool = 0,
     slice_time_ref: float = 0.0,
     n_jobs: int = 1,
+    sessions=None,
 ) -> SingleTrialBetas:
     """Estimate one beta map per trial with nilearn's first-level GLM.
 
@@ -452,12 +453,18 @@ def estimate_single_trial_betas(
         ``(n + slice_time_ref) * t_r`` s.
     n_jobs : int, default=1
         Parallel fits for LSS (joblib).
+    sessions : list, optional
+        The session of each run (e.g. ``["01", "01", "02"]``), written to the
+        trial table's ``session`` column so the z-scoring and the noise
+        ceiling work within sessions. By default the BIDS ``ses`` entity of
+        :class:`BidsRun` inputs (no column when the runs have none).
 
     Returns
     -------
     SingleTrialBetas
         ``beta_img`` with one volume per trial (onset order within each run,
-        runs in the order given), ``trials``, ``mask_img``.
+        runs in the order given), ``trials`` (with ``session`` when known),
+        ``mask_img``.
 
     Raises
     ------
@@ -481,7 +488,16 @@ def estimate_single_trial_betas(
     if runs and all(isinstance(r, BidsRun) for r in runs):
         events = [r.events for r in runs] if events is None else events
         t_r = [r.t_r for r in runs] if t_r is None else t_r
+        ses = [r.entities.get("ses") for r in runs]
+        if sessions is None and all(x is not None for x in ses):
+            sessions = [str(x) for x in ses]
         runs = [r.bold for r in runs]
+    if sessions is not None:
+        sessions = _as_list(sessions)
+        if len(sessions) != len(runs) or any(x is None or str(x) == "" for x in sessions):
+            raise InputError(
+                f"sessions must give one session label per run ({len(runs)}); got {sessions!r}."
+            )
     drift_model = check_choice("drift_model", drift_model, ("cosine", "polynomial", None))
     high_pass = check_float("high_pass", high_pass, minimum=0.0)
     smoothing_fwhm = check_float("smoothing_fwhm", smoothing_fwhm, minimum=0.0, allow_none=True)
@@ -556,6 +572,8 @@ def estimate_single_trial_betas(
                 design = _design(frame_times, onsets, durs, labels, *design_args)
                 jobs.append((img, design, ["target"], glm_kwargs))
         table = pd.DataFrame({"run": i, "trial": np.arange(n), "onset": onsets, "duration": durs})
+        if sessions is not None:
+            table["session"] = str(sessions[i])
         if "trial_type" in ev.columns:
             table["trial_type"] = ev["trial_type"].to_numpy()
         table["stimulus_id"] = ev[stimulus_column].to_numpy().astype(np.int64)

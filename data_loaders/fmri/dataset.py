@@ -14,7 +14,7 @@ import numpy as np
 
 from data_loaders._validation import check_array, check_bool
 from data_loaders.errors import InputError, InputTypeError
-from data_loaders.fmri._common import check_stimulus_ids, drop_bad_voxels
+from data_loaders.fmri._common import check_session_ids, check_stimulus_ids, drop_bad_voxels
 from data_loaders.fmri.geometry import GeometryFields, VoxelGeometry, values_to_nifti
 from data_loaders.fmri.repeats import (
     NoiseCeiling,
@@ -54,7 +54,12 @@ class FMRIDataset(GeometryFields):
         Where the voxels lie in a reference volume (shape, affine, voxel
         indices), so results become NIfTI maps (:meth:`to_nifti`).
     session_ids : array of shape (n_trials,), optional
-        Session of each trial (the noise ceiling z-scores within sessions).
+        Session of each trial (ints or labels such as ``"01"``). The noise
+        ceiling and :meth:`zscore` standardise each voxel within sessions,
+        as NSD does, so session-to-session shifts do not count as noise.
+        None means one session. The readers fill it from the trial table's
+        ``session`` column (NIfTI, surfaces), the BIDS session of each run,
+        or NSD's design.
     name : str, optional
         Subject name.
     drop_bad : bool, default=True
@@ -68,7 +73,7 @@ class FMRIDataset(GeometryFields):
     roi_labels : ndarray of shape (n_voxels,), str, or None
     coords : ndarray of shape (n_voxels, 3), or None
     geometry : VoxelGeometry or None
-    session_ids : ndarray of shape (n_trials,), or None
+    session_ids : ndarray of shape (n_trials,), int64 or str, or None
     name : str or None
     voxel_ijk, affine, volume_shape
         Read-only views of ``geometry`` (None without one).
@@ -132,13 +137,7 @@ class FMRIDataset(GeometryFields):
         if coords is None and geometry is not None:
             coords = geometry.coords
         self.coords = self._per_voxel(coords, n_vox, "coords")
-        if session_ids is not None:
-            session_ids = np.asarray(session_ids)
-            if session_ids.shape != (len(b),):
-                raise InputError(
-                    f"session_ids must have one entry per trial ({len(b)}); got shape {session_ids.shape}."
-                )
-        self.session_ids = session_ids
+        self.session_ids = check_session_ids(session_ids, len(b))
         self.name = name
         keep = drop_bad_voxels(b) if drop_bad else np.ones(n_vox, dtype=bool)
         self.betas = np.ascontiguousarray(b[:, keep], dtype=np.float32)
@@ -186,10 +185,16 @@ class FMRIDataset(GeometryFields):
             return []
         return sorted(r for r in set(self.roi_labels.tolist()) if r)
 
+    @property
+    def n_sessions(self) -> int:
+        """Number of distinct sessions (1 without ``session_ids``)."""
+        return 1 if self.session_ids is None else len(np.unique(self.session_ids))
+
     def __repr__(self) -> str:
         return (
             f"FMRIDataset(name={self.name!r}, n_trials={self.n_trials}, n_voxels={self.n_voxels}, "
-            f"n_stimuli_shown={len(np.unique(self.stimulus_ids))}, rois={self.rois})"
+            f"n_stimuli_shown={len(np.unique(self.stimulus_ids))}, n_sessions={self.n_sessions}, "
+            f"rois={self.rois})"
         )
 
     def _subset(self, trials=None, voxels=None) -> FMRIDataset:
@@ -245,6 +250,28 @@ class FMRIDataset(GeometryFields):
         if self._ceiling is None:
             self._ceiling = noise_ceiling(self.betas, self.stimulus_ids, self.session_ids)
         return self._ceiling
+
+    def zscore(self) -> FMRIDataset:
+        """A copy with each voxel z-scored over trials within each session (NSD's practice).
+
+        Removes each session's baseline and gain per voxel, which otherwise
+        read as noise across repeats shown in different sessions. It uses
+        every trial of a session (no stimulus labels), so it is applied before
+        a train/test split. :func:`~neuro.encoders.compare.compare_encoders`
+        does it by default (``zscore=True``).
+
+        Returns
+        -------
+        FMRIDataset
+            Same trials, voxels and fields; ``betas`` float32 with mean 0 and
+            standard deviation 1 per voxel and session (0 where a voxel is
+            constant within a session).
+        """
+        from data_loaders.fmri.repeats import zscore
+
+        new = self._subset()
+        new.betas = zscore(self.betas, self.session_ids)
+        return new
 
     def average_repeats(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(responses (n_stimuli_shown, n_voxels), stimulus ids, trial counts)``."""

@@ -27,7 +27,12 @@ import numpy as np
 
 from data_loaders._validation import check_bool, check_file
 from data_loaders.errors import InputError, InputTypeError, UnreadableFileError, one_line
-from data_loaders.fmri._common import check_stimulus_ids, drop_bad_voxels, read_table
+from data_loaders.fmri._common import (
+    check_session_ids,
+    check_stimulus_ids,
+    drop_bad_voxels,
+    read_table,
+)
 from data_loaders.fmri.geometry import GeometryFields, VoxelGeometry, mask_from_image
 
 __all__ = ["NiftiBetas", "load_nifti_betas"]
@@ -165,6 +170,21 @@ def _read_trial_table(stimulus_ids):
     return np.asarray(stimulus_ids), None
 
 
+def _session_column(session_ids, table, n_trials: int):
+    """Each trial's session: given, named as a table column, or the table's ``session`` column."""
+    if isinstance(session_ids, str):
+        if table is None or session_ids not in table.columns:
+            have = [] if table is None else list(table.columns)
+            raise InputError(
+                f"session_ids={session_ids!r} names a trial-table column, but the table has "
+                f"columns {have}. Name one of them, or pass one session label per trial."
+            )
+        return check_session_ids(table[session_ids].to_numpy(), n_trials, f"column {session_ids!r}")
+    if session_ids is None and table is not None and "session" in table.columns:
+        return check_session_ids(table["session"].to_numpy(), n_trials, "the 'session' column")
+    return check_session_ids(session_ids, n_trials)
+
+
 def _label_name_map(label_names) -> dict[int, str]:
     if label_names is None:
         return {}
@@ -205,6 +225,9 @@ class NiftiBetas(GeometryFields):
         as a binary uint8 image on the input grid.
     trials : pandas.DataFrame or None
         The trial table, when one was given as a DataFrame or TSV file.
+    session_ids : ndarray of shape (n_trials,) or None
+        Session of each trial: the ``session_ids`` given, or the trial
+        table's ``session`` column; None when neither says (one session).
     coords, ijk, affine, volume_shape
         Read-only views of ``geometry``: voxel centres in mm
         ``(n_voxels, 3)``, voxel indices ``(n_voxels, 3)``, the ``(4, 4)``
@@ -217,6 +240,7 @@ class NiftiBetas(GeometryFields):
     roi_labels: np.ndarray
     mask_img: Any
     trials: Any = None
+    session_ids: Any = None
     _masker: Any = field(default=None, repr=False)
 
     @property
@@ -288,13 +312,15 @@ class NiftiBetas(GeometryFields):
             :func:`data_loaders.stimuli.open_images`).
         name : str, optional
         session_ids : array of shape (n_trials,), optional
-            Session of each trial (e.g. ``trials["session"]``), so the noise
-            ceiling z-scores within sessions.
+            Session of each trial; by default :attr:`session_ids` (the trial
+            table's ``session`` column), so the z-scoring and the noise
+            ceiling work within sessions exactly as ``neuro fit-encoder``
+            does on the same files.
 
         Returns
         -------
         FMRIDataset
-            With this object's :attr:`geometry` and ROI labels.
+            With this object's :attr:`geometry`, ROI labels and sessions.
         """
         from data_loaders.fmri.dataset import FMRIDataset
 
@@ -304,7 +330,7 @@ class NiftiBetas(GeometryFields):
             stimuli=stimuli,
             roi_labels=list(self.roi_labels),
             geometry=self.geometry,
-            session_ids=session_ids,
+            session_ids=self.session_ids if session_ids is None else session_ids,
             name=name,
             drop_bad=False,
         )
@@ -319,6 +345,7 @@ def load_nifti_betas(
     label_names=None,
     rois=None,
     standardize: bool = False,
+    session_ids=None,
 ) -> NiftiBetas:
     """Read single-trial response maps from NIfTI and mask them voxel by voxel.
 
@@ -332,7 +359,8 @@ def load_nifti_betas(
         The trial table: which stimulus each trial showed, in trial order. An
         array of ``n_trials`` ints, or a DataFrame / TSV file (tab-separated,
         with a header) holding a ``stimulus_id`` column; other columns (run,
-        onset, ...) are kept in :attr:`NiftiBetas.trials`.
+        onset, ...) are kept in :attr:`NiftiBetas.trials`; a ``session``
+        column gives each trial's session.
     mask_img : str, path or nibabel image, optional
         Brain mask on the images' grid (non-zero = in). When None, the union of
         the labels in ``labels_img`` is used; when both are None, every voxel
@@ -348,6 +376,11 @@ def load_nifti_betas(
         ``labels_img``.
     standardize : bool, default=False
         Z-score each voxel across trials (mean 0, sample standard deviation 1).
+        To z-score within sessions, as NSD does, leave it False: the dataset
+        (:meth:`FMRIDataset.zscore`) and ``compare_encoders`` do it per session.
+    session_ids : array of shape (n_trials,) or str, optional
+        Session of each trial, or the name of the trial-table column that
+        holds it. By default the table's ``session`` column when it has one.
 
     Returns
     -------
@@ -399,6 +432,7 @@ def load_nifti_betas(
 
     raw_ids, table = _read_trial_table(stimulus_ids)
     ids = check_stimulus_ids(raw_ids, n_trials)
+    sessions = _session_column(session_ids, table, n_trials)
 
     # --- the mask and the labels, on the images' grid ---
     labels = None
@@ -477,5 +511,6 @@ def load_nifti_betas(
         roi_labels=roi,
         mask_img=mask_nii,
         trials=table,
+        session_ids=sessions,
         _masker=masker,
     )

@@ -97,6 +97,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     model.add_argument("--test-size", type=float, default=0.2, help="fraction of stimuli held out")
     model.add_argument(
+        "--no-zscore",
+        dest="zscore",
+        action="store_false",
+        help="fit the responses as given (default: z-score each voxel within each session "
+        "before averaging repeats, as NSD does)",
+    )
+    model.add_argument(
         "--test-stimuli", type=Path, help="text file of held-out stimulus ids (one per line)"
     )
 
@@ -220,15 +227,11 @@ def load_dataset(args: argparse.Namespace):
                 label_names=_label_names(args.label_names),
                 rois=args.rois,
             )
-        trials = getattr(nifti, "trials", None)
-        sessions = None
-        if trials is not None and "session" in getattr(trials, "columns", ()):
-            sessions = trials["session"].to_numpy()
+        # the sessions come from the trial table's session column, as on the Python path
         with errors_as_flags(_IMAGE_FLAGS):
             dataset = nifti.to_dataset(
                 stimuli=None if args.images is None else str(args.images),
                 name=args.betas.name.split(".")[0],
-                session_ids=sessions,
             )
         return dataset, semantic
     with NSDSession(args.hdf5, rois=args.rois) as session, errors_as_flags(_IMAGE_FLAGS):
@@ -291,6 +294,7 @@ def run(args: argparse.Namespace) -> int:
         readout_kwargs=readout_kwargs,
         image_size=size,
         verbose=args.verbose,
+        zscore=args.zscore,
     )
     result.save(args.out, overwrite=args.overwrite)
     print(result.format_table())

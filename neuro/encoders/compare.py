@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from neuro._validation import check_bool
 from neuro.encoders.metrics import noise_normalized, roi_summary, voxel_correlation, voxel_r2
 from neuro.errors import InputError
 from neuro.results import Result
@@ -384,6 +385,7 @@ def compare_encoders(
     image_size: tuple[int, int] | None = None,
     n_boot: int = 2000,
     verbose: int = 0,
+    zscore: bool = True,
 ) -> EncoderComparison:
     """Fit several encoders on the same training stimuli and score them on the same test stimuli.
 
@@ -423,6 +425,11 @@ def compare_encoders(
     verbose : int, default=0
         1 shows a progress bar over the encoders; 2 also the readouts' own
         training bars and epoch logs.
+    zscore : bool, default=True
+        Z-score each voxel within each session before averaging repeats
+        (:meth:`FMRIDataset.zscore`, NSD's practice), so the responses fitted
+        are those the noise ceiling describes and session shifts do not enter
+        the fit. False fits the responses as given.
 
     Returns
     -------
@@ -446,6 +453,8 @@ def compare_encoders(
     else:
         roi_labels = np.where(dataset.roi_labels == "", "unlabelled", dataset.roi_labels)
     est_by_name = _encoder_list(encoders, device, seed, max(verbose - 1, 0), readout_kwargs)
+    if check_bool("zscore", zscore):
+        dataset = dataset.zscore()
     train, test = dataset.split(test_size=test_size, seed=seed, test_stimuli=test_stimuli)
     y_train, ids_train, _ = _averages(train)
     y_test, ids_test, counts_test = _averages(test)
