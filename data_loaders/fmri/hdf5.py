@@ -14,8 +14,11 @@ File format (one file per session), as the Natural Scenes Dataset stores betas:
       MATLAB, so the spatial axes appear reversed relative to the NIfTI
       ``(X, Y, Z)`` order; the reader transposes them back, and voxels are the
       non-zero ones of ``mask`` (a ``(Z, Y, X)`` dataset), or all voxels.
-``stimulus_ids``
-    ``(n_trials,)`` int, 0-based index of each trial's image.
+``stimulus_ids`` (optional)
+    ``(n_trials,)`` int, 0-based index of each trial's image. NSD's own
+    files hold only ``betas`` (the trial-to-image table is in
+    ``nsd_expdesign.mat``): give ``stimulus_ids=`` to :class:`NSDSession`, or
+    read whole subjects with :class:`~data_loaders.fmri.nsd.NSDSubject`.
 ``roi`` (optional)
     ``(n_voxels,)`` int (``(Z, Y, X)`` for volumetric files), 0 = unlabelled,
     with a JSON attribute ``roi_names`` mapping label to name.
@@ -23,7 +26,9 @@ File format (one file per session), as the Natural Scenes Dataset stores betas:
 A file whose trial axis is last (``(n_voxels, n_trials)``) is refused with an
 error that says so. Files are opened read-only; reading is by slices of
 ``voxel_batch_size`` voxels or ``trial_batch_size`` trials, so memory is
-bounded by the batch, not the session.
+bounded by the batch, not the session. Volumetric files are read by rows of
+voxels (one ``(trials, 1, 1, n)`` hyperslab per (Z, Y) row), the cheap
+direction with NSD's ``(750, 1, 1, 1)`` chunks.
 """
 
 from __future__ import annotations
@@ -155,11 +160,16 @@ class NSDSession:
     path : str or path
     rois : str or list of str, optional
         Keep only voxels of these ROIs.
+    stimulus_ids : array of shape (n_trials,), optional
+        0-based image of each trial, for files without a ``stimulus_ids``
+        dataset (such as NSD's own ``betas_sessionYY.hdf5``; its ids come from
+        :func:`~data_loaders.fmri.nsd.nsd_trial_images`); replaces the file's.
 
     Attributes
     ----------
     n_trials, n_voxels : int
-    stimulus_ids : ndarray of shape (n_trials,)
+    stimulus_ids : ndarray of shape (n_trials,), or None
+        None for a betas-only file opened without ``stimulus_ids``.
     roi_labels : ndarray of shape (n_voxels,), str ("" = unlabelled)
     geometry : VoxelGeometry or None
         Where the voxels lie, when the file says (voxel indices, affine and
@@ -176,14 +186,14 @@ class NSDSession:
     MissingFileError
         No file at ``path``.
     UnreadableFileError
-        The file is empty, truncated, not HDF5, or lacks the ``betas`` or
-        ``stimulus_ids`` dataset.
+        The file is empty, truncated, not HDF5, or lacks the ``betas``
+        dataset.
     InputError
         Betas stored with trials last, a trial table of another length,
         an unknown ROI.
     """
 
-    def __init__(self, path, rois: str | Sequence[str] | None = None) -> None:
+    def __init__(self, path, rois: str | Sequence[str] | None = None, stimulus_ids=None) -> None:
         self._file = None
         if isinstance(path, (str, os.PathLike)) and not Path(path).expanduser().exists():
             raise MissingFileError(
@@ -191,7 +201,7 @@ class NSDSession:
             )
         self.path = check_file("path", path)
         try:
-            self._open(rois)
+            self._open(rois, stimulus_ids)
         except (OSError, KeyError, RuntimeError) as err:  # h5py's errors on damaged files
             self.close()
             raise UnreadableFileError(
@@ -202,22 +212,25 @@ class NSDSession:
             self.close()
             raise
 
-    def _open(self, rois) -> None:
+    def _open(self, rois, stimulus_ids) -> None:
         import h5py
 
         self._file = h5py.File(self.path, "r")  # read-only
         f = self._file
-        missing = [k for k in ("betas", "stimulus_ids") if not isinstance(f.get(k), h5py.Dataset)]
-        if missing:
-            present = sorted(f.keys())
+        if not isinstance(f.get("betas"), h5py.Dataset):
             raise UnreadableFileError(
-                f"{str(self.path)!r} has no {' or '.join(repr(m) for m in missing)} dataset; it holds "
-                f"{present}. NSD-style files need 'betas' and 'stimulus_ids'."
+                f"{str(self.path)!r} has no 'betas' dataset; it holds {sorted(f.keys())}. "
+                "NSD-style files need 'betas'."
             )
         self._betas = f["betas"]
-        ids = np.asarray(f["stimulus_ids"])
         shape = self._betas.shape
-        if len(ids) != shape[0]:
+        if stimulus_ids is not None:
+            ids = check_stimulus_ids(stimulus_ids, shape[0])
+        elif isinstance(f.get("stimulus_ids"), h5py.Dataset):
+            ids = np.asarray(f["stimulus_ids"])
+        else:
+            ids = None  # NSD's own files: the design file has the table
+        if ids is not None and len(ids) != shape[0]:
             if len(ids) == shape[-1]:
                 raise InputError(
                     f"{str(self.path)!r}: betas have shape {shape} with the trials on the last "
@@ -228,7 +241,7 @@ class NSDSession:
                 f"{str(self.path)!r}: the trial table has {len(ids)} rows but betas have "
                 f"{shape[0]} trials on axis 0."
             )
-        self.stimulus_ids = check_stimulus_ids(ids, shape[0])
+        self.stimulus_ids = None if ids is None else check_stimulus_ids(ids, shape[0])
         self.scale = float(
             self._betas.attrs.get("scale", NSD_SCALE if self._betas.dtype == np.int16 else 1.0)
         )
@@ -322,23 +335,26 @@ class NSDSession:
         return f"NSDSession({str(self.path)!r}, n_trials={self.n_trials}, n_voxels={self.n_voxels})"
 
     # ---------------------------------------------------------------- reading
-    def _read_columns(self, trials: slice | np.ndarray, columns: np.ndarray) -> np.ndarray:
-        """Read ``betas[trials, columns]`` through one covering slice of the flat voxel axis."""
-        lo, hi = int(columns.min()), int(columns.max()) + 1
+    def _read_columns(self, trials: slice | list, columns: np.ndarray) -> np.ndarray:
+        """Read ``betas[trials, columns]`` (flat voxel columns), bounded by the selection."""
         d = self._betas
         if d.ndim == 2:
+            lo, hi = int(columns.min()), int(columns.max()) + 1
             if hi - lo > 2 * len(columns) and isinstance(trials, slice):
                 # scattered voxels (e.g. one ROI): point selection keeps memory to the batch
                 return np.asarray(d[trials, columns.tolist()], dtype=np.float32) / self.scale
-            block = d[trials, lo:hi]
-        else:  # volumetric: read the covering run of Z-slices, then flatten
-            zyx = d.shape[1:]
-            plane = zyx[1] * zyx[2]
-            z0, z1 = lo // plane, (hi - 1) // plane + 1
-            block = d[trials, z0:z1]
-            block = block.reshape(block.shape[0], -1)
-            lo = z0 * plane
-        return np.asarray(block[:, columns - lo], dtype=np.float32) / self.scale
+            return np.asarray(d[trials, lo:hi][:, columns - lo], dtype=np.float32) / self.scale
+        # volumetric: one hyperslab per (Z, Y) row of voxels, never whole volumes of trials
+        ny, nx = d.shape[2], d.shape[3]
+        rows = columns // nx  # flat (z, y) row of each column
+        n_t = len(range(d.shape[0])[trials]) if isinstance(trials, slice) else len(trials)
+        out = np.empty((n_t, len(columns)), dtype=np.float32)
+        for row in np.unique(rows):
+            sel = np.flatnonzero(rows == row)
+            x = columns[sel] - row * nx
+            x0, x1 = int(x.min()), int(x.max()) + 1
+            out[:, sel] = d[trials, int(row // ny), int(row % ny), x0:x1][:, x - x0]
+        return out / self.scale
 
     def read(self, trials=None, voxels=None) -> np.ndarray:
         """Betas in percent signal change, ``(n_trials_selected, n_voxels_selected)`` float32.
@@ -374,16 +390,50 @@ class NSDSession:
             sel = slice(start, min(start + trial_batch_size, self.n_trials))
             yield sel, self._read_columns(sel, self._columns)
 
-    def to_dataset(self, stimuli=None, name: str | None = None, voxel_batch_size: int = 10_000):
-        """Read the session (by voxel batches) into an :class:`~data_loaders.fmri.FMRIDataset`."""
+    def to_dataset(
+        self,
+        stimuli=None,
+        name: str | None = None,
+        voxel_batch_size: int = 10_000,
+        stimulus_ids=None,
+    ):
+        """Read the session (by voxel batches) into an :class:`~data_loaders.fmri.FMRIDataset`.
+
+        Parameters
+        ----------
+        stimuli : ImageSet, array or path, optional
+        name : str, optional
+            Default: the file's stem.
+        voxel_batch_size : int, default=10000
+        stimulus_ids : array of shape (n_trials,), optional
+            0-based image of each trial; needed for files without a
+            ``stimulus_ids`` dataset (NSD's own), replaces the file's.
+
+        Returns
+        -------
+        FMRIDataset
+
+        Raises
+        ------
+        InputError
+            No stimulus ids: neither in the file nor given.
+        """
         from data_loaders.fmri.dataset import FMRIDataset
+
+        ids = self.stimulus_ids if stimulus_ids is None else stimulus_ids
+        if ids is None:
+            raise InputError(
+                f"{self.path.name} holds only betas (no 'stimulus_ids', as NSD's own files): give "
+                "stimulus_ids= (from nsd_trial_images), or read the subject with NSDSubject."
+            )
+        ids = check_stimulus_ids(ids, self.n_trials)
 
         betas = np.empty((self.n_trials, self.n_voxels), dtype=np.float32)
         for sel, block in self.iter_voxel_batches(voxel_batch_size):
             betas[:, sel] = block
         return FMRIDataset(
             betas,
-            self.stimulus_ids,
+            ids,
             stimuli=stimuli,
             roi_labels=self.roi_labels,
             coords=self.coords,

@@ -6,6 +6,9 @@
 - :func:`simulate_linear_encoding` (:mod:`data_loaders.simulate.linear`):
   voxels that respond linearly to stimulus features, with a known noise
   ceiling;
+- :func:`write_nsd_layout` (:mod:`data_loaders.simulate.nsd_layout`): a
+  subject in the Natural Scenes Dataset's own file layout, with planted
+  linear responses to image features;
 - :func:`simulate_calcium` (:mod:`data_loaders.simulate.calcium`): calcium
   traces of several animals with planted functional communities.
 """
@@ -22,12 +25,14 @@ from data_loaders.simulate.fmri import (
     simulate_fmri,
 )
 from data_loaders.simulate.linear import LinearEncodingData, simulate_linear_encoding
+from data_loaders.simulate.nsd_layout import NSDLayout, write_nsd_layout
 
 __all__ = [
     "CATEGORIES",
     "ROIS",
     "CalciumGroundTruth",
     "LinearEncodingData",
+    "NSDLayout",
     "SimulatedCalcium",
     "SimulatedFMRI",
     "SimulatedStimuli",
@@ -37,4 +42,5 @@ __all__ = [
     "simulate_calcium",
     "simulate_fmri",
     "simulate_linear_encoding",
+    "write_nsd_layout",
 ]

@@ -99,13 +99,21 @@ def test_truncated_file(session):
 
 
 def test_missing_dataset(tmp_path):
+    """A betas-only file (as NSD distributes them) opens; its ids must come from elsewhere."""
     path = tmp_path / "x.hdf5"
     with h5py.File(path, "w") as f:
         f["betas"] = np.zeros((3, 4), dtype=np.int16)
+    with NSDSession(path) as s:
+        assert s.stimulus_ids is None
+        with pytest.raises(ValueError, match="holds only betas"):
+            s.to_dataset()
+    ids_only = tmp_path / "ids.hdf5"
+    with h5py.File(ids_only, "w") as f:
+        f["stimulus_ids"] = np.arange(3)
     with pytest.raises(
-        UnreadableFileError, match=r"no 'stimulus_ids' dataset; it holds \['betas'\]"
+        UnreadableFileError, match=r"no 'betas' dataset; it holds \['stimulus_ids'\]"
     ):
-        NSDSession(path)
+        NSDSession(ids_only)
 
 
 def test_transposed_file_is_named(tmp_path):
