@@ -50,9 +50,11 @@ class FMRIDataset(GeometryFields):
         ROI name of each voxel ("" for none).
     coords : array of shape (n_voxels, 3), optional
         World coordinates in mm; by default those of ``geometry``.
-    geometry : VoxelGeometry, optional
-        Where the voxels lie in a reference volume (shape, affine, voxel
-        indices), so results become NIfTI maps (:meth:`to_nifti`).
+    geometry : VoxelGeometry, RegionGeometry or SurfaceGeometry, optional
+        Where the columns lie: voxels of a reference volume (shape, affine,
+        voxel indices), regions of a label image, or vertices of a surface
+        mesh, so results become brain maps (:meth:`to_nifti`, or
+        ``geometry.save_map`` for any kind).
     session_ids : array of shape (n_trials,), optional
         Session of each trial (ints or labels such as ``"01"``). The noise
         ceiling and :meth:`zscore` standardise each voxel within sessions,
@@ -114,10 +116,13 @@ class FMRIDataset(GeometryFields):
         drop_bad = check_bool("drop_bad", drop_bad)
         if name is not None and not isinstance(name, str):
             raise InputTypeError(f"name must be a string or None; got {type(name).__name__}.")
-        if geometry is not None and not isinstance(geometry, VoxelGeometry):
+        if geometry is not None and not all(
+            hasattr(geometry, a) for a in ("kind", "n_voxels", "subset", "save_map")
+        ):
             raise InputTypeError(
-                f"geometry must be a VoxelGeometry or None; got {type(geometry).__name__}. "
-                "Build one with VoxelGeometry(volume_shape, affine, ijk)."
+                f"geometry must be a VoxelGeometry (or a RegionGeometry / SurfaceGeometry) or "
+                f"None; got {type(geometry).__name__}. Build one with "
+                "VoxelGeometry(volume_shape, affine, ijk)."
             )
         n_vox = b.shape[1]
         if geometry is not None and geometry.n_voxels != n_vox:
@@ -321,6 +326,12 @@ class FMRIDataset(GeometryFields):
                 "This dataset does not know where its voxels lie; give "
                 "geometry=VoxelGeometry(volume_shape, affine, ijk) when creating it (the NIfTI "
                 "and HDF5 readers and the simulator do)."
+            )
+        if not hasattr(self.geometry, "to_nifti"):
+            raise InputError(
+                f"This dataset's columns are {self.geometry.kind} vertices, not voxels; write "
+                "surface maps with dataset.geometry.save_map(values, stem) or draw them with "
+                "dataset.geometry.plot(values)."
             )
         return self.geometry.to_nifti(values, fill=fill)
 

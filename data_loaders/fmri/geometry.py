@@ -19,7 +19,14 @@ import numpy as np
 from data_loaders._validation import check_array
 from data_loaders.errors import InputError, InputTypeError
 
-__all__ = ["GeometryFields", "VoxelGeometry", "mask_from_image", "values_to_nifti"]
+__all__ = [
+    "GeometryFields",
+    "RegionGeometry",
+    "VoxelGeometry",
+    "mask_from_image",
+    "save_nifti",
+    "values_to_nifti",
+]
 
 
 def _frozen(arr: np.ndarray) -> np.ndarray:
@@ -78,6 +85,9 @@ class VoxelGeometry:
     volume_shape: tuple[int, int, int]
     affine: np.ndarray
     ijk: np.ndarray
+
+    #: What a column is: a voxel of a volume (``"regions"`` and ``"surface"`` elsewhere).
+    kind = "volume"
 
     def __post_init__(self) -> None:
         shape = self.volume_shape
@@ -266,6 +276,18 @@ class VoxelGeometry:
             vol[index] = vals.T
         return nib.Nifti1Image(vol, np.array(self.affine))
 
+    def save_map(
+        self, values: Any, stem: Any, *, fill: float = np.nan, overwrite: bool = False
+    ) -> list:
+        """Write per-voxel values as ``<stem>.nii.gz`` (see :func:`save_nifti`).
+
+        Returns
+        -------
+        list of Path
+            The one file written.
+        """
+        return [save_nifti(self.to_nifti(values, fill=fill), f"{stem}.nii.gz", overwrite)]
+
     # ------------------------------------------------------------- builders
     @classmethod
     def from_mask(cls, mask_img: Any) -> VoxelGeometry:
@@ -314,7 +336,7 @@ def mask_from_image(img: Any, name: str = "mask_img") -> np.ndarray:
 
 
 class GeometryFields:
-    """Read-only views of an object's ``geometry`` (a :class:`VoxelGeometry` or None).
+    """Read-only views of an object's ``geometry`` (a :class:`VoxelGeometry`, another geometry, or None).
 
     Gives :class:`~data_loaders.fmri.dataset.FMRIDataset`, the NIfTI reader's
     result and the simulated subject the same ``voxel_ijk``, ``affine`` and
@@ -325,18 +347,21 @@ class GeometryFields:
 
     @property
     def voxel_ijk(self) -> np.ndarray | None:
-        """Voxel indices ``(n_voxels, 3)`` int64 in the reference volume (``geometry.ijk``)."""
-        return None if self.geometry is None else self.geometry.ijk
+        """Voxel indices ``(n_voxels, 3)`` int64 in the reference volume (``geometry.ijk``).
+
+        None without a geometry, and for regions and surface vertices.
+        """
+        return getattr(self.geometry, "ijk", None)
 
     @property
     def affine(self) -> np.ndarray | None:
-        """The reference volume's ``(4, 4)`` affine (``geometry.affine``)."""
-        return None if self.geometry is None else self.geometry.affine
+        """The reference volume's ``(4, 4)`` affine (``geometry.affine``; None on surfaces)."""
+        return getattr(self.geometry, "affine", None)
 
     @property
     def volume_shape(self) -> tuple[int, int, int] | None:
-        """The reference volume's shape (``geometry.volume_shape``)."""
-        return None if self.geometry is None else self.geometry.volume_shape
+        """The reference volume's shape (``geometry.volume_shape``; None on surfaces)."""
+        return getattr(self.geometry, "volume_shape", None)
 
 
 def values_to_nifti(values: Any, geometry: VoxelGeometry, fill: float = np.nan):
@@ -366,3 +391,163 @@ def values_to_nifti(values: Any, geometry: VoxelGeometry, fill: float = np.nan):
             f"geometry must be a VoxelGeometry; got {type(geometry).__name__}.{hint}"
         )
     return geometry.to_nifti(values, fill=fill)
+
+
+def save_nifti(img: Any, path: Any, overwrite: bool = False):
+    """Write a NIfTI image as float32, gzipped with a fixed timestamp, atomically.
+
+    The same values give the same bytes, so saved maps can be compared by
+    checksum.
+
+    Parameters
+    ----------
+    img : nibabel image
+    path : str or path
+        Ends in ``.nii.gz``.
+    overwrite : bool, default=False
+        Without it an existing file is refused
+        (:class:`~data_loaders.errors.OutputExistsError`).
+
+    Returns
+    -------
+    Path
+    """
+    import gzip
+
+    import nibabel as nib
+
+    from data_loaders._io import atomic_open, check_overwrite
+
+    path = check_overwrite(path, overwrite)
+    out = nib.Nifti1Image(np.asarray(img.dataobj, dtype=np.float32), img.affine)
+    with atomic_open(path, "wb") as fh:
+        fh.write(gzip.compress(out.to_bytes(), mtime=0))
+    return path
+
+
+@dataclass(frozen=True, eq=False)
+class RegionGeometry:
+    """Columns that are regions of a label image (region-averaged responses).
+
+    Parameters
+    ----------
+    labels : array of shape (X, Y, Z), int
+        The label image's data on the betas' grid (0 = no region).
+    affine : array of shape (4, 4)
+    region_ids : array of shape (n_regions,), int
+        The label value of each column, in column order; each must occur in
+        ``labels``.
+
+    Attributes
+    ----------
+    volume_shape : tuple of 3 int
+    n_voxels : int
+        The number of columns (regions); named as for voxels so that code
+        written for columns works on both.
+    coords : ndarray of shape (n_regions, 3)
+        Each region's centroid in mm.
+
+    Examples
+    --------
+    >>> labels = np.zeros((3, 3, 3), dtype=int); labels[0] = 1; labels[2] = 2
+    >>> geo = RegionGeometry(labels, np.eye(4), [2, 1])
+    >>> geo.n_voxels, geo.coords[:, 0].tolist()
+    (2, [2.0, 0.0])
+    >>> float(geo.to_nifti([5.0, 7.0]).get_fdata()[0, 1, 1])
+    7.0
+    """
+
+    labels: np.ndarray
+    affine: np.ndarray
+    region_ids: np.ndarray
+
+    kind = "regions"
+
+    def __post_init__(self) -> None:
+        labels = check_array("labels", self.labels, ndim=3, shape_hint="(X, Y, Z)")
+        if not np.all(labels == np.round(labels)):
+            raise InputError("labels must hold integer region labels (0 = no region).")
+        labels = labels.astype(np.int64)
+        VoxelGeometry(labels.shape, self.affine, np.zeros((1, 3), dtype=np.int64))  # checks affine
+        ids = np.atleast_1d(check_array("region_ids", self.region_ids, ndim=1)).astype(np.int64)
+        missing = np.setdiff1d(ids, np.unique(labels))
+        if missing.size or (ids == 0).any():
+            raise InputError(
+                f"region_ids {sorted(set(missing.tolist()) | ({0} & set(ids.tolist())))} are not "
+                "regions of labels (0 is the background); give label values present in it."
+            )
+        if len(np.unique(ids)) != len(ids):
+            raise InputError("region_ids repeats a region; each column must be another region.")
+        object.__setattr__(self, "labels", _frozen(labels))
+        object.__setattr__(self, "affine", _frozen(np.asarray(self.affine, dtype=np.float64)))
+        object.__setattr__(self, "region_ids", _frozen(ids))
+
+    @property
+    def volume_shape(self) -> tuple[int, int, int]:
+        """Shape of the label image."""
+        return tuple(int(s) for s in self.labels.shape)
+
+    @property
+    def n_voxels(self) -> int:
+        """Number of columns (regions)."""
+        return len(self.region_ids)
+
+    def __len__(self) -> int:
+        return self.n_voxels
+
+    @property
+    def coords(self) -> np.ndarray:
+        """Centroid of each region in world coordinates (mm), ``(n_regions, 3)``."""
+        out = np.empty((self.n_voxels, 3))
+        for c, r in enumerate(self.region_ids):
+            ijk = np.argwhere(self.labels == r).mean(axis=0)
+            out[c] = self.affine[:3, :3] @ ijk + self.affine[:3, 3]
+        return out
+
+    def __repr__(self) -> str:
+        return f"RegionGeometry(volume_shape={self.volume_shape}, n_regions={self.n_voxels})"
+
+    def subset(self, index: Any) -> RegionGeometry:
+        """The geometry of some of the regions (a slice, boolean mask or positions)."""
+        try:
+            ids = np.atleast_1d(self.region_ids[index])
+        except IndexError as err:
+            raise InputError(f"index does not fit {self.n_voxels} regions: {err}.") from None
+        return RegionGeometry(self.labels, self.affine, ids)
+
+    def to_nifti(self, values: Any, fill: float = np.nan):
+        """Paint each region's value over its voxels; other voxels get ``fill``.
+
+        Parameters
+        ----------
+        values : array of shape (n_regions,) or (k, n_regions)
+        fill : float, default=NaN
+
+        Returns
+        -------
+        nibabel.Nifti1Image
+            float32, shape ``volume_shape`` or ``(*volume_shape, k)``.
+        """
+        import nibabel as nib
+
+        vals = check_array(
+            "values", values, ndim=(1, 2), shape_hint="(n_regions,) or (k, n_regions)", finite=False
+        ).astype(np.float32)
+        if vals.shape[-1] != self.n_voxels:
+            raise InputError(
+                f"values have {vals.shape[-1]} entries on their last axis but there are "
+                f"{self.n_voxels} regions; give one value per region."
+            )
+        lookup = {int(r): c for c, r in enumerate(self.region_ids)}
+        column = np.vectorize(lambda v: lookup.get(int(v), -1), otypes=[np.int64])(self.labels)
+        inside = column >= 0
+        maps = np.atleast_2d(vals)
+        vol = np.full((*self.volume_shape, len(maps)), fill, dtype=np.float32)
+        vol[inside] = maps[:, column[inside]].T
+        return nib.Nifti1Image(vol[..., 0] if vals.ndim == 1 else vol, np.array(self.affine))
+
+    def save_map(
+        self, values: Any, stem: Any, *, fill: float = np.nan, overwrite: bool = False
+    ) -> list:
+        """Write per-region values painted on their voxels as ``<stem>.nii.gz``."""
+        return [save_nifti(self.to_nifti(values, fill=fill), f"{stem}.nii.gz", overwrite)]

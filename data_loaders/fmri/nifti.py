@@ -10,14 +10,16 @@ voxel's position, ROI and a way back to NIfTI (:meth:`NiftiBetas.to_nifti`).
 The images must already share the mask's grid (shape and affine). Nothing is
 resampled silently; the error says how to resample with nilearn.
 
-Responses are voxelwise, as voxelwise encoders need. Region-averaged responses
-(nilearn's ``NiftiLabelsMasker``) are not offered here: average the columns of
-``betas`` that share a ``roi_labels`` entry if you want them.
+Responses are voxelwise by default, as voxelwise encoders need; with
+``average_rois=True`` each column is instead one region of the label image,
+averaged over its voxels by nilearn's ``NiftiLabelsMasker`` (per-ROI encoders
+and tables, with maps painted back over the regions).
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +30,7 @@ import numpy as np
 from data_loaders._validation import check_bool, check_file
 from data_loaders.errors import InputError, InputTypeError, UnreadableFileError, one_line
 from data_loaders.fmri._common import (
+    FMRIDataWarning,
     check_session_ids,
     check_stimulus_ids,
     drop_bad_voxels,
@@ -215,9 +218,10 @@ class NiftiBetas(GeometryFields):
         z-scored per voxel when ``standardize=True``).
     stimulus_ids : ndarray of shape (n_trials,), int64
         Which stimulus each trial showed.
-    geometry : VoxelGeometry
+    geometry : VoxelGeometry or RegionGeometry
         Where each column of ``betas`` lies: the input grid's shape and
-        affine, and the voxel indices (``ijk``).
+        affine, and the voxel indices (``ijk``); with ``average_rois=True``
+        the regions of the label image.
     roi_labels : ndarray of shape (n_voxels,), str
         Each voxel's ROI name; ``""`` for voxels in no labelled region.
     mask_img : nibabel.Nifti1Image
@@ -249,9 +253,9 @@ class NiftiBetas(GeometryFields):
         return self.geometry.coords
 
     @property
-    def ijk(self) -> np.ndarray:
-        """Voxel indices in the volume, ``(n_voxels, 3)`` int64 (``geometry.ijk``)."""
-        return self.geometry.ijk
+    def ijk(self) -> np.ndarray | None:
+        """Voxel indices in the volume, ``(n_voxels, 3)`` int64 (``geometry.ijk``; None for regions)."""
+        return getattr(self.geometry, "ijk", None)
 
     @property
     def n_trials(self) -> int:
@@ -346,6 +350,7 @@ def load_nifti_betas(
     rois=None,
     standardize: bool = False,
     session_ids=None,
+    average_rois: bool = False,
 ) -> NiftiBetas:
     """Read single-trial response maps from NIfTI and mask them voxel by voxel.
 
@@ -381,6 +386,15 @@ def load_nifti_betas(
     session_ids : array of shape (n_trials,) or str, optional
         Session of each trial, or the name of the trial-table column that
         holds it. By default the table's ``session`` column when it has one.
+    average_rois : bool, default=False
+        One column per region of ``labels_img`` (inside the mask and the
+        chosen ``rois``): the mean over its voxels, through nilearn's
+        ``NiftiLabelsMasker``. ``geometry`` is then a
+        :class:`~data_loaders.fmri.geometry.RegionGeometry` (``coords`` are
+        region centroids) and :meth:`NiftiBetas.to_nifti` paints each
+        region's value over its voxels. Voxels with NaN/inf values are left
+        out of their region's mean (with a warning that counts them), and
+        regions constant over trials are dropped. Needs ``labels_img``.
 
     Returns
     -------
@@ -425,6 +439,12 @@ def load_nifti_betas(
 
     nib = _nib()
     standardize = check_bool("standardize", standardize)
+    average_rois = check_bool("average_rois", average_rois)
+    if average_rois and labels_img is None:
+        raise InputError(
+            "average_rois=True averages the voxels of each region of labels_img; pass the "
+            "label image (atlas) as labels_img."
+        )
     img = _load_trial_images(images)
     affine = np.asarray(img.affine, dtype=np.float64)
     shape3 = tuple(int(s) for s in img.shape[:3])
@@ -488,6 +508,9 @@ def load_nifti_betas(
         mask[tuple(ijk[~keep_roi].T)] = False
         ijk, roi = ijk[keep_roi], roi[keep_roi]
 
+    if average_rois:
+        return _region_betas(img, labels, mask, names, ids, table, sessions, standardize)
+
     # --- mask through nilearn, keeping NaN visible so bad voxels are counted ---
     mask_nii = nib.Nifti1Image(mask.astype(np.uint8), affine)
     betas = apply_mask(img, mask_nii, dtype="f", ensure_finite=False).astype(np.float32)
@@ -510,6 +533,61 @@ def load_nifti_betas(
         geometry=VoxelGeometry(shape3, affine, ijk),
         roi_labels=roi,
         mask_img=mask_nii,
+        trials=table,
+        session_ids=sessions,
+        _masker=masker,
+    )
+
+
+def _region_betas(img, labels, mask, names, ids, table, sessions, standardize) -> NiftiBetas:
+    """Region-averaged betas: one column per label inside ``mask``, via NiftiLabelsMasker."""
+    from nilearn.maskers import NiftiLabelsMasker
+
+    from data_loaders.fmri.geometry import RegionGeometry
+
+    nib = _nib()
+    affine = np.asarray(img.affine, dtype=np.float64)
+    regions = np.where(mask, labels, 0).astype(np.int32)
+    data = np.asarray(img.dataobj)
+    finite = np.isfinite(data).all(axis=3)
+    nonfinite = (regions > 0) & ~finite
+    if nonfinite.any():  # nilearn would average them as 0: leave them out, and say so
+        warnings.warn(
+            f"{int(nonfinite.sum())} voxel(s) with NaN/inf values were left out of their "
+            "regions' means.",
+            FMRIDataWarning,
+            stacklevel=3,
+        )
+        regions[nonfinite] = 0
+    if not finite.all():
+        # a new array: nilearn zeroes non-finite values in place, in the caller's image
+        img = nib.Nifti1Image(np.where(np.isfinite(data), data, 0).astype(np.float32), affine)
+    region_ids = np.unique(regions[regions > 0])
+    if region_ids.size == 0:
+        raise InputError("No labelled voxel lies inside the mask; check mask_img and labels_img.")
+    masker = NiftiLabelsMasker(nib.Nifti1Image(regions, affine), strategy="mean", standardize=None)
+    betas = np.asarray(masker.fit_transform(img), dtype=np.float32)
+    if betas.shape[1] != len(region_ids):  # pragma: no cover - nilearn keeps every label
+        raise InputError(
+            f"nilearn returned {betas.shape[1]} regions for {len(region_ids)} labels; check "
+            "that labels_img holds integer labels."
+        )
+    keep = drop_bad_voxels(betas, what="regions")
+    betas, region_ids = np.ascontiguousarray(betas[:, keep]), region_ids[keep]
+    if standardize:
+        betas = (betas - betas.mean(0)) / betas.std(0, ddof=1)
+    geometry = RegionGeometry(regions, affine, region_ids)
+    kept = np.isin(regions, region_ids)
+    regions_kept = np.where(kept, regions, 0).astype(np.int32)
+    masker = NiftiLabelsMasker(
+        nib.Nifti1Image(regions_kept, affine), strategy="mean", standardize=None
+    ).fit()
+    return NiftiBetas(
+        betas=betas.astype(np.float32),
+        stimulus_ids=ids,
+        geometry=geometry,
+        roi_labels=np.array([names.get(int(r), str(int(r))) for r in region_ids], dtype=str),
+        mask_img=nib.Nifti1Image(kept.astype(np.uint8), affine),
         trials=table,
         session_ids=sessions,
         _masker=masker,

@@ -66,6 +66,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--label-names", type=Path, help="TSV with columns index and name for --labels"
     )
     data.add_argument("--rois", nargs="+", help="keep only voxels in these ROIs")
+    data.add_argument(
+        "--average-rois",
+        action="store_true",
+        help="fit one column per ROI of --labels: the mean of its voxels (nilearn's "
+        "NiftiLabelsMasker), instead of one per voxel",
+    )
     data.add_argument("--hdf5", type=Path, help="NSD-style HDF5 session of betas")
     data.add_argument(
         "--images", type=Path, help="stimulus images: a folder, an HDF5 brick or a .npy array"
@@ -151,6 +157,11 @@ def check_inputs(args: argparse.Namespace) -> None:
                 f"{', '.join(unused)} go with --betas (NIfTI); an --hdf5 session holds its own "
                 "stimulus ids, voxel positions and ROI labels. Drop them, or use --betas."
             )
+    if args.average_rois and args.labels is None:
+        raise InputError(
+            "--average-rois averages the voxels of each ROI of --labels; give --labels "
+            "(an integer ROI image) with it."
+        )
     if args.betas is not None and args.trials is None:
         raise InputError(
             "--betas needs --trials: a TSV with a stimulus_id column, one row per volume."
@@ -226,6 +237,7 @@ def load_dataset(args: argparse.Namespace):
                 labels_img=None if args.labels is None else str(args.labels),
                 label_names=_label_names(args.label_names),
                 rois=args.rois,
+                average_rois=args.average_rois,
             )
         # the sessions come from the trial table's session column, as on the Python path
         with errors_as_flags(_IMAGE_FLAGS):

@@ -194,9 +194,9 @@ class EncoderComparison(Result):
 
     @property
     def has_maps(self) -> bool:
-        """Whether the dataset knows where its voxels lie, so that brain maps can be drawn."""
-        ds = self.dataset
-        return ds is not None and ds.voxel_ijk is not None and ds.affine is not None
+        """Whether the dataset knows where its columns lie (voxels, regions or surface
+        vertices), so that brain maps can be written and drawn."""
+        return getattr(self.dataset, "geometry", None) is not None
 
     def best_model(self) -> np.ndarray:
         """Name of the encoder with the highest held-out r in each voxel, ``(n_voxels,)``."""
@@ -206,19 +206,29 @@ class EncoderComparison(Result):
     def voxel_table(self):
         """One row per voxel: ROI, ceiling, each encoder's r and normalised score, best encoder.
 
-        Where the dataset knows where its voxels lie, the first columns are
-        the voxel's indices ``i, j, k`` in the volume and its world position
-        ``x, y, z`` (mm), so the rows join with other tools' tables.
+        Where the dataset knows where its columns lie, the first columns say
+        where: a voxel's indices ``i, j, k`` in the volume, a region's
+        ``region_id`` (its label value), or a vertex's ``hemi`` and
+        ``vertex``; then the world position ``x, y, z`` (mm; a region's
+        centroid) when known, so the rows join with other tools' tables.
         """
         import pandas as pd
 
         cols: dict[str, Any] = {}
         geometry = getattr(self.dataset, "geometry", None)
         if geometry is not None:
-            for axis, name in enumerate("ijk"):
-                cols[name] = geometry.ijk[:, axis]
-            for axis, name in enumerate("xyz"):
-                cols[name] = geometry.coords[:, axis]
+            if getattr(geometry, "ijk", None) is not None:
+                for axis, name in enumerate("ijk"):
+                    cols[name] = geometry.ijk[:, axis]
+            if geometry.kind == "regions":
+                cols["region_id"] = geometry.region_ids
+            if geometry.kind == "surface":
+                cols["hemi"] = geometry.hemi
+                cols["vertex"] = geometry.vertex
+            coords = geometry.coords
+            if coords is not None:
+                for axis, name in enumerate("xyz"):
+                    cols[name] = coords[:, axis]
         cols.update({"roi": self.roi_labels, "ceiling_r2": self.ceiling_r2})
         for n in self.names:
             cols[f"r_{n}"] = self.scores[n]
@@ -287,32 +297,54 @@ class EncoderComparison(Result):
 
         figures = {"roi_comparison": plots.roi_comparison(self)}
         if self.has_maps:
-            for n, img in self.r_maps().items():
-                figures[f"r_{n}"] = plots.glass_brain(img, f"{n}: held-out r")
+            geometry = self.dataset.geometry
+            for n in self.names:
+                title = f"{n}: held-out r"
+                if geometry.kind == "surface":
+                    figures[f"r_{n}"] = geometry.plot(self.scores[n], title=title)
+                else:
+                    figures[f"r_{n}"] = plots.glass_brain(
+                        self.dataset.to_nifti(self.scores[n]), title
+                    )
         return figures
 
     def r_maps(self) -> dict:
-        """One NIfTI image of held-out r per encoder (NaN outside the dataset's voxels)."""
+        """One NIfTI image of held-out r per encoder (NaN outside the dataset's voxels).
+
+        For surface data, one dict of images per hemisphere per encoder
+        (``geometry.to_images``).
+        """
+        geometry = getattr(self.dataset, "geometry", None)
+        if geometry is not None and geometry.kind == "surface":
+            return {n: geometry.to_images(self.scores[n]) for n in self.names}
         return {n: self.dataset.to_nifti(self.scores[n]) for n in self.names}
+
+    def _best_index(self) -> np.ndarray:
+        return np.asarray([self.names.index(b) + 1 for b in self.best_model()], dtype=np.float32)
 
     def best_model_map(self):
         """NIfTI image of the best encoder per voxel: ``1 + index`` into :attr:`names`, 0 outside."""
-        best = np.asarray([self.names.index(b) + 1 for b in self.best_model()], dtype=np.float32)
-        return self.dataset.to_nifti(best, fill=0.0)
+        return self.dataset.to_nifti(self._best_index(), fill=0.0)
 
     def _save_extra(self, folder: Path, overwrite: bool) -> None:
         """Brain maps in ``maps/`` (when the voxels have positions) and models in ``models/``.
 
         ``maps/r_<encoder>.nii.gz``, ``maps/best_model.nii.gz`` with
-        ``maps/best_model_labels.tsv``; ``models/<encoder>.pt`` for each
-        fitted model that has ``save`` (load it with its class's ``load``).
+        ``maps/best_model_labels.tsv`` (surface data: one
+        ``.lh.func.gii`` / ``.rh.func.gii`` file per hemisphere instead);
+        ``models/<encoder>.pt`` for each fitted model that has ``save``
+        (load it with its class's ``load``).
         """
         from neuro.io import atomic_write_text
 
         if self.has_maps:
-            for n, img in self.r_maps().items():
-                _save_nifti(img, folder / "maps" / f"r_{n}.nii.gz")
-            _save_nifti(self.best_model_map(), folder / "maps" / "best_model.nii.gz")
+            geometry = self.dataset.geometry
+            maps = folder / "maps"
+            maps.mkdir(parents=True, exist_ok=True)
+            # the folder was checked by save(); files in it are replaced
+            for n in self.names:
+                geometry.save_map(self.scores[n], maps / f"r_{n}", overwrite=True)
+            geometry.save_map(self._best_index(), maps / "best_model", fill=0.0, overwrite=True)
             labels = "index\tencoder\n" + "".join(
                 f"{i + 1}\t{n}\n" for i, n in enumerate(self.names)
             )
@@ -325,22 +357,6 @@ class EncoderComparison(Result):
 def _finite(x) -> float | None:
     x = float(x)
     return x if np.isfinite(x) else None
-
-
-def _save_nifti(img, path: Path) -> None:
-    from neuro.io import atomic_open
-
-    with atomic_open(path, "wb") as fh:
-        fh.write(_nifti_bytes(img))
-
-
-def _nifti_bytes(img) -> bytes:
-    import gzip
-
-    import nibabel as nib
-
-    img = nib.Nifti1Image(np.asarray(img.dataobj, dtype=np.float32), img.affine)
-    return gzip.compress(img.to_bytes(), mtime=0)
 
 
 def _averages(dataset):

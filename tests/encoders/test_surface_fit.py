@@ -1,0 +1,65 @@
+"""Encoders fit surface data as they fit voxels: columns are vertices, maps are GIfTI."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+
+from data_loaders.fmri.surface import load_surface_betas, write_surface_betas
+from neuro.encoders.compare import compare_encoders
+
+N_VERTICES = 10242  # fsaverage5
+
+
+def test_a_planted_surface_patch_is_found_and_mapped_back(tmp_path):
+    rng = np.random.default_rng(0)
+    n_stimuli, n_repeats, n_features = 60, 2, 12
+    features = rng.normal(size=(n_stimuli, n_features)).astype(np.float32)
+    ids = np.concatenate([rng.permutation(n_stimuli) for _ in range(n_repeats)])
+    sessions = np.repeat([1, 2], n_stimuli)
+    # a labelled patch of 40 vertices per hemisphere: the first 20 respond, the rest do not
+    patch = {h: np.sort(rng.choice(N_VERTICES, 40, replace=False)) for h in ("left", "right")}
+    labels, betas = {}, {}
+    for h, verts in patch.items():
+        lab = np.zeros(N_VERTICES, dtype=np.int32)
+        lab[verts] = 1
+        labels[h] = lab
+        weights = np.zeros((n_features, N_VERTICES), dtype=np.float32)
+        weights[:, verts[:20]] = rng.normal(size=(n_features, 20))
+        b = features[ids] @ weights + 0.5 * rng.normal(size=(len(ids), N_VERTICES))
+        betas[h] = (b + 3.0 * (sessions == 2)[:, None]).astype(np.float32)  # a session shift
+    files = write_surface_betas(tmp_path / "sub-01", betas["left"], betas["right"])
+    trials = pd.DataFrame({"stimulus_id": ids, "session": sessions})
+    surf = load_surface_betas(
+        files["left"][0],
+        files["right"][0],
+        trials,
+        labels=labels,
+        label_names={1: "patch"},
+        mask="labelled",
+    )
+    ds = surf.to_dataset(name="sub-01")
+    assert ds.n_voxels == 80 and ds.n_sessions == 2 and ds.geometry.kind == "surface"
+    result = compare_encoders(ds, ["ridge"], features=features, device="cpu", n_boot=100)
+    responsive = np.concatenate(
+        [
+            np.isin(ds.geometry.vertex[ds.geometry.hemi == h], patch[h][:20])
+            for h in ("left", "right")
+        ]
+    )
+    r = result.scores["ridge"]
+    assert r[responsive].mean() > 0.8 and abs(r[~responsive].mean()) < 0.15
+    voxels = result.voxel_table()
+    assert voxels.columns[:2].tolist() == ["hemi", "vertex"]
+    out = result.save(tmp_path / "fit")
+    for h, short in (("left", "lh"), ("right", "rh")):
+        img = nib.load(out / "maps" / f"r_ridge.{short}.func.gii")
+        values = np.asarray(img.darrays[0].data)
+        assert values.shape == (N_VERTICES,)
+        cols = ds.geometry.hemi == h
+        np.testing.assert_allclose(values[ds.geometry.vertex[cols]], r[cols], rtol=1e-6)
+        assert np.isnan(np.delete(values, ds.geometry.vertex[cols])).all()
+        best = np.asarray(nib.load(out / "maps" / f"best_model.{short}.func.gii").darrays[0].data)
+        assert set(np.unique(best)) == {0.0, 1.0}
+    assert (out / "figures" / "r_ridge.png").is_file()
