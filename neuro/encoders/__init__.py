@@ -5,11 +5,15 @@
 - :class:`ReadoutEncoder`: linear, factorized, Gaussian and semantic-modulated
   readouts of feature maps, trained with :class:`neuro.train.Trainer`;
 - :class:`GaborFeatures`, :class:`BackboneFeatures`, :func:`pool_features`,
-  :func:`cached_features`: image features;
+  :func:`cached_features`: image features; :func:`load_backbone`,
+  :func:`list_layers`, :func:`clip_embeddings`: pretrained torchvision, timm and
+  open_clip networks by name (the ``backbones`` extra);
 - :func:`voxel_correlation`, :func:`voxel_r2`, :func:`mean_r2`,
   :func:`mean_correlation`, :func:`noise_normalized`, :func:`roi_summary`: metrics;
 - :func:`compare_encoders`: several encoders on one dataset, per voxel and ROI
   (an :class:`EncoderComparison`, a :class:`neuro.results.Result`);
+  :func:`compare_encoders_sliced` splits the voxels across processes
+  (torchrun, SLURM);
 - :func:`check_ground_truth`, :func:`receptive_field_recovery`: fits against a
   simulated subject's planted truth; :mod:`neuro.encoders.plots`: figures.
 
@@ -20,8 +24,10 @@ the class attribute ``input_kind`` (``"vectors"`` or ``"maps"``) says what
 ``X`` they read.
 """
 
+from neuro.encoders.backbones import clip_embeddings, list_layers, load_backbone
 from neuro.encoders.banded import BandedRidgeCV
 from neuro.encoders.compare import EncoderComparison, compare_encoders
+from neuro.encoders.distributed import compare_encoders_sliced
 from neuro.encoders.features import (
     BackboneFeatures,
     GaborFeatures,
@@ -49,7 +55,11 @@ __all__ = [
     "VoxelRidgeCV",
     "cached_features",
     "check_ground_truth",
+    "clip_embeddings",
     "compare_encoders",
+    "compare_encoders_sliced",
+    "list_layers",
+    "load_backbone",
     "mean_correlation",
     "mean_r2",
     "noise_normalized",

@@ -252,9 +252,15 @@ def load_dataset(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    """Entry point of ``neuro fit-encoder``."""
+    """Entry point of ``neuro fit-encoder``.
+
+    Under ``torchrun`` or SLURM with several processes, the voxels are split
+    across them (:func:`neuro.encoders.distributed.compare_encoders_sliced`;
+    ridge only, which is the default model there) and rank 0 writes ``--out``.
+    """
     from neuro.encoders.compare import compare_encoders
     from neuro.errors import InputError
+    from neuro.train.distributed import is_rank_zero, world_size
 
     models = args.model or ["ridge", "gaussian"]
     models = list(dict.fromkeys(models))
@@ -265,6 +271,7 @@ def run(args: argparse.Namespace) -> int:
             ".npy), or precomputed feature maps with --features FILE.npy."
         )
     size = (args.image_size, args.image_size)
+    extractor = None
     if args.features == "gabor":
         from neuro.encoders.features import GaborFeatures
 
@@ -272,7 +279,7 @@ def run(args: argparse.Namespace) -> int:
             map_size=args.map_size, image_size=args.image_size, device=args.device
         )
         features = extractor
-        if args.feature_cache is not None:
+        if args.feature_cache is not None and world_size() == 1:
             from neuro.encoders.features import cached_features
 
             features = cached_features(
@@ -293,11 +300,7 @@ def run(args: argparse.Namespace) -> int:
             lambda p: np.loadtxt(p, dtype=np.int64, ndmin=1),
             "a text file of integer stimulus ids, one per line",
         )
-    print(f"neuro fit-encoder: {dataset}")
-    result = compare_encoders(
-        dataset,
-        models,
-        features=features,
+    common = dict(
         semantic=semantic,
         test_size=args.test_size,
         test_stimuli=test_stimuli,
@@ -308,7 +311,29 @@ def run(args: argparse.Namespace) -> int:
         verbose=args.verbose,
         zscore=args.zscore,
     )
-    result.save(args.out, overwrite=args.overwrite)
+    if world_size() > 1:  # under torchrun / SLURM: each process fits a slice of the voxels
+        from neuro.encoders.distributed import compare_encoders_sliced
+
+        if args.model is None:
+            models = ["ridge"]  # the readouts train all voxels together; ridge splits exactly
+        if is_rank_zero():
+            print(f"neuro fit-encoder: {dataset}, voxels split over {world_size()} processes")
+        result = compare_encoders_sliced(
+            dataset,
+            models,
+            features=extractor if args.features == "gabor" else features,
+            feature_cache=args.feature_cache if args.features == "gabor" else None,
+            feature_key=f"gabor_{args.image_size}px_map{args.map_size}",
+            out=args.out,
+            overwrite=True,  # the folder was checked by rank 0 before any process started
+            **common,
+        )
+        if result is None:  # not rank 0: rank 0 wrote the results
+            return 0
+    else:
+        print(f"neuro fit-encoder: {dataset}")
+        result = compare_encoders(dataset, models, features=features, **common)
+        result.save(args.out, overwrite=args.overwrite)
     print(result.format_table())
     print(f"wrote {args.out}")
     return 0

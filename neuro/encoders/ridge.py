@@ -371,7 +371,9 @@ def solve_ridge_cv(
     max_val = max(len(te) for _, te in folds)
     if voxel_batch_size is None:
         per_voxel = (2 * n + n_alphas * max_val + (len(folds) + 3) * p) * X.element_size()
-        voxel_batch_size = max(64, _AUTO_BATCH_BYTES // per_voxel)
+        # a multiple of 64, so that each voxel sits at the same SIMD lane offset however the
+        # voxels are sliced: a voxel-sliced fit then equals one process's bit for bit
+        voxel_batch_size = max(64, (_AUTO_BATCH_BYTES // per_voxel) // 64 * 64)
     vb = int(min(voxel_batch_size, v))
     max_rows = max(i1 - i0 for f in plan for i0, i1, _ in f.blocks)
     buffer = torch.empty(n_alphas * max_rows * vb, device=device, dtype=dtype)
