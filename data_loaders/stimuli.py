@@ -46,6 +46,7 @@ __all__ = [
     "ImageIndexError",
     "ImageReadError",
     "ImageSet",
+    "ImageSubset",
     "open_images",
 ]
 
@@ -429,6 +430,62 @@ class ArrayImages(ImageSet):
         yield from _iter_blocks(
             lambda sel: self.array[sel], positions, self.channels_last, "array image"
         )
+
+
+class ImageSubset(ImageSet):
+    """Some images of another set, renumbered ``0 .. len(ids) - 1`` in increasing id order.
+
+    For work on the images a subject saw out of a much larger set (NSD's
+    subjects saw 10,000 of its 73,000): features and caches then cover only
+    those. Nothing is read until asked for.
+
+    Parameters
+    ----------
+    parent : ImageSet
+    ids : array of int
+        Distinct ids into ``parent``; sorted here.
+
+    Attributes
+    ----------
+    parent : ImageSet
+    ids : ndarray of int64
+        ``ids[i]`` is the parent's id of this set's image ``i``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = ImageSubset(ArrayImages(np.arange(5 * 4).reshape(5, 2, 2).astype(np.uint8)), [3, 1])
+    >>> len(s), s.ids.tolist(), float(s[1][0, 0, 0] * 255)
+    (2, [1, 3], 12.0)
+    """
+
+    def __init__(self, parent: ImageSet, ids: Any) -> None:
+        if not isinstance(parent, ImageSet):
+            raise InputTypeError(f"parent must be an ImageSet; got {type(parent).__name__}.")
+        ids = np.unique(np.asarray(ids, dtype=np.int64))
+        if ids.size == 0 or ids[0] < 0 or ids[-1] >= len(parent):
+            raise InputError(
+                f"ids must be ids of parent's {len(parent)} images (0 .. {len(parent) - 1}); "
+                f"got {ids.size} ids from {ids.min() if ids.size else '-'} to "
+                f"{ids.max() if ids.size else '-'}."
+            )
+        self.parent = parent
+        self.ids = ids
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __repr__(self) -> str:
+        return f"ImageSubset({self.parent!r}, n_images={len(self)})"
+
+    @property
+    def names(self) -> list[str]:
+        """The parent's names of these images."""
+        names = self.parent.names
+        return [names[i] for i in self.ids]
+
+    def _iter_raw(self, positions):
+        yield from self.parent._iter_raw(self.ids[positions])
 
 
 class HDF5Images(ImageSet):

@@ -306,6 +306,31 @@ class FMRIDataset(GeometryFields):
         ids = np.unique(self.stimulus_ids) if unique else self.stimulus_ids
         return self.stimuli.load(ids, size=size)
 
+    def compact_stimuli(self) -> tuple[FMRIDataset, np.ndarray]:
+        """A copy whose stimuli are only those shown, renumbered ``0 .. n_shown - 1``.
+
+        For a large stimulus set of which the subject saw a part (NSD: 10,000
+        of 73,000 images), so that features and their cache cover only the
+        images shown (:class:`~data_loaders.stimuli.ImageSubset`, read lazily).
+
+        Returns
+        -------
+        dataset : FMRIDataset
+            ``stimulus_ids`` index the shown stimuli in increasing original id.
+        original_ids : ndarray of shape (n_shown,), int64
+            ``original_ids[new_id]`` is the id in the original set: use it to
+            map per-stimulus arrays (``semantic[original_ids]``) and
+            ``np.searchsorted(original_ids, test_ids)`` for held-out ids.
+        """
+        original = np.unique(self.stimulus_ids)
+        new = self._subset()
+        new.stimulus_ids = np.searchsorted(original, self.stimulus_ids).astype(np.int64)
+        if self.stimuli is not None:
+            from data_loaders.stimuli import ImageSubset
+
+            new.stimuli = ImageSubset(self.stimuli, original)
+        return new, original
+
     # ----------------------------------------------------------------- maps
     def to_nifti(self, values, fill: float = np.nan):
         """Turn per-voxel values into a NIfTI image (see :meth:`VoxelGeometry.to_nifti`).

@@ -74,6 +74,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     data.add_argument("--hdf5", type=Path, help="NSD-style HDF5 session of betas")
     data.add_argument(
+        "--nsd",
+        type=Path,
+        metavar="ROOT",
+        help="the Natural Scenes Dataset as distributed: the folder holding nsddata/, "
+        "nsddata_betas/ and nsddata_stimuli/",
+    )
+    data.add_argument("--subject", type=int, default=1, help="NSD subject, 1-8 (with --nsd)")
+    data.add_argument(
+        "--sessions", type=int, nargs="+", help="NSD sessions to read (default: all on disk)"
+    )
+    data.add_argument(
+        "--roi-atlases",
+        nargs="+",
+        default=None,
+        help="NSD ROI atlases naming each voxel, first wins (default: nsdgeneral), e.g. "
+        "prf-visualrois floc-faces",
+    )
+    data.add_argument(
         "--images", type=Path, help="stimulus images: a folder, an HDF5 brick or a .npy array"
     )
     model = parser.add_argument_group("models")
@@ -87,11 +105,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument(
         "--features",
         default="gabor",
-        help="'gabor' (a Gabor filter bank on the images) or a .npy file of feature maps "
-        "(n_stimuli, C, H, W) indexed by stimulus id (default: gabor)",
+        help="'gabor' (a Gabor filter bank on the images), a pretrained network by name "
+        "('torchvision:resnet50', 'timm:vit_small_patch14_dinov2.lvd142m', "
+        "'open_clip:ViT-B-32/openai'; needs the backbones extra), or a .npy file of feature "
+        "maps (n_stimuli, C, H, W) indexed by stimulus id (default: gabor)",
     )
     model.add_argument(
-        "--feature-cache", type=Path, help="HDF5 file caching the Gabor features between runs"
+        "--layer",
+        help="the network layer to read with a named --features network (by default the last "
+        "of its usual layers; `neuro.encoders.list_layers(NAME)` lists them)",
+    )
+    model.add_argument(
+        "--weights",
+        type=Path,
+        help="a local weights file (.pt/.pth/.safetensors) for a named --features network, "
+        "instead of the library's cache",
+    )
+    model.add_argument(
+        "--feature-cache",
+        type=Path,
+        help="HDF5 file caching the Gabor or network features between runs",
     )
     model.add_argument("--map-size", type=int, default=16, help="Gabor feature map side")
     model.add_argument("--image-size", type=int, default=64, help="images are resized to this side")
@@ -101,7 +134,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument(
         "--epochs", type=int, default=None, help="training epochs of the readouts (their default)"
     )
-    model.add_argument("--test-size", type=float, default=0.2, help="fraction of stimuli held out")
+    model.add_argument(
+        "--test-size",
+        type=float,
+        default=None,
+        help="fraction of stimuli held out (default 0.2; with --nsd the default test set is "
+        "NSD's shared images that were shown)",
+    )
     model.add_argument(
         "--no-zscore",
         dest="zscore",
@@ -115,7 +154,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 #: Options naming an input file (``--images`` may also be a folder).
-_PATH_OPTIONS = ("betas", "trials", "mask", "labels", "label_names", "hdf5", "semantic")
+_PATH_OPTIONS = ("betas", "trials", "mask", "labels", "label_names", "hdf5", "semantic", "weights")
 
 
 def _flag(dest: str) -> str:
@@ -132,15 +171,55 @@ def check_inputs(args: argparse.Namespace) -> None:
         with ``--hdf5`` or without ``--trials``, or a path that does not exist
         or is empty, named by its flag.
     """
-    from neuro._validation import check_file, check_int
+    from neuro._validation import check_file, check_float, check_int
     from neuro.errors import InputError
 
     check_int("--image-size", args.image_size, minimum=16)
     check_int("--map-size", args.map_size, minimum=1)
     if args.epochs is not None:
         check_int("--epochs", args.epochs, minimum=1)
-    if args.betas is not None and args.hdf5 is not None:
-        raise InputError("Give either --betas (NIfTI) or --hdf5, not both.")
+    sources = [
+        f
+        for f, d in (("--betas", "betas"), ("--hdf5", "hdf5"), ("--nsd", "nsd"))
+        if getattr(args, d) is not None
+    ]
+    if len(sources) > 1:
+        raise InputError(f"Give one data source ({' or '.join(sources)}), not several.")
+    if args.nsd is not None:
+        unused = [
+            flag
+            for flag, dest in (
+                ("--trials", "trials"),
+                ("--mask", "mask"),
+                ("--labels", "labels"),
+                ("--label-names", "label_names"),
+                ("--average-rois", "average_rois"),
+            )
+            if getattr(args, dest)
+        ]
+        if unused:
+            raise InputError(
+                f"{', '.join(unused)} go with --betas (NIfTI); --nsd reads NSD's own design, "
+                "brain mask and ROI atlases (choose them with --roi-atlases and --rois)."
+            )
+        if not Path(args.nsd).expanduser().is_dir():
+            check_file("--nsd", args.nsd, folder=True)
+    elif args.sessions is not None or args.roi_atlases is not None:
+        raise InputError("--sessions and --roi-atlases go with --nsd; drop them, or give --nsd.")
+    if args.test_size is not None:
+        check_float(
+            "--test-size",
+            args.test_size,
+            minimum=0.0,
+            maximum=1.0,
+            strict_minimum=True,
+            strict_maximum=True,
+        )
+    if ":" not in args.features and (args.layer is not None or args.weights is not None):
+        raise InputError(
+            "--layer and --weights go with a named network in --features (e.g. --features "
+            "torchvision:resnet50 --layer layer3); drop them, or name a network."
+        )
     if args.hdf5 is not None:  # every option given is used or refused
         unused = [
             flag
@@ -171,15 +250,16 @@ def check_inputs(args: argparse.Namespace) -> None:
             check_file(_flag(dest), getattr(args, dest))
     if args.images is not None:
         check_file("--images", args.images, folder=Path(args.images).is_dir())
-    if args.features != "gabor":
+    if args.features != "gabor" and ":" not in args.features:
         check_file("--features", args.features, suffixes=(".npy",))
     if args.test_stimuli is not None:
         check_file("--test-stimuli", args.test_stimuli)
-    if args.betas is None and args.hdf5 is None:
+    if not sources:
         raise InputError(
-            "no data given: pass --betas FILE.nii.gz with --trials FILE.tsv (NIfTI), or --hdf5 "
-            "FILE (NSD-style), with --images. To try the encoders on a simulated subject, run "
-            "`neuro demo` (or write one to disk with `neuro simulate-fmri`)."
+            "no data given: pass --betas FILE.nii.gz with --trials FILE.tsv (NIfTI), --nsd ROOT "
+            "(the Natural Scenes Dataset as distributed), or --hdf5 FILE (NSD-style), with "
+            "--images. To try the encoders on a simulated subject, run `neuro demo` (or write "
+            "one to disk with `neuro simulate-fmri`)."
         )
 
 
@@ -246,6 +326,23 @@ def load_dataset(args: argparse.Namespace):
                 name=args.betas.name.split(".")[0],
             )
         return dataset, semantic
+    if args.nsd is not None:
+        from data_loaders.fmri import NSDSubject
+
+        with errors_as_flags(_IMAGE_FLAGS):
+            subject = NSDSubject(
+                args.nsd,
+                subject=args.subject,
+                sessions=args.sessions,
+                rois=args.rois,
+                roi_atlases=tuple(args.roi_atlases or ("nsdgeneral",)),
+                stimuli="auto" if args.images is None else str(args.images),
+            )
+        dataset = subject.to_dataset()
+        shown = np.intersect1d(subject.shared_stimuli, dataset.stimulus_ids)
+        # NSD's shared images are its test set (as in the NSD papers and challenges)
+        args._nsd_test_stimuli = shown if len(shown) >= 5 else None
+        return dataset, semantic
     with NSDSession(args.hdf5, rois=args.rois) as session, errors_as_flags(_IMAGE_FLAGS):
         dataset = session.to_dataset(stimuli=None if args.images is None else str(args.images))
     return dataset, semantic
@@ -258,6 +355,7 @@ def run(args: argparse.Namespace) -> int:
     across them (:func:`neuro.encoders.distributed.compare_encoders_sliced`;
     ridge only, which is the default model there) and rank 0 writes ``--out``.
     """
+    from neuro.cli import errors_as_flags
     from neuro.encoders.compare import compare_encoders
     from neuro.errors import InputError
     from neuro.train.distributed import is_rank_zero, world_size
@@ -265,32 +363,60 @@ def run(args: argparse.Namespace) -> int:
     models = args.model or ["ridge", "gaussian"]
     models = list(dict.fromkeys(models))
     dataset, semantic = load_dataset(args)
-    if dataset.stimuli is None and args.features == "gabor":
+    named_network = ":" in args.features
+    if dataset.stimuli is None and (args.features == "gabor" or named_network):
+        what = "Network" if named_network else "Gabor"
         raise InputError(
-            "Gabor features need the stimulus images: give --images (a folder, HDF5 brick or "
+            f"{what} features need the stimulus images: give --images (a folder, HDF5 brick or "
             ".npy), or precomputed feature maps with --features FILE.npy."
         )
     size = (args.image_size, args.image_size)
-    extractor = None
-    if args.features == "gabor":
+    extractor = key = None
+    if named_network:
+        from neuro.encoders.backbones import list_layers, load_backbone
+
+        with errors_as_flags({"name": "--features", "layers": "--layer", "weights": "--weights"}):
+            try:
+                layer = args.layer or list_layers(args.features)[-1]
+            except ImportError as err:  # the backbones extra is not installed
+                raise InputError(f"--features {args.features}: {err}") from None
+            extractor = load_backbone(
+                args.features,
+                weights="default" if args.weights is None else str(args.weights),
+                layers=[layer],
+                device=args.device,
+            )
+        size = None  # the network's own preprocessing resizes the images
+        key = "net_" + "".join(c if c.isalnum() else "_" for c in f"{args.features}_{layer}")
+    elif args.features == "gabor":
         from neuro.encoders.features import GaborFeatures
 
         extractor = GaborFeatures(
             map_size=args.map_size, image_size=args.image_size, device=args.device
         )
-        features = extractor
-        if args.feature_cache is not None and world_size() == 1:
-            from neuro.encoders.features import cached_features
-
-            features = cached_features(
-                extractor,
-                dataset.stimuli,
-                args.feature_cache,
-                key=f"gabor_{args.image_size}px_map{args.map_size}",
-                overwrite=args.overwrite,
-            )
-    else:
+        key = f"gabor_{args.image_size}px_map{args.map_size}"
+    features = extractor
+    original_ids = None
+    if extractor is None:
         features = _load_npy("--features", args.features)
+    elif len(dataset.stimuli) > len(np.unique(dataset.stimulus_ids)):
+        # features (and their cache) only for the images shown: NSD shows 10k of its 73k
+        dataset, original_ids = dataset.compact_stimuli()
+        if semantic is not None:
+            if len(semantic) <= original_ids[-1]:
+                raise InputError(
+                    f"--semantic has {len(semantic)} rows but the data show stimulus id "
+                    f"{original_ids[-1]}; give one row per stimulus of the image set."
+                )
+            semantic = semantic[original_ids]
+    if extractor is not None and args.feature_cache is not None and world_size() == 1:
+        from neuro.encoders.features import cached_features
+
+        features = cached_features(
+            extractor, dataset.stimuli, args.feature_cache, key=key, overwrite=args.overwrite
+        )
+        if isinstance(features, dict):  # a network's layers by name
+            features = next(iter(features.values()))
     readout_kwargs = {} if args.epochs is None else {"epochs": args.epochs}
     test_stimuli = None
     if args.test_stimuli is not None:
@@ -300,9 +426,16 @@ def run(args: argparse.Namespace) -> int:
             lambda p: np.loadtxt(p, dtype=np.int64, ndmin=1),
             "a text file of integer stimulus ids, one per line",
         )
+    elif args.test_size is None:  # NSD's shared images, when --nsd gave them
+        test_stimuli = getattr(args, "_nsd_test_stimuli", None)
+    if test_stimuli is not None and original_ids is not None:  # into the renumbered ids
+        test_stimuli = np.asarray(test_stimuli, dtype=np.int64)
+        test_stimuli = np.searchsorted(
+            original_ids, test_stimuli[np.isin(test_stimuli, original_ids)]
+        )
     common = dict(
         semantic=semantic,
-        test_size=args.test_size,
+        test_size=0.2 if args.test_size is None else args.test_size,
         test_stimuli=test_stimuli,
         seed=args.seed,
         device=args.device,
@@ -321,9 +454,9 @@ def run(args: argparse.Namespace) -> int:
         result = compare_encoders_sliced(
             dataset,
             models,
-            features=extractor if args.features == "gabor" else features,
-            feature_cache=args.feature_cache if args.features == "gabor" else None,
-            feature_key=f"gabor_{args.image_size}px_map{args.map_size}",
+            features=features,
+            feature_cache=None if extractor is None else args.feature_cache,
+            feature_key=key,
             out=args.out,
             overwrite=True,  # the folder was checked by rank 0 before any process started
             **common,

@@ -1,0 +1,96 @@
+"""``neuro fit-encoder --nsd``: a miniature subject in NSD's own layout, fitted from the README's command."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from data_loaders.fmri import NSDSubject
+from data_loaders.simulate.nsd_layout import write_nsd_layout
+from neuro.cli import main
+from neuro.encoders.compare import compare_encoders
+
+
+@pytest.fixture(scope="module")
+def nsd(tmp_path_factory):
+    root = tmp_path_factory.mktemp("nsd")
+    layout = write_nsd_layout(root, subject=1, n_sessions=3, trials_per_session=60)
+    features = root / "features.npy"
+    np.save(features, layout.features)
+    return layout, features
+
+
+def _summary(metrics):
+    for encoder in metrics["encoders"].values():
+        encoder.pop("fit_seconds")
+    return metrics
+
+
+def test_fit_encoder_on_nsd_as_distributed(nsd, tmp_path, capsys):
+    layout, features = nsd
+    out = tmp_path / "fit"
+    args = ["fit-encoder", "--nsd", str(layout.root), "--subject", "1", "--features", str(features)]
+    assert main([*args, "--model", "ridge", "--out", str(out), "--device", "cpu", "-q"]) == 0
+    assert "n_sessions=3" in capsys.readouterr().out
+    cli = _summary(json.loads((out / "metrics.json").read_text()))
+    # the default test set is NSD's shared images that the subject saw
+    ds = NSDSubject(layout.root, subject=1).to_dataset()
+    shown = np.intersect1d(layout.shared_ids, ds.stimulus_ids)
+    assert cli["n_test_stimuli"] == len(shown) >= 5
+    # the Python API on the same files gives the same numbers
+    api = compare_encoders(
+        ds, ["ridge"], features=layout.features, test_stimuli=shown, device="cpu"
+    )
+    assert cli == _summary(json.loads(json.dumps(api.summary())))
+    # and the planted signal is found where it was planted, not elsewhere
+    r = api.scores["ridge"]
+    signal = layout.signal_mask[tuple(ds.geometry.ijk.T)]
+    assert r[signal].mean() > 0.4
+    assert (out / "maps" / "r_ridge.nii.gz").is_file()
+
+
+def test_nsd_options_are_used_or_refused(nsd, tmp_path, capsys):
+    layout, features = nsd
+    base = ["fit-encoder", "--features", str(features), "--model", "ridge", "-q"]
+    cases = [
+        (["--nsd", str(layout.root), "--trials", str(features)], "--trials go with --betas"),
+        (["--betas", str(features), "--trials", str(features), "--sessions", "1"], "--sessions"),
+        (["--nsd", str(layout.root), "--sessions", "7"], "sessions found"),
+        (["--nsd", str(layout.root), "--subject", "9"], "1"),
+        (["--nsd", str(tmp_path / "none")], "--nsd"),
+    ]
+    for i, (extra, match) in enumerate(cases):
+        assert main([*base, *extra, "--out", str(tmp_path / f"o{i}")]) == 2, extra
+        err = capsys.readouterr().err
+        assert match in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_named_network_features_from_a_local_weights_file(nsd, tmp_path):
+    import torch
+
+    from neuro.encoders import backbones
+    from neuro.encoders.backbones import load_backbone
+
+    try:
+        backbones._import("torchvision")
+    except ImportError as exc:  # the backbones extra is not installed
+        pytest.skip(str(exc))
+
+    layout, _ = nsd
+    name = "torchvision:mobilenet_v3_small"  # small enough for a CPU test at 224 px
+    net = load_backbone(name, weights=None, layers=["features.12"], device="cpu")
+    weights = tmp_path / "mobilenet.pt"
+    torch.save(net.model.state_dict(), weights)
+    args = [
+        "fit-encoder", "--nsd", str(layout.root), "--sessions", "1",
+        "--features", name, "--weights", str(weights),
+        "--feature-cache", str(tmp_path / "cache.h5"), "--model", "ridge", "--device", "cpu",
+        "-q",
+    ]  # fmt: skip
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0  # read back from the cache
+    a, b = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in "ab")
+    assert _summary(a) == _summary(b)
+    assert main([*args, "--layer", "nope", "--out", str(tmp_path / "c")]) == 2
