@@ -244,7 +244,8 @@ class EncoderComparison(Result):
         """The per-ROI table as text: mean r [95% CI] and noise-normalised score per encoder."""
         t = self.table
         lines = []
-        header = f"{'ROI':<8}{'voxels':>7}  " + "  ".join(f"{n:>24}" for n in self.names)
+        width = max(8, *(len(str(r)) + 1 for r in t["roi"]))  # long names (nsdgeneral) fit
+        header = f"{'ROI':<{width}}{'voxels':>7}  " + "  ".join(f"{n:>24}" for n in self.names)
         lines.append(header)
         for roi in dict.fromkeys(t["roi"]):
             rows = t[t["roi"] == roi].set_index("model")
@@ -256,7 +257,7 @@ class EncoderComparison(Result):
                     f"{row['normalized_mean']:5.2f}"
                 )
             n_vox = int(rows.iloc[0]["n_voxels"])
-            lines.append(f"{roi:<8}{n_vox:>7}  " + "  ".join(f"{c:>24}" for c in cells))
+            lines.append(f"{roi:<{width}}{n_vox:>7}  " + "  ".join(f"{c:>24}" for c in cells))
         lines.append("cells: mean r [95% bootstrap CI] and mean fraction of the noise ceiling")
         return "\n".join(lines)
 
