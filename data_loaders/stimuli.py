@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import hashlib
 import operator
 import os
 from collections.abc import Iterator, Sequence
@@ -110,6 +111,22 @@ class ImageSet(abc.ABC):
     def names(self) -> list[str]:
         """One name per image, in stimulus-id order (the index as a string by default)."""
         return [str(i) for i in range(len(self))]
+
+    def fingerprint(self) -> str:
+        """A SHA-1 that changes when the images do, for feature caches.
+
+        By default every image's stored pixels are hashed (read, not resized);
+        sets read from files hash each file's path, size and modification
+        time instead, which is instant however many images there are.
+        """
+        h = hashlib.sha1(type(self).__name__.encode())
+        positions = np.arange(len(self))
+        for start in range(0, len(self), _READ_BLOCK):
+            for pixels, _ in self._iter_raw(positions[start : start + _READ_BLOCK]):
+                arr = np.ascontiguousarray(pixels)
+                h.update(f"{arr.dtype.str}{arr.shape}".encode())
+                h.update(arr.tobytes())
+        return h.hexdigest()
 
     # ---- the shared interface -----------------------------------------------------
 
@@ -365,6 +382,10 @@ class ImageFolder(ImageSet):
         """File names (paths relative to the folder), in stimulus-id order."""
         return list(self._names)
 
+    def fingerprint(self) -> str:
+        """SHA-1 of each file's path, size and modification time (no pixel is read)."""
+        return _stat_fingerprint(type(self).__name__, self.files)
+
     def __repr__(self) -> str:
         return f"ImageFolder({str(self.path)!r}, n_images={len(self)})"
 
@@ -484,6 +505,12 @@ class ImageSubset(ImageSet):
         names = self.parent.names
         return [names[i] for i in self.ids]
 
+    def fingerprint(self) -> str:
+        """SHA-1 of the parent's fingerprint and the ids."""
+        h = hashlib.sha1(self.parent.fingerprint().encode())
+        h.update(self.ids.tobytes())
+        return h.hexdigest()
+
     def _iter_raw(self, positions):
         yield from self.parent._iter_raw(self.ids[positions])
 
@@ -561,6 +588,12 @@ class HDF5Images(ImageSet):
             self.dtype = obj.dtype
         self.channels_last, self.image_shape = _image_axes(
             self.shape, self.dtype, channel_axis, f"HDF5Images: dataset {dataset!r}"
+        )
+
+    def fingerprint(self) -> str:
+        """SHA-1 of the file's path, size and modification time and the dataset's name and shape."""
+        return _stat_fingerprint(
+            f"HDF5Images {self.dataset} {self.shape} {self.dtype}", [self.path]
         )
 
     def __len__(self) -> int:
@@ -847,3 +880,12 @@ def _list_datasets(f) -> list[str]:
 
     f.visititems(visit)
     return found
+
+
+def _stat_fingerprint(what: str, files) -> str:
+    """SHA-1 of ``what`` and each file's resolved path, size and modification time."""
+    h = hashlib.sha1(what.encode())
+    for f in files:
+        st = os.stat(f)
+        h.update(f"{Path(f).resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()

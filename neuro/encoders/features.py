@@ -514,6 +514,9 @@ def _fingerprint(extractor, images) -> str:
     settings = {k: _describe(v) for k, v in params.items() if k not in ("device", "batch_size")}
     h.update(type(extractor).__name__.encode())
     h.update(json.dumps(settings, sort_keys=True, default=repr).encode())
+    if hasattr(images, "fingerprint"):  # an ImageSet: its files' stats, or its raw pixels
+        h.update(f"{images.fingerprint()} n={len(images)}".encode())
+        return h.hexdigest()
     image_size = getattr(extractor, "image_size", None)
     size = None if image_size is None else (image_size, image_size)
     batch_size = getattr(extractor, "batch_size", 64)
@@ -536,9 +539,12 @@ def cached_features(extractor, images, path, key: str | None = None, overwrite: 
         model enters by its architecture and a hash of every weight, a
         function by its qualified name.
     images : array, tensor or ImageSet
-        Hashed into the fingerprint (as float32, ``batch_size`` images at a
-        time, resized to the extractor's ``image_size`` if it has one), so
-        another image set is detected. The images are never modified.
+        Part of the fingerprint, so another image set is detected: an
+        :class:`~data_loaders.stimuli.ImageSet` by its ``fingerprint()`` (each
+        file's path, size and modification time for image folders and HDF5
+        bricks, so a cache hit reads no image), an array by its values (as
+        float32, ``batch_size`` images at a time, resized to the extractor's
+        ``image_size`` if it has one). The images are never modified.
     path : str or path-like
         The HDF5 cache file; created if missing. Each ``key`` is a group.
     key : str, optional
