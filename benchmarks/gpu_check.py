@@ -38,6 +38,7 @@ GPU_ARGS = {
     "rnn": [],  # hidden 100 and 500, with torch.compile
     "trainer": [],
     "fmri_hdf5": [],
+    "nsd_scale": ["--sessions", "4", "--n-images", "1000"],  # writing the subject is CPU work
 }
 GPU_TIMEOUTS = {
     "ridge": 150,
@@ -46,6 +47,7 @@ GPU_TIMEOUTS = {
     "rnn": 150,
     "trainer": 45,
     "fmri_hdf5": 45,
+    "nsd_scale": 240,
 }
 TEST_TIMEOUT = 120
 

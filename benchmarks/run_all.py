@@ -22,7 +22,7 @@ import time
 from _common import Col, format_table
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-BENCHMARKS = ("ridge", "dendrites", "connectome", "rnn", "trainer", "fmri_hdf5")
+BENCHMARKS = ("ridge", "dendrites", "connectome", "rnn", "trainer", "fmri_hdf5", "nsd_scale")
 
 
 def run_benchmarks(
@@ -50,7 +50,13 @@ def run_benchmarks(
                 cmd.append("--quick")
             if repeat is not None:
                 cmd += ["--repeat", str(repeat)]
-            if keep_blas_env and name in ("ridge", "dendrites", "connectome", "fmri_hdf5"):
+            if keep_blas_env and name in (
+                "ridge",
+                "dendrites",
+                "connectome",
+                "fmri_hdf5",
+                "nsd_scale",
+            ):
                 cmd.append("--keep-blas-env")
             cmd += (extra or {}).get(name, [])
             limit = (timeouts or {}).get(name)

@@ -103,6 +103,29 @@ def test_quick_runs_slow(name, tmp_path):
 
 
 @pytest.mark.slow
+def test_nsd_scale_quick(tmp_path):
+    report = run_quick("nsd_scale", tmp_path)
+    pipeline, reads, fits = report["tables"]
+    stages = {r["stage"]: r for r in pipeline["rows"]}
+    assert list(stages) == ["read", "features", "features, cached", "fit", "maps", "total"]
+    for row in pipeline["rows"]:
+        assert row["seconds"] > 0 and row["peak_mib"] > 0 and row["full_seconds"] > 0
+    # the projection to 40 x 750 trials scales the read by 30000 / (2 x 120) trials
+    assert stages["read"]["full_seconds"] == pytest.approx(stages["read"]["seconds"] * 125)
+    assert stages["maps"]["full_seconds"] == pytest.approx(stages["maps"]["seconds"])
+    total = stages["total"]
+    assert total["peak_mib"] == max(r["peak_mib"] for r in pipeline["rows"][:-1])
+    assert "240 trials x" in pipeline["title"]
+    readers = [r["reader"] for r in reads["rows"]]
+    assert readers[0].startswith("NSDSubject") and "peer" in readers[1]
+    methods = [r["method"] for r in fits["rows"]]
+    assert methods[0].startswith("neuro VoxelRidgeCV")
+    if len(methods) > 1:  # himalaya installed (the dev extra)
+        assert methods[1].startswith("himalaya") and 0 <= fits["rows"][0]["alphas_same"] <= 1
+    assert any(row["benchmark"].startswith("NSD read") for row in report["summary"])
+
+
+@pytest.mark.slow
 def test_gpu_check_pipeline_on_the_cpu(tmp_path):
     out = tmp_path / "check.json"
     proc = run_script("gpu_check", "--device", "cpu", "--quick", "--json", str(out), timeout=1200)
@@ -116,7 +139,17 @@ def test_gpu_check_pipeline_on_the_cpu(tmp_path):
         "rnn",
         "trainer",
         "fmri_hdf5",
+        "nsd_scale",
     ]
     modules = {row["module"] for row in doc["summary"]}
-    assert modules == {"tests", "ridge", "dendrites", "connectome", "rnn", "trainer", "fmri_hdf5"}
+    assert modules == {
+        "tests",
+        "ridge",
+        "dendrites",
+        "connectome",
+        "rnn",
+        "trainer",
+        "fmri_hdf5",
+        "nsd_scale",
+    }
     assert "module" in proc.stdout and "ratio" in proc.stdout
