@@ -29,6 +29,30 @@ __all__ = [
 ]
 
 
+def check_column_index(index: Any, n: int, what: str = "column") -> Any:
+    """``index`` for the column axis of ``n`` columns: a slice, boolean mask or int positions.
+
+    Raises
+    ------
+    InputError
+        A boolean mask of another length.
+    InputTypeError
+        Positions that are not integers.
+    """
+    if isinstance(index, slice):
+        return index
+    idx = np.asarray(index)
+    if idx.dtype == bool and idx.shape != (n,):
+        raise InputError(
+            f"index: a boolean mask needs one entry per {what} ({n}); got shape {idx.shape}."
+        )
+    if idx.dtype != bool and not np.issubdtype(idx.dtype, np.integer):
+        raise InputTypeError(
+            f"index must be a slice, a boolean mask or integer positions; got dtype {idx.dtype}."
+        )
+    return idx
+
+
 def _frozen(arr: np.ndarray) -> np.ndarray:
     out = np.array(arr, copy=True)
     out.setflags(write=False)
@@ -205,19 +229,7 @@ class VoxelGeometry:
         VoxelGeometry
             Same volume and affine, ``ijk[index]``.
         """
-        if not isinstance(index, slice):
-            idx = np.asarray(index)
-            if idx.dtype == bool and idx.shape != (self.n_voxels,):
-                raise InputError(
-                    f"index: a boolean mask needs one entry per voxel ({self.n_voxels}); got "
-                    f"shape {idx.shape}."
-                )
-            if idx.dtype != bool and not np.issubdtype(idx.dtype, np.integer):
-                raise InputTypeError(
-                    f"index must be a slice, a boolean mask or integer positions; got dtype "
-                    f"{idx.dtype}."
-                )
-            index = idx
+        index = check_column_index(index, self.n_voxels, "voxel")
         try:
             ijk = self.ijk[index]
         except IndexError as err:
@@ -509,6 +521,7 @@ class RegionGeometry:
 
     def subset(self, index: Any) -> RegionGeometry:
         """The geometry of some of the regions (a slice, boolean mask or positions)."""
+        index = check_column_index(index, self.n_voxels, "region")
         try:
             ids = np.atleast_1d(self.region_ids[index])
         except IndexError as err:

@@ -51,6 +51,7 @@ from data_loaders.fmri._common import (
     drop_bad_voxels,
     read_table,
 )
+from data_loaders.fmri.geometry import check_column_index
 
 __all__ = [
     "FSAVERAGE_N_VERTICES",
@@ -475,19 +476,7 @@ class SurfaceGeometry:
         SurfaceGeometry
             Same mesh, ``hemi[index]`` and ``vertex[index]``.
         """
-        if not isinstance(index, slice):
-            idx = np.asarray(index)
-            if idx.dtype == bool and idx.shape != (self.n_voxels,):
-                raise InputError(
-                    f"index: a boolean mask needs one entry per column ({self.n_voxels}); got "
-                    f"shape {idx.shape}."
-                )
-            if idx.dtype != bool and not np.issubdtype(idx.dtype, np.integer):
-                raise InputTypeError(
-                    f"index must be a slice, a boolean mask or integer positions; got dtype "
-                    f"{idx.dtype}."
-                )
-            index = idx
+        index = check_column_index(index, self.n_voxels, "column")
         try:
             hemi = np.atleast_1d(self._hemi[index])
             vertex = np.atleast_1d(self._vertex[index])
