@@ -447,7 +447,7 @@ class LoadedBackbone(BackboneFeatures):
 
     Parameters
     ----------
-    model, layers, device, batch_size, preprocess, image_size, n_prefix_tokens
+    model, layers, device, batch_size, preprocess, image_size, n_prefix_tokens, channels_last
         As in :class:`~neuro.encoders.BackboneFeatures`; ``preprocess`` is the
         library's transform as a :class:`BatchPreprocess`.
     name : str, optional
@@ -472,6 +472,7 @@ class LoadedBackbone(BackboneFeatures):
         preprocess: Callable[[torch.Tensor], torch.Tensor] | str | None = None,
         image_size: int | None = None,
         n_prefix_tokens: int = 0,
+        channels_last: bool = False,
         name: str | None = None,
         weights: str | None = None,
     ) -> None:
@@ -483,6 +484,7 @@ class LoadedBackbone(BackboneFeatures):
             preprocess=preprocess,
             image_size=image_size,
             n_prefix_tokens=n_prefix_tokens,
+            channels_last=channels_last,
         )
         self.name = name
         self.weights = weights
@@ -942,6 +944,7 @@ def load_backbone(
         batch_size=batch_size,
         preprocess=BatchPreprocess.from_transform(transform),
         n_prefix_tokens=_prefix_tokens(model),
+        channels_last="swin" in model_name.lower(),  # Swin stages give (n, H, W, C)
         name=f"{library}:{model_name}" + (f"/{tag}" if pretrained and tag else ""),
         weights=source,
     )

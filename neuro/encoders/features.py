@@ -314,6 +314,9 @@ class BackboneFeatures(BaseEstimator):
         register tokens) are dropped, and the rest, when they form a square
         grid in row-major patch order, become a map ``(b, D, h, w)``;
         otherwise the remaining tokens are averaged to ``(b, D, 1, 1)``.
+    channels_last : bool, default=False
+        The layers give 4-D maps as ``(b, H, W, C)`` (Swin transformers do);
+        they are permuted to ``(b, C, H, W)``.
 
     Notes
     -----
@@ -342,6 +345,7 @@ class BackboneFeatures(BaseEstimator):
         preprocess: Callable[[torch.Tensor], torch.Tensor] | str | None = "imagenet",
         image_size: int | None = None,
         n_prefix_tokens: int = 0,
+        channels_last: bool = False,
     ) -> None:
         self.model = model
         self.layers = layers
@@ -350,6 +354,7 @@ class BackboneFeatures(BaseEstimator):
         self.preprocess = preprocess
         self.image_size = image_size
         self.n_prefix_tokens = n_prefix_tokens
+        self.channels_last = channels_last
 
     def fit(self, images=None, y=None) -> BackboneFeatures:
         """Nothing to learn; returns self."""
@@ -368,7 +373,7 @@ class BackboneFeatures(BaseEstimator):
         if isinstance(out, (tuple, list)):
             out = out[0]
         if out.ndim == 4:
-            return out
+            return out.permute(0, 3, 1, 2) if self.channels_last else out
         if out.ndim == 2:
             return out[:, :, None, None]
         if out.ndim == 3:

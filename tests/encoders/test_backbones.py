@@ -388,3 +388,20 @@ def test_clip_embeddings_refuse_other_backbones():
         clip_embeddings(np.zeros((1, 3, 8, 8)), "torchvision:resnet18")
     with pytest.raises(InputError, match="captions must be a string or a non-empty list"):
         clip_text_embeddings([])
+
+
+def test_swin_stages_come_out_channels_first():
+    """Swin stages give (n, H, W, C); the extractor turns them into (n, C, H, W) maps."""
+    require("torchvision")
+    swin = load_backbone("torchvision:swin_t", weights=None, layers=["features.7"], device="cpu")
+    assert swin.channels_last
+    out = swin.transform(torch.rand(1, 3, 64, 64))["features.7"]
+    assert out.shape == (1, 768, 7, 7)
+    raw = {}
+    hook = swin.model.features[7].register_forward_hook(lambda m, i, o: raw.setdefault("x", o))
+    try:
+        with torch.no_grad():
+            swin.model(swin.preprocess(torch.rand(1, 3, 64, 64)))
+    finally:
+        hook.remove()
+    assert raw["x"].shape == (1, 7, 7, 768)  # what the stage itself gives
