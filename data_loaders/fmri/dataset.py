@@ -274,8 +274,10 @@ class FMRIDataset(GeometryFields):
         """
         from data_loaders.fmri.repeats import zscore
 
-        new = self._subset()
+        new = object.__new__(FMRIDataset)
+        new.__dict__.update(self.__dict__)  # shares every field but the betas (no extra copy)
         new.betas = zscore(self.betas, self.session_ids)
+        new._ceiling = None
         return new
 
     def average_repeats(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

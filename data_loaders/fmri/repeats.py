@@ -48,21 +48,28 @@ def zscore(betas, session_ids=None) -> np.ndarray:
     Returns
     -------
     ndarray of shape (n_trials, n_voxels), float32
-        Constant voxels (zero variance in a session) become 0 there.
+        A new array (the input is not changed). Constant voxels (zero
+        variance in a session) become 0 there. Means and standard deviations
+        are taken in float64, one session at a time, so the memory needed
+        beyond the result is one session's rows in float64.
     """
-    b = _as_2d(betas).astype(np.float64)
+    b = _as_2d(betas)
     sessions = np.zeros(len(b), dtype=int) if session_ids is None else np.asarray(session_ids)
     if sessions.shape != (len(b),):
         raise InputError(
             f"session_ids must have one entry per trial ({len(b)}); got shape {sessions.shape}."
         )
-    out = np.empty_like(b)
+    out = np.array(b, dtype=np.float32, order="C", copy=True)
     for s in np.unique(sessions):
-        rows = sessions == s
-        mean = b[rows].mean(axis=0)
-        sd = b[rows].std(axis=0)
-        out[rows] = np.divide(b[rows] - mean, sd, out=np.zeros_like(b[rows]), where=sd > 0)
-    return out.astype(np.float32)
+        rows = np.flatnonzero(sessions == s)
+        block = b[rows].astype(np.float64)
+        mean = block.mean(axis=0)
+        sd = block.std(axis=0)
+        block -= mean
+        np.divide(block, sd, out=block, where=sd > 0)
+        block[:, ~(sd > 0)] = 0.0
+        out[rows] = block
+    return out
 
 
 def average_repeats(betas, stimulus_ids) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
