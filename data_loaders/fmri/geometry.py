@@ -551,9 +551,11 @@ class RegionGeometry:
                 f"values have {vals.shape[-1]} entries on their last axis but there are "
                 f"{self.n_voxels} regions; give one value per region."
             )
-        lookup = {int(r): c for c, r in enumerate(self.region_ids)}
-        column = np.vectorize(lambda v: lookup.get(int(v), -1), otypes=[np.int64])(self.labels)
-        inside = column >= 0
+        order = np.argsort(self.region_ids)
+        ids = self.region_ids[order]
+        at = np.clip(np.searchsorted(ids, self.labels), 0, len(ids) - 1)
+        inside = ids[at] == self.labels
+        column = np.where(inside, order[at], -1)
         maps = np.atleast_2d(vals)
         vol = np.full((*self.volume_shape, len(maps)), fill, dtype=np.float32)
         vol[inside] = maps[:, column[inside]].T

@@ -42,7 +42,14 @@ from neuro.encoders.metrics import noise_normalized, roi_summary, voxel_correlat
 from neuro.errors import InputError
 from neuro.results import Result
 
-__all__ = ["ENCODERS", "EncoderComparison", "compare_encoders", "compute_features", "make_encoder"]
+__all__ = [
+    "ENCODERS",
+    "EncoderComparison",
+    "compare_encoders",
+    "compute_features",
+    "make_encoder",
+    "shown_stimuli_only",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +92,45 @@ def make_encoder(
             readout=name, device=device, random_state=random_state, verbose=verbose, **kwargs
         )
     raise InputError(f"Unknown encoder {name!r}; choose from {list(ENCODERS)}.")
+
+
+def shown_stimuli_only(dataset, test_stimuli=None, semantic=None):
+    """The dataset over only the stimuli it shows, with test ids and semantic rows to match.
+
+    For features computed (and cached) from a stimulus set much larger than
+    what the subject saw (NSD: 10,000 of 73,000 images); see
+    :meth:`~data_loaders.fmri.FMRIDataset.compact_stimuli`. Does nothing when
+    every stimulus of the set was shown, or the dataset has no stimuli.
+
+    Parameters
+    ----------
+    dataset : FMRIDataset
+    test_stimuli : array of int, optional
+        Held-out ids in the original numbering; ids never shown are dropped.
+    semantic : array of shape (n_stimuli, D), optional
+        One row per original stimulus id.
+
+    Returns
+    -------
+    dataset, test_stimuli, semantic
+        Renumbered ``0 .. n_shown - 1`` in increasing original id (the
+        inputs themselves when nothing changes).
+    """
+    if dataset.stimuli is None or len(dataset.stimuli) <= len(np.unique(dataset.stimulus_ids)):
+        return dataset, test_stimuli, semantic
+    dataset, original = dataset.compact_stimuli()
+    if test_stimuli is not None:
+        test = np.asarray(test_stimuli, dtype=np.int64)
+        test_stimuli = np.searchsorted(original, test[np.isin(test, original)])
+    if semantic is not None:
+        sem = np.asarray(semantic)
+        if sem.ndim != 2 or len(sem) <= original[-1]:
+            raise InputError(
+                f"semantic must have shape (n_stimuli, D) with one row per stimulus id; got "
+                f"{sem.shape} while the data show stimulus id {original[-1]}."
+            )
+        semantic = sem[original]
+    return dataset, test_stimuli, semantic
 
 
 def compute_features(
@@ -302,7 +348,14 @@ class EncoderComparison(Result):
             for n in self.names:
                 title = f"{n}: held-out r"
                 if geometry.kind == "surface":
-                    figures[f"r_{n}"] = geometry.plot(self.scores[n], title=title)
+                    try:
+                        figures[f"r_{n}"] = geometry.plot(self.scores[n], title=title)
+                    except InputError as err:  # a mesh nilearn does not ship: maps still saved
+                        warnings.warn(
+                            f"No surface figure of {n}: {err} The maps are written as files.",
+                            stacklevel=2,
+                        )
+                        break
                 else:
                     figures[f"r_{n}"] = plots.glass_brain(
                         self.dataset.to_nifti(self.scores[n]), title

@@ -63,3 +63,21 @@ def test_a_planted_surface_patch_is_found_and_mapped_back(tmp_path):
         best = np.asarray(nib.load(out / "maps" / f"best_model.{short}.func.gii").darrays[0].data)
         assert set(np.unique(best)) == {0.0, 1.0}
     assert (out / "figures" / "r_ridge.png").is_file()
+
+
+def test_a_mesh_that_cannot_be_drawn_still_gets_its_maps(tmp_path):
+    """Native or fsaverage6 meshes are not shipped with nilearn: figures are skipped, maps kept."""
+    import pytest
+
+    rng = np.random.default_rng(1)
+    n_vertices, ids = 500, np.tile(np.arange(30), 2)
+    features = rng.normal(size=(30, 5)).astype(np.float32)
+    betas = features[ids] @ rng.normal(size=(5, n_vertices)) + rng.normal(size=(60, n_vertices))
+    files = write_surface_betas(tmp_path / "native", betas.astype(np.float32))
+    ds = load_surface_betas(files["left"][0], None, ids).to_dataset()
+    result = compare_encoders(ds, ["ridge"], features=features, device="cpu", n_boot=50)
+    with pytest.warns(UserWarning, match="No surface figure of ridge"):
+        out = result.save(tmp_path / "fit")
+    values = np.asarray(nib.load(out / "maps" / "r_ridge.lh.func.gii").darrays[0].data)
+    np.testing.assert_allclose(values, result.scores["ridge"], rtol=1e-6)
+    assert (out / "models" / "ridge.pt").is_file()
