@@ -715,7 +715,9 @@ class NSDSubject:
 
         names: dict[str, dict[int, str]] = {}
         for a in atlases:
-            ctab = self.paths["label_dir"] / f"{a}.mgz.ctab"
+            # lh./rh. atlases share the whole-brain atlas's table (NSD ships only that one)
+            base = a[3:] if a.startswith(("lh.", "rh.")) else a
+            ctab = self.paths["label_dir"] / f"{base}.mgz.ctab"
             if ctab.exists():
                 names[a] = read_ctab(ctab)
             else:

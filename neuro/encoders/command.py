@@ -80,7 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the Natural Scenes Dataset as distributed: the folder holding nsddata/, "
         "nsddata_betas/ and nsddata_stimuli/",
     )
-    data.add_argument("--subject", type=int, default=1, help="NSD subject, 1-8 (with --nsd)")
+    data.add_argument("--subject", type=int, help="NSD subject, 1-8 (with --nsd; default 1)")
     data.add_argument(
         "--sessions", type=int, nargs="+", help="NSD sessions to read (default: all on disk)"
     )
@@ -126,8 +126,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="HDF5 file caching the Gabor or network features between runs",
     )
-    model.add_argument("--map-size", type=int, default=16, help="Gabor feature map side")
-    model.add_argument("--image-size", type=int, default=64, help="images are resized to this side")
+    model.add_argument("--map-size", type=int, help="Gabor feature map side (default 16)")
+    model.add_argument(
+        "--image-size",
+        type=int,
+        help="images are resized to this side for Gabor features (default 64; a named network "
+        "uses its own preprocessing)",
+    )
     model.add_argument(
         "--semantic", type=Path, help=".npy of one semantic vector per stimulus (n_stimuli, D)"
     )
@@ -174,8 +179,29 @@ def check_inputs(args: argparse.Namespace) -> None:
     from neuro._validation import check_file, check_float, check_int
     from neuro.errors import InputError
 
-    check_int("--image-size", args.image_size, minimum=16)
-    check_int("--map-size", args.map_size, minimum=1)
+    named_network = ":" in args.features
+    if named_network and (args.image_size is not None or args.map_size is not None):
+        raise InputError(
+            "--image-size and --map-size set the Gabor features; a named network in --features "
+            "resizes the images with its own preprocessing. Drop them, or use --features gabor."
+        )
+    if args.image_size is None and not named_network:
+        args.image_size = 64
+    if args.map_size is None and not named_network:
+        args.map_size = 16
+    if args.image_size is not None:
+        check_int("--image-size", args.image_size, minimum=16)
+    if args.map_size is not None:
+        check_int("--map-size", args.map_size, minimum=1)
+    if args.test_size is not None and args.test_stimuli is not None:
+        raise InputError(
+            "--test-size and --test-stimuli both choose the held-out stimuli; give one of them."
+        )
+    if args.feature_cache is not None and args.features.endswith(".npy"):
+        raise InputError(
+            "--feature-cache keeps computed features (Gabor or a named network); features given "
+            "as a .npy file are read as they are. Drop --feature-cache."
+        )
     if args.epochs is not None:
         check_int("--epochs", args.epochs, minimum=1)
     sources = [
@@ -204,8 +230,10 @@ def check_inputs(args: argparse.Namespace) -> None:
             )
         if not Path(args.nsd).expanduser().is_dir():
             check_file("--nsd", args.nsd, folder=True)
-    elif args.sessions is not None or args.roi_atlases is not None:
-        raise InputError("--sessions and --roi-atlases go with --nsd; drop them, or give --nsd.")
+    elif args.sessions is not None or args.roi_atlases is not None or args.subject is not None:
+        raise InputError(
+            "--subject, --sessions and --roi-atlases go with --nsd; drop them, or give --nsd."
+        )
     if args.test_size is not None:
         check_float(
             "--test-size",
@@ -305,6 +333,7 @@ def load_dataset(args: argparse.Namespace):
     """
     from data_loaders.fmri import NSDSession, load_nifti_betas
     from neuro.cli import errors_as_flags
+    from neuro.errors import InputError
 
     check_inputs(args)
     semantic = None if args.semantic is None else _load_npy("--semantic", args.semantic)
@@ -332,7 +361,7 @@ def load_dataset(args: argparse.Namespace):
         with errors_as_flags(_IMAGE_FLAGS):
             subject = NSDSubject(
                 args.nsd,
-                subject=args.subject,
+                subject=1 if args.subject is None else args.subject,
                 sessions=args.sessions,
                 rois=args.rois,
                 roi_atlases=tuple(args.roi_atlases or ("nsdgeneral",)),
@@ -344,6 +373,12 @@ def load_dataset(args: argparse.Namespace):
         args._nsd_test_stimuli = shown if len(shown) >= 5 else None
         return dataset, semantic
     with NSDSession(args.hdf5, rois=args.rois) as session, errors_as_flags(_IMAGE_FLAGS):
+        if session.stimulus_ids is None:
+            raise InputError(
+                f"--hdf5 {args.hdf5.name} holds only betas, as NSD's own betas_sessionYY.hdf5 "
+                "files do; which image each trial showed is in NSD's design file. Use --nsd "
+                "NSD_ROOT --subject N --sessions YY instead."
+            )
         dataset = session.to_dataset(stimuli=None if args.images is None else str(args.images))
     return dataset, semantic
 
@@ -356,7 +391,7 @@ def run(args: argparse.Namespace) -> int:
     ridge only, which is the default model there) and rank 0 writes ``--out``.
     """
     from neuro.cli import errors_as_flags
-    from neuro.encoders.compare import compare_encoders
+    from neuro.encoders.compare import compare_encoders, shown_stimuli_only
     from neuro.errors import InputError
     from neuro.train.distributed import is_rank_zero, world_size
 
@@ -378,8 +413,17 @@ def run(args: argparse.Namespace) -> int:
         with errors_as_flags({"name": "--features", "layers": "--layer", "weights": "--weights"}):
             try:
                 layer = args.layer or list_layers(args.features)[-1]
+                every = list_layers(args.features, all=True)  # built without weights
             except ImportError as err:  # the backbones extra is not installed
                 raise InputError(f"--features {args.features}: {err}") from None
+            if layer not in every:  # before any weights are read or downloaded
+                import difflib
+
+                close = difflib.get_close_matches(layer, every, n=3)
+                raise InputError(
+                    f"--layer {layer!r} is not a layer of {args.features}; close names: {close}. "
+                    f"Its usual layers: {list_layers(args.features)}."
+                )
             extractor = load_backbone(
                 args.features,
                 weights="default" if args.weights is None else str(args.weights),
@@ -395,28 +439,6 @@ def run(args: argparse.Namespace) -> int:
             map_size=args.map_size, image_size=args.image_size, device=args.device
         )
         key = f"gabor_{args.image_size}px_map{args.map_size}"
-    features = extractor
-    original_ids = None
-    if extractor is None:
-        features = _load_npy("--features", args.features)
-    elif len(dataset.stimuli) > len(np.unique(dataset.stimulus_ids)):
-        # features (and their cache) only for the images shown: NSD shows 10k of its 73k
-        dataset, original_ids = dataset.compact_stimuli()
-        if semantic is not None:
-            if len(semantic) <= original_ids[-1]:
-                raise InputError(
-                    f"--semantic has {len(semantic)} rows but the data show stimulus id "
-                    f"{original_ids[-1]}; give one row per stimulus of the image set."
-                )
-            semantic = semantic[original_ids]
-    if extractor is not None and args.feature_cache is not None and world_size() == 1:
-        from neuro.encoders.features import cached_features
-
-        features = cached_features(
-            extractor, dataset.stimuli, args.feature_cache, key=key, overwrite=args.overwrite
-        )
-        if isinstance(features, dict):  # a network's layers by name
-            features = next(iter(features.values()))
     readout_kwargs = {} if args.epochs is None else {"epochs": args.epochs}
     test_stimuli = None
     if args.test_stimuli is not None:
@@ -428,11 +450,20 @@ def run(args: argparse.Namespace) -> int:
         )
     elif args.test_size is None:  # NSD's shared images, when --nsd gave them
         test_stimuli = getattr(args, "_nsd_test_stimuli", None)
-    if test_stimuli is not None and original_ids is not None:  # into the renumbered ids
-        test_stimuli = np.asarray(test_stimuli, dtype=np.int64)
-        test_stimuli = np.searchsorted(
-            original_ids, test_stimuli[np.isin(test_stimuli, original_ids)]
-        )
+    features = extractor
+    if extractor is None:
+        features = _load_npy("--features", args.features)
+    else:  # features (and their cache) only for the images shown: NSD shows 10k of its 73k
+        with errors_as_flags({"semantic": "--semantic"}):
+            dataset, test_stimuli, semantic = shown_stimuli_only(dataset, test_stimuli, semantic)
+        if args.feature_cache is not None and world_size() == 1:
+            from neuro.encoders.features import cached_features
+
+            features = cached_features(
+                extractor, dataset.stimuli, args.feature_cache, key=key, overwrite=args.overwrite
+            )
+            if isinstance(features, dict):  # a network's layers by name
+                features = next(iter(features.values()))
     common = dict(
         semantic=semantic,
         test_size=0.2 if args.test_size is None else args.test_size,
@@ -459,6 +490,7 @@ def run(args: argparse.Namespace) -> int:
             feature_key=key,
             out=args.out,
             overwrite=True,  # the folder was checked by rank 0 before any process started
+            cache_overwrite=args.overwrite,
             **common,
         )
         if result is None:  # not rank 0: rank 0 wrote the results

@@ -375,6 +375,7 @@ def compare_encoders_sliced(
     num_nodes: int | None = None,
     voxel_align: int = 64,
     allow_coupled: bool = False,
+    cache_overwrite: bool | None = None,
     **compare_kwargs,
 ):
     """:func:`~neuro.encoders.compare.compare_encoders` with the voxels split across processes.
@@ -409,6 +410,11 @@ def compare_encoders_sliced(
         large stimulus sets). Ignored when ``features`` is an array.
     feature_key : str, optional
         Name of the cache entry (default the extractor's class name).
+    cache_overwrite : bool, optional
+        Recompute a cache entry made from other settings or images; by
+        default ``overwrite``. (``neuro fit-encoder`` under torchrun passes
+        ``overwrite=True`` for the folder rank 0 already checked, and its
+        ``--overwrite`` here.)
     out : path, optional
         Output folder: rank 0 writes the result there (``EncoderComparison.save``),
         refused before any fitting if it exists and is not empty, unless
@@ -487,10 +493,13 @@ def compare_encoders_sliced(
     >>> result.scores["ridge"].shape == (ds.n_voxels,)  # one process: compare_encoders
     True
     """
-    from neuro.encoders.compare import compare_encoders
+    from neuro.encoders.compare import compare_encoders, shown_stimuli_only
     from neuro.train.distributed import Runtime
 
     overwrite = check_bool("overwrite", overwrite)
+    cache_overwrite = (
+        overwrite if cache_overwrite is None else check_bool("cache_overwrite", cache_overwrite)
+    )
     figures = check_bool("figures", figures)
     allow_coupled = check_bool("allow_coupled", allow_coupled)
     voxel_align = check_int("voxel_align", voxel_align, minimum=1)
@@ -518,14 +527,23 @@ def compare_encoders_sliced(
     n_boot = compare_kwargs.get("n_boot", _default("n_boot"))
     compare_kwargs["device"] = str(rt.device) if world > 1 else device
 
-    # features, computed once (by rank 0)
+    # features, computed once (by rank 0), for the stimuli shown only (NSD: 10k of 73k images)
+    if not _is_array(features):
+        dataset, test, semantic = shown_stimuli_only(
+            dataset, compare_kwargs.get("test_stimuli"), compare_kwargs.get("semantic")
+        )
+        compare_kwargs.update(
+            {k: v for k, v in (("test_stimuli", test), ("semantic", semantic)) if v is not None}
+        )
     features_here = features
     if not _is_array(features) and (feature_cache is not None or world > 1):
         computed = None
         if rank == 0:
             try:
                 if feature_cache is not None:
-                    computed = _cache(dataset, features, feature_cache, feature_key, overwrite)
+                    computed = _cache(
+                        dataset, features, feature_cache, feature_key, cache_overwrite
+                    )
                 else:
                     image_size = compare_kwargs.get("image_size")
                     computed = _by_id_features(dataset, features, image_size)

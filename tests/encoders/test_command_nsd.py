@@ -54,15 +54,31 @@ def test_fit_encoder_on_nsd_as_distributed(nsd, tmp_path, capsys):
 def test_nsd_options_are_used_or_refused(nsd, tmp_path, capsys):
     layout, features = nsd
     base = ["fit-encoder", "--features", str(features), "--model", "ridge", "-q"]
+    base_no_features = ["fit-encoder", "--model", "ridge", "-q"]
     cases = [
         (["--nsd", str(layout.root), "--trials", str(features)], "--trials go with --betas"),
         (["--betas", str(features), "--trials", str(features), "--sessions", "1"], "--sessions"),
         (["--nsd", str(layout.root), "--sessions", "7"], "sessions found"),
         (["--nsd", str(layout.root), "--subject", "9"], "1"),
         (["--nsd", str(tmp_path / "none")], "--nsd"),
+        (["--betas", str(features), "--trials", str(features), "--subject", "2"], "--subject"),
+        (
+            ["--nsd", str(layout.root), "--features", "torchvision:resnet18", "--map-size", "4"],
+            "--map-size set the Gabor",
+        ),
+        (
+            ["--nsd", str(layout.root), "--test-size", "0.3", "--test-stimuli", str(features)],
+            "give one of them",
+        ),
+        (
+            ["--nsd", str(layout.root), "--feature-cache", str(tmp_path / "c.h5")],
+            "Drop --feature-cache",
+        ),
+        (["--hdf5", str(layout.paths["sessions"][0])], "Use --nsd NSD_ROOT"),
     ]
     for i, (extra, match) in enumerate(cases):
-        assert main([*base, *extra, "--out", str(tmp_path / f"o{i}")]) == 2, extra
+        head = base_no_features if "--features" in extra else base
+        assert main([*head, *extra, "--out", str(tmp_path / f"o{i}")]) == 2, extra
         err = capsys.readouterr().err
         assert match in err and len(err.strip().splitlines()) == 1, err
 
@@ -94,3 +110,25 @@ def test_named_network_features_from_a_local_weights_file(nsd, tmp_path):
     a, b = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in "ab")
     assert _summary(a) == _summary(b)
     assert main([*args, "--layer", "nope", "--out", str(tmp_path / "c")]) == 2
+
+
+def test_the_sliced_api_computes_features_for_the_images_shown_only(nsd, tmp_path):
+    """NSD's brick holds far more images than a subject saw: only those shown are computed."""
+    import h5py
+
+    from neuro.encoders.distributed import compare_encoders_sliced
+    from neuro.encoders.features import GaborFeatures
+
+    layout, _ = nsd
+    ds = NSDSubject(layout.root, subject=1, sessions=[1]).to_dataset()
+    n_shown = len(np.unique(ds.stimulus_ids))
+    assert len(ds.stimuli) > n_shown
+    bank = GaborFeatures(n_orientations=2, frequencies=(0.25,), map_size=4, device="cpu")
+    cache = tmp_path / "cache.h5"
+    result = compare_encoders_sliced(
+        ds, ["ridge"], features=bank, feature_cache=cache, feature_key="g", device="cpu"
+    )
+    assert result.n_train + result.n_test == n_shown
+    with h5py.File(cache, "r") as f:
+        stored = [f["g"][k].shape[0] for k in f["g"] if isinstance(f["g"][k], h5py.Dataset)]
+    assert stored and all(n == n_shown for n in stored)
