@@ -364,6 +364,85 @@ class FMRIDataset(GeometryFields):
 
     # ------------------------------------------------------------- builders
     @classmethod
+    def concatenate(
+        cls, datasets: Sequence[FMRIDataset], name: str | None = None, drop_bad: bool = True
+    ) -> FMRIDataset:
+        """Join the trials of several datasets of the same voxels (e.g. one per session file).
+
+        Parameters
+        ----------
+        datasets : sequence of FMRIDataset
+            The same voxels in the same order (equal geometry when they have
+            one, else equal ROI labels and voxel counts) and the same stimulus
+            set (the first one's ``stimuli`` are kept).
+        name : str, optional
+            Default: the first dataset's name.
+        drop_bad : bool, default=True
+            Drop voxels that are NaN/inf or constant over all the trials joined
+            (read each part with ``drop_bad=False`` so that a voxel constant in
+            one session only is kept).
+
+        Returns
+        -------
+        FMRIDataset
+            Trials in the order given. Each dataset without ``session_ids``
+            becomes its own session, numbered 1, 2, ... by position; datasets
+            with them keep their labels.
+
+        Raises
+        ------
+        InputError
+            No dataset, voxels that differ, or session labels that repeat
+            across datasets.
+        """
+        parts = list(datasets)
+        if not parts or not all(isinstance(d, FMRIDataset) for d in parts):
+            raise InputTypeError("datasets must be a non-empty list of FMRIDataset.")
+        first = parts[0]
+        for i, d in enumerate(parts[1:], start=1):
+            same = d.n_voxels == first.n_voxels and (
+                d.geometry == first.geometry
+                if d.geometry is not None and first.geometry is not None
+                else np.array_equal(
+                    np.asarray(d.roi_labels if d.roi_labels is not None else []),
+                    np.asarray(first.roi_labels if first.roi_labels is not None else []),
+                )
+            )
+            if not same:
+                raise InputError(
+                    f"datasets[{i}] ({d.n_voxels} voxels) does not hold the voxels of datasets[0] "
+                    f"({first.n_voxels} voxels) in the same order; read every session with the "
+                    "same mask and ROIs."
+                )
+        labels = [
+            np.full(d.n_trials, i + 1) if d.session_ids is None else d.session_ids
+            for i, d in enumerate(parts)
+        ]
+        if any(d.session_ids is not None for d in parts):
+            if not all(np.issubdtype(np.asarray(lab).dtype, np.integer) for lab in labels):
+                labels = [np.asarray(lab).astype(str) for lab in labels]  # mixed kinds: as text
+            seen: set = set()
+            for i, lab in enumerate(labels):
+                mine = set(np.unique(lab).tolist())
+                if mine & seen:
+                    raise InputError(
+                        f"datasets[{i}] reuses session label(s) {sorted(mine & seen)} of an "
+                        "earlier dataset; give each session its own label."
+                    )
+                seen |= mine
+        return cls(
+            np.concatenate([d.betas for d in parts]),
+            np.concatenate([d.stimulus_ids for d in parts]),
+            stimuli=first.stimuli,
+            roi_labels=first.roi_labels,
+            coords=first.coords if first.geometry is None else None,
+            geometry=first.geometry,
+            session_ids=np.concatenate(labels),
+            name=first.name if name is None else name,
+            drop_bad=drop_bad,
+        )
+
+    @classmethod
     def from_simulation(cls, subject, stimuli=None) -> FMRIDataset:
         """A dataset from a :class:`data_loaders.simulate.fmri.SimulatedSubject`.
 

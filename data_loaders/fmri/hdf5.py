@@ -396,6 +396,8 @@ class NSDSession:
         name: str | None = None,
         voxel_batch_size: int = 10_000,
         stimulus_ids=None,
+        session=None,
+        drop_bad: bool = True,
     ):
         """Read the session (by voxel batches) into an :class:`~data_loaders.fmri.FMRIDataset`.
 
@@ -408,6 +410,14 @@ class NSDSession:
         stimulus_ids : array of shape (n_trials,), optional
             0-based image of each trial; needed for files without a
             ``stimulus_ids`` dataset (NSD's own), replaces the file's.
+        session : int or str, optional
+            The session label of every trial (e.g. 3 for
+            ``betas_session03.hdf5``), so that datasets of several sessions
+            joined with :meth:`FMRIDataset.concatenate` are z-scored and
+            ceilinged per session. Default: none (the caller's concatenate
+            numbers the sessions in order).
+        drop_bad : bool, default=True
+            As in :class:`FMRIDataset`: drop NaN/inf and constant voxels.
 
         Returns
         -------
@@ -438,5 +448,7 @@ class NSDSession:
             roi_labels=self.roi_labels,
             coords=self.coords,
             geometry=self.geometry,
+            session_ids=None if session is None else np.full(self.n_trials, session),
             name=name or self.path.stem,
+            drop_bad=drop_bad,
         )

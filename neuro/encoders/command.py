@@ -72,7 +72,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="fit one column per ROI of --labels: the mean of its voxels (nilearn's "
         "NiftiLabelsMasker), instead of one per voxel",
     )
-    data.add_argument("--hdf5", type=Path, help="NSD-style HDF5 session of betas")
+    data.add_argument(
+        "--hdf5",
+        type=Path,
+        nargs="+",
+        help="NSD-style HDF5 files of betas with stimulus ids, one per session (each its own "
+        "session, in the order given)",
+    )
     data.add_argument(
         "--nsd",
         type=Path,
@@ -274,8 +280,10 @@ def check_inputs(args: argparse.Namespace) -> None:
             "--betas needs --trials: a TSV with a stimulus_id column, one row per volume."
         )
     for dest in _PATH_OPTIONS:
-        if getattr(args, dest) is not None:
-            check_file(_flag(dest), getattr(args, dest))
+        value = getattr(args, dest)
+        for path in value if isinstance(value, list) else [value]:
+            if path is not None:
+                check_file(_flag(dest), path)
     if args.images is not None:
         check_file("--images", args.images, folder=Path(args.images).is_dir())
     if args.features != "gabor" and ":" not in args.features:
@@ -331,7 +339,7 @@ def load_dataset(args: argparse.Namespace):
     Returns ``(dataset, semantic)``: ``semantic`` is the ``--semantic`` array
     or None. The options are checked first (:func:`check_inputs`).
     """
-    from data_loaders.fmri import NSDSession, load_nifti_betas
+    from data_loaders.fmri import FMRIDataset, NSDSession, load_nifti_betas
     from neuro.cli import errors_as_flags
     from neuro.errors import InputError
 
@@ -372,14 +380,26 @@ def load_dataset(args: argparse.Namespace):
         # NSD's shared images are its test set (as in the NSD papers and challenges)
         args._nsd_test_stimuli = shown if len(shown) >= 5 else None
         return dataset, semantic
-    with NSDSession(args.hdf5, rois=args.rois) as session, errors_as_flags(_IMAGE_FLAGS):
-        if session.stimulus_ids is None:
-            raise InputError(
-                f"--hdf5 {args.hdf5.name} holds only betas, as NSD's own betas_sessionYY.hdf5 "
-                "files do; which image each trial showed is in NSD's design file. Use --nsd "
-                "NSD_ROOT --subject N --sessions YY instead."
+    parts = []
+    for number, path in enumerate(args.hdf5, start=1):
+        with NSDSession(path, rois=args.rois) as session, errors_as_flags(_IMAGE_FLAGS):
+            if session.stimulus_ids is None:
+                raise InputError(
+                    f"--hdf5 {path.name} holds only betas, as NSD's own betas_sessionYY.hdf5 "
+                    "files do; which image each trial showed is in NSD's design file. Use --nsd "
+                    "NSD_ROOT --subject N --sessions YY instead."
+                )
+            parts.append(
+                session.to_dataset(
+                    stimuli=None if args.images is None else str(args.images),
+                    session=number,
+                    drop_bad=len(args.hdf5) == 1,
+                )
             )
-        dataset = session.to_dataset(stimuli=None if args.images is None else str(args.images))
+    if len(parts) == 1:
+        return parts[0], semantic
+    with errors_as_flags({"datasets": "--hdf5"}):
+        dataset = FMRIDataset.concatenate(parts)
     return dataset, semantic
 
 

@@ -190,3 +190,44 @@ def test_bids_sessions_become_the_trial_table_session_column(tmp_path):
     np.testing.assert_array_equal(again.session_ids, np.repeat([1, 2], 20))
     with pytest.raises(InputError, match="one session label per run \\(2\\)"):
         estimate_single_trial_betas(runs, mask_img=paths["mask"], sessions=["01"])
+
+
+def test_hdf5_session_files_join_as_sessions_in_the_api_and_the_cli(tmp_path):
+    """One NSD-style file per session: each becomes its own session, the same on both paths."""
+    from data_loaders.fmri import NSDSession, write_nsd_session
+
+    sim = simulate_fmri(
+        n_subjects=1, n_stimuli=40, n_repeats=2, image_size=32, voxels_per_roi=3, n_sessions=2
+    )
+    sub = sim.subjects[0]
+    shift = np.where(sub.session_ids == 1, 2.0, 0.0)[:, None]  # session 2 sits 2% higher
+    files = []
+    for s in (0, 1):
+        rows = sub.session_ids == s
+        files.append(tmp_path / f"betas_session{s + 1:02d}.hdf5")
+        write_nsd_session(
+            files[-1], sub.betas[rows] + shift[rows], sub.stimulus_ids[rows], geometry=sub.geometry
+        )
+    np.save(tmp_path / "images.npy", sim.stimuli.images)
+    np.save(tmp_path / "features.npy", sim.feature_maps[:, None, ::4, ::4].astype(np.float32))
+    parts = []
+    for number, path in enumerate(files, start=1):
+        with NSDSession(path) as session:
+            parts.append(session.to_dataset(session=number, drop_bad=False))
+    ds = FMRIDataset.concatenate(parts)
+    assert ds.n_sessions == 2 and ds.n_trials == sub.betas.shape[0]
+    np.testing.assert_array_equal(ds.session_ids, np.repeat([1, 2], [len(p.betas) for p in parts]))
+    api = compare_encoders(ds, ["ridge"], features=np.load(tmp_path / "features.npy"), device="cpu")
+    out = tmp_path / "cli"
+    args = ["fit-encoder", "--hdf5", *map(str, files), "--features", str(tmp_path / "features.npy")]
+    assert main([*args, "--model", "ridge", "--out", str(out), "--device", "cpu", "-q"]) == 0
+    cli = json.loads((out / "metrics.json").read_text())
+    expected = json.loads(json.dumps(api.summary()))
+    for metrics in (cli, expected):
+        metrics["encoders"]["ridge"].pop("fit_seconds")
+    assert cli == expected
+    # the two parts must hold the same voxels, and a session label cannot repeat
+    with pytest.raises(InputError, match="does not hold the voxels"):
+        FMRIDataset.concatenate([parts[0], parts[1]._subset(voxels=slice(1, None))])
+    with pytest.raises(InputError, match="reuses session label"):
+        FMRIDataset.concatenate([parts[0], parts[0]])
