@@ -20,7 +20,8 @@ Features are a Gabor filter bank on the images (``--features gabor``) or a
 precomputed array ``(n_stimuli, C, H, W)`` in a ``.npy`` file
 (``--features FILE.npy``); ``--feature-cache FILE.h5`` keeps Gabor features
 so a second run does not recompute them. ``--semantic FILE.npy`` gives the
-semantic readout one vector per stimulus.
+semantic readout one vector per stimulus; ``--semantic open_clip:MODEL`` embeds
+the images shown with CLIP instead.
 
 Writes into ``--out``: ``metrics.json``, ``summary.txt``, ``roi_table.csv``,
 ``voxels.csv``, NIfTI r-maps and the best-encoder map in ``maps/``, PNG
@@ -140,7 +141,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "uses its own preprocessing)",
     )
     model.add_argument(
-        "--semantic", type=Path, help=".npy of one semantic vector per stimulus (n_stimuli, D)"
+        "--semantic",
+        help="the semantic readout's vectors: a .npy of one per stimulus (n_stimuli, D), or an "
+        "open_clip model whose image embeddings to use (e.g. open_clip:ViT-B-32/openai; needs "
+        "the backbones extra)",
     )
     model.add_argument(
         "--epochs", type=int, default=None, help="training epochs of the readouts (their default)"
@@ -165,7 +169,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 #: Options naming an input file (``--images`` may also be a folder).
-_PATH_OPTIONS = ("betas", "trials", "mask", "labels", "label_names", "hdf5", "semantic", "weights")
+_PATH_OPTIONS = ("betas", "trials", "mask", "labels", "label_names", "hdf5", "weights")
+
+
+def _is_network(value: str | None) -> bool:
+    """Whether an option names a network (``LIBRARY:MODEL``) rather than a file."""
+    library = (value or "").partition(":")[0].strip().lower().replace("-", "_")
+    return ":" in (value or "") and library in ("torchvision", "timm", "open_clip", "openclip")
 
 
 def _flag(dest: str) -> str:
@@ -185,7 +195,7 @@ def check_inputs(args: argparse.Namespace) -> None:
     from neuro._validation import check_file, check_float, check_int
     from neuro.errors import InputError
 
-    named_network = ":" in args.features
+    named_network = _is_network(args.features)
     if named_network and (args.image_size is not None or args.map_size is not None):
         raise InputError(
             "--image-size and --map-size set the Gabor features; a named network in --features "
@@ -249,7 +259,7 @@ def check_inputs(args: argparse.Namespace) -> None:
             strict_minimum=True,
             strict_maximum=True,
         )
-    if ":" not in args.features and (args.layer is not None or args.weights is not None):
+    if not _is_network(args.features) and (args.layer is not None or args.weights is not None):
         raise InputError(
             "--layer and --weights go with a named network in --features (e.g. --features "
             "torchvision:resnet50 --layer layer3); drop them, or name a network."
@@ -286,8 +296,10 @@ def check_inputs(args: argparse.Namespace) -> None:
                 check_file(_flag(dest), path)
     if args.images is not None:
         check_file("--images", args.images, folder=Path(args.images).is_dir())
-    if args.features != "gabor" and ":" not in args.features:
+    if args.features != "gabor" and not _is_network(args.features):
         check_file("--features", args.features, suffixes=(".npy",))
+    if args.semantic is not None and not _is_network(args.semantic):
+        check_file("--semantic", args.semantic, suffixes=(".npy",))
     if args.test_stimuli is not None:
         check_file("--test-stimuli", args.test_stimuli)
     if not sources:
@@ -344,7 +356,9 @@ def load_dataset(args: argparse.Namespace):
     from neuro.errors import InputError
 
     check_inputs(args)
-    semantic = None if args.semantic is None else _load_npy("--semantic", args.semantic)
+    semantic = None
+    if args.semantic is not None and not _is_network(args.semantic):
+        semantic = _load_npy("--semantic", args.semantic)
     if args.betas is not None:
         with errors_as_flags(_NIFTI_FLAGS):
             nifti = load_nifti_betas(
@@ -403,6 +417,31 @@ def load_dataset(args: argparse.Namespace):
     return dataset, semantic
 
 
+def _clip_semantic(args: argparse.Namespace, dataset) -> np.ndarray:
+    """CLIP image embeddings of the stimuli shown, in rows indexed by stimulus id."""
+    from neuro.errors import InputError
+
+    if dataset.stimuli is None:
+        raise InputError(
+            f"--semantic {args.semantic} embeds the stimulus images; give --images, or a .npy "
+            "of semantic vectors."
+        )
+    from data_loaders.stimuli import ImageSubset
+    from neuro.encoders.backbones import clip_embeddings
+
+    ids = np.unique(dataset.stimulus_ids)
+    try:
+        vectors = clip_embeddings(
+            ImageSubset(dataset.stimuli, ids), args.semantic, device=args.device
+        )
+    except (ImportError, InputError) as err:  # no backbones extra, no weights, a bad name
+        kind = type(err) if isinstance(err, InputError) else InputError
+        raise kind(f"--semantic {args.semantic}: {err}") from None
+    rows = np.zeros((int(ids[-1]) + 1, vectors.shape[1]), dtype=np.float32)
+    rows[ids] = vectors  # only the rows of the stimuli shown are ever read
+    return rows
+
+
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``neuro fit-encoder``.
 
@@ -418,7 +457,9 @@ def run(args: argparse.Namespace) -> int:
     models = args.model or ["ridge", "gaussian"]
     models = list(dict.fromkeys(models))
     dataset, semantic = load_dataset(args)
-    named_network = ":" in args.features
+    if args.semantic is not None and _is_network(args.semantic):
+        semantic = _clip_semantic(args, dataset)
+    named_network = _is_network(args.features)
     if dataset.stimuli is None and (args.features == "gabor" or named_network):
         what = "Network" if named_network else "Gabor"
         raise InputError(

@@ -132,3 +132,23 @@ def test_the_sliced_api_computes_features_for_the_images_shown_only(nsd, tmp_pat
     with h5py.File(cache, "r") as f:
         stored = [f["g"][k].shape[0] for k in f["g"] if isinstance(f["g"][k], h5py.Dataset)]
     assert stored and all(n == n_shown for n in stored)
+
+
+def test_semantic_vectors_by_clip_name_fail_offline_in_one_line(nsd, tmp_path, capsys, monkeypatch):
+    from neuro.encoders import backbones
+
+    try:
+        backbones._import("open_clip")
+    except ImportError as exc:  # the backbones extra is not installed
+        pytest.skip(str(exc))
+    monkeypatch.setenv("NEURO_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
+    layout, features = nsd
+    args = ["fit-encoder", "--nsd", str(layout.root), "--features", str(features)]
+    args += ["--semantic", "open_clip:ViT-B-32/laion2b_s34b_b79k", "--model", "semantic", "-q"]
+    assert main([*args, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("neuro fit-encoder: error: --semantic") and len(err.splitlines()) == 1, (
+        err
+    )
