@@ -7,8 +7,11 @@ Inputs (one of):
   of the stimulus images, read in sorted order, or an HDF5 / ``.npy`` brick),
   optionally ``--mask``, ``--labels`` (integer ROI atlas) with
   ``--label-names`` (a TSV of ``index`` and ``name``) and ``--rois``;
-* NSD-style HDF5: ``--hdf5`` (see :class:`data_loaders.fmri.NSDSession`) with
-  ``--images``.
+* NSD as distributed: ``--nsd ROOT --subject N [--sessions ...]``;
+* NSD-style HDF5: ``--hdf5`` (see :class:`data_loaders.fmri.NSDSession`), one
+  file per session, with ``--images``;
+* surfaces: ``--surface LEFT [RIGHT]`` (GIfTI / MGH) with ``--trials`` and
+  optionally ``--surface-labels LEFT [RIGHT]``.
 
 Without data options the command stops with a one-line message: the
 simulated run is ``neuro demo`` (and ``neuro simulate-fmri`` writes a
@@ -79,6 +82,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="+",
         help="NSD-style HDF5 files of betas with stimulus ids, one per session (each its own "
         "session, in the order given)",
+    )
+    data.add_argument(
+        "--surface",
+        type=Path,
+        nargs="+",
+        metavar="HEMI",
+        help="surface betas, left hemisphere then right: GIfTI .func.gii (one data array per "
+        "trial) or FreeSurfer .mgh/.mgz; needs --trials",
+    )
+    data.add_argument(
+        "--surface-labels",
+        type=Path,
+        nargs="+",
+        metavar="HEMI",
+        help="vertex ROI labels for --surface, left then right: .annot, .label.gii, or an integer "
+        ".mgz with --label-names",
     )
     data.add_argument(
         "--nsd",
@@ -169,7 +188,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 #: Options naming an input file (``--images`` may also be a folder).
-_PATH_OPTIONS = ("betas", "trials", "mask", "labels", "label_names", "hdf5", "weights")
+_PATH_OPTIONS = (
+    "betas",
+    "trials",
+    "mask",
+    "labels",
+    "label_names",
+    "hdf5",
+    "weights",
+    "surface",
+    "surface_labels",
+)
 
 
 def _is_network(value: str | None) -> bool:
@@ -222,7 +251,12 @@ def check_inputs(args: argparse.Namespace) -> None:
         check_int("--epochs", args.epochs, minimum=1)
     sources = [
         f
-        for f, d in (("--betas", "betas"), ("--hdf5", "hdf5"), ("--nsd", "nsd"))
+        for f, d in (
+            ("--betas", "betas"),
+            ("--hdf5", "hdf5"),
+            ("--nsd", "nsd"),
+            ("--surface", "surface"),
+        )
         if getattr(args, d) is not None
     ]
     if len(sources) > 1:
@@ -280,6 +314,34 @@ def check_inputs(args: argparse.Namespace) -> None:
                 f"{', '.join(unused)} go with --betas (NIfTI); an --hdf5 session holds its own "
                 "stimulus ids, voxel positions and ROI labels. Drop them, or use --betas."
             )
+    if args.surface is not None:
+        unused = [
+            flag
+            for flag, dest in (
+                ("--mask", "mask"),
+                ("--labels", "labels"),
+                ("--average-rois", "average_rois"),
+            )
+            if getattr(args, dest)
+        ]
+        if unused:
+            raise InputError(
+                f"{', '.join(unused)} go with --betas (NIfTI); surface ROIs come from "
+                "--surface-labels. Drop them."
+            )
+        if len(args.surface) > 2 or (
+            args.surface_labels and len(args.surface_labels) != len(args.surface)
+        ):
+            raise InputError(
+                "--surface takes one file per hemisphere (left, then right), and "
+                "--surface-labels one per --surface file, in the same order."
+            )
+        if args.trials is None:
+            raise InputError(
+                "--surface needs --trials: a TSV with a stimulus_id column, one row per trial."
+            )
+    elif args.surface_labels is not None:
+        raise InputError("--surface-labels go with --surface; drop them, or give --surface.")
     if args.average_rois and args.labels is None:
         raise InputError(
             "--average-rois averages the voxels of each ROI of --labels; give --labels "
@@ -304,9 +366,9 @@ def check_inputs(args: argparse.Namespace) -> None:
         check_file("--test-stimuli", args.test_stimuli)
     if not sources:
         raise InputError(
-            "no data given: pass --betas FILE.nii.gz with --trials FILE.tsv (NIfTI), --nsd ROOT "
-            "(the Natural Scenes Dataset as distributed), or --hdf5 FILE (NSD-style), with "
-            "--images. To try the encoders on a simulated subject, run `neuro demo` (or write "
+            "no data given: pass --betas FILE.nii.gz with --trials FILE.tsv (NIfTI), --surface "
+            "LH RH with --trials (GIfTI/MGH), --nsd ROOT (the Natural Scenes Dataset as "
+            "distributed), or --hdf5 FILE (NSD-style), with --images. To try the encoders on a simulated subject, run `neuro demo` (or write "
             "one to disk with `neuro simulate-fmri`)."
         )
 
@@ -375,6 +437,30 @@ def load_dataset(args: argparse.Namespace):
             dataset = nifti.to_dataset(
                 stimuli=None if args.images is None else str(args.images),
                 name=args.betas.name.split(".")[0],
+            )
+        return dataset, semantic
+    if args.surface is not None:
+        from data_loaders.fmri import load_surface_betas
+
+        hemis = ("left", "right")[: len(args.surface)]
+        labels = None
+        if args.surface_labels:
+            labels = {h: str(p) for h, p in zip(hemis, args.surface_labels, strict=True)}
+        flags = {"left": "--surface", "right": "--surface", "trials": "--trials"}
+        flags.update({"labels": "--surface-labels", "label_names": "--label-names"})
+        with errors_as_flags(flags):
+            surf = load_surface_betas(
+                str(args.surface[0]),
+                None if len(args.surface) == 1 else str(args.surface[1]),
+                str(args.trials),
+                labels=labels,
+                label_names=_label_names(args.label_names),
+                rois=args.rois,
+            )
+        with errors_as_flags(_IMAGE_FLAGS):
+            dataset = surf.to_dataset(
+                stimuli=None if args.images is None else str(args.images),
+                name=args.surface[0].name.split(".")[0],
             )
         return dataset, semantic
     if args.nsd is not None:

@@ -81,3 +81,57 @@ def test_a_mesh_that_cannot_be_drawn_still_gets_its_maps(tmp_path):
     values = np.asarray(nib.load(out / "maps" / "r_ridge.lh.func.gii").darrays[0].data)
     np.testing.assert_allclose(values, result.scores["ridge"], rtol=1e-6)
     assert (out / "models" / "ridge.pt").is_file()
+
+
+def test_fit_encoder_on_surface_files_equals_the_python_api(tmp_path):
+    """``neuro fit-encoder --surface lh rh --surface-labels ...`` and the Python path agree."""
+    import json
+
+    from neuro.cli import main
+
+    rng = np.random.default_rng(2)
+    n_stimuli, n_vertices = 40, 642  # fsaverage3
+    features = rng.normal(size=(n_stimuli, 6)).astype(np.float32)
+    ids = np.concatenate([rng.permutation(n_stimuli) for _ in range(2)])
+    sessions = np.repeat([1, 2], n_stimuli)
+    hemis = {}
+    for h in ("lh", "rh"):
+        weights = rng.normal(size=(6, n_vertices))
+        b = features[ids] @ weights + rng.normal(size=(len(ids), n_vertices)) + sessions[:, None]
+        hemis[h] = b.astype(np.float32)
+    files = write_surface_betas(tmp_path / "sub-01", hemis["lh"], hemis["rh"])
+    pd.DataFrame({"stimulus_id": ids, "session": sessions}).to_csv(
+        tmp_path / "trials.tsv", sep="\t", index=False
+    )
+    labels = []
+    for h in ("lh", "rh"):
+        lab = (np.arange(n_vertices) % 3).astype(np.int32)  # 0 = unknown, 1, 2
+        ctab = np.array([[25, 5, 25, 0, 0], [200, 0, 0, 0, 0], [0, 0, 200, 0, 0]], dtype=np.int32)
+        path = tmp_path / f"{h}.aparc.annot"
+        nib.freesurfer.write_annot(path, lab, ctab, [b"unknown", b"dorsal", b"ventral"])
+        labels.append(path)
+    np.save(tmp_path / "features.npy", features)
+    out = tmp_path / "cli"
+    args = ["fit-encoder", "--surface", str(files["left"][0]), str(files["right"][0])]
+    args += ["--surface-labels", *map(str, labels), "--trials", str(tmp_path / "trials.tsv")]
+    args += ["--features", str(tmp_path / "features.npy"), "--model", "ridge", "--device", "cpu"]
+    import pytest
+
+    with pytest.warns(UserWarning, match="No surface figure"):  # fsaverage3: not drawn
+        assert main([*args, "--out", str(out), "-q"]) == 0
+    surf = load_surface_betas(
+        files["left"][0],
+        files["right"][0],
+        tmp_path / "trials.tsv",
+        labels={"left": labels[0], "right": labels[1]},
+    )
+    ds = surf.to_dataset()
+    assert ds.n_sessions == 2 and set(ds.rois) == {"dorsal", "ventral"}
+    api = compare_encoders(ds, ["ridge"], features=features, device="cpu")
+    cli = json.loads((out / "metrics.json").read_text())
+    expected = json.loads(json.dumps(api.summary()))
+    for metrics in (cli, expected):
+        metrics["encoders"]["ridge"].pop("fit_seconds")
+    assert cli == expected
+    assert (out / "maps" / "r_ridge.lh.func.gii").is_file()
+    assert main([*args, "--mask", str(labels[0]), "--out", str(tmp_path / "x"), "-q"]) == 2
