@@ -4,6 +4,10 @@
   cross-validated penalty per voxel (and per feature space);
 - :class:`ReadoutEncoder`: linear, factorized, Gaussian and semantic-modulated
   readouts of feature maps, trained with :class:`neuro.train.Trainer`;
+- :class:`TransformerEncoder`: learned ROI (or voxel) queries that cross-attend
+  to feature-map tokens (attention routing, with ``routing_maps``);
+- :class:`InContextEncoder`: BraInCoRL's meta-learned transformer that writes a
+  new subject's voxel encoders from a few (image, response) pairs;
 - :class:`GaborFeatures`, :class:`BackboneFeatures`, :func:`pool_features`,
   :func:`cached_features`: image features; :func:`load_backbone`,
   :func:`list_layers`, :func:`clip_embeddings`: pretrained torchvision, timm and
@@ -35,6 +39,7 @@ from neuro.encoders.features import (
     pool_features,
 )
 from neuro.encoders.groundtruth import check_ground_truth, receptive_field_recovery
+from neuro.encoders.incontext import InContextEncoder
 from neuro.encoders.metrics import (
     mean_correlation,
     mean_r2,
@@ -45,13 +50,16 @@ from neuro.encoders.metrics import (
 )
 from neuro.encoders.readouts import ReadoutEncoder
 from neuro.encoders.ridge import VoxelRidgeCV
+from neuro.encoders.transformer import TransformerEncoder
 
 __all__ = [
     "BackboneFeatures",
     "BandedRidgeCV",
     "EncoderComparison",
     "GaborFeatures",
+    "InContextEncoder",
     "ReadoutEncoder",
+    "TransformerEncoder",
     "VoxelRidgeCV",
     "cached_features",
     "check_ground_truth",
