@@ -491,6 +491,27 @@ def _as_array(a, name: str, ndim, shape_hint: str) -> np.ndarray:
     return check_array(name, arr.astype(np.float32, copy=False), shape_hint=shape_hint)
 
 
+def _training_targets(x: np.ndarray, Y, val_fraction: float) -> tuple[np.ndarray, bool, int]:
+    """``(Y as (n, n_voxels) float32, whether Y was 1-D, n validation images)`` for a fit.
+
+    Shared by the encoders trained on the :class:`~neuro.train.Trainer` with a
+    held-out validation split (the readouts and the transformer encoder).
+    """
+    y = _as_array(Y, "Y", (1, 2), "(n_images, n_voxels)")
+    single_output = y.ndim == 1
+    if single_output:
+        y = y[:, None]
+    check_same_length(X=x, Y=y)
+    n = len(x)
+    n_val = max(1, round(val_fraction * n))
+    if n - n_val < 2:
+        raise InputError(
+            f"Too few images to train: n_samples={n}, of which {n_val} would be held out for "
+            "validation, leaving fewer than 2 to fit; give more images (dozens at least)."
+        )
+    return y, single_output, n_val
+
+
 def _grid_search(
     readout: GaussianReadout, x: np.ndarray, y: np.ndarray, max_elements: int = 1 << 25
 ) -> None:
@@ -819,18 +840,8 @@ class ReadoutEncoder(MultiOutputMixin, RegressorMixin, NeuroEstimator):
 
         self._check_settings()
         x = self._check_x(X, fitting=True)
-        y = _as_array(Y, "Y", (1, 2), "(n_images, n_voxels)")
-        single_output = y.ndim == 1
-        if single_output:
-            y = y[:, None]
-        check_same_length(X=x, Y=y)
+        y, single_output, n_val = _training_targets(x, Y, self.val_fraction)
         n = len(x)
-        n_val = max(1, round(self.val_fraction * n))
-        if n - n_val < 2:
-            raise InputError(
-                f"Too few images to train: n_samples={n}, of which {n_val} would be held out for "
-                "validation, leaving fewer than 2 to fit; give more images (dozens at least)."
-            )
         s = self._check_semantic(semantic, n, fitting=True)
 
         # standardise features per channel, responses per voxel, semantic vectors per entry

@@ -48,14 +48,13 @@ from sklearn.base import MultiOutputMixin, RegressorMixin
 from torch import nn
 
 from neuro._validation import (
-    check_array,
     check_choice,
     check_float,
     check_int,
     check_n_features,
-    check_same_length,
 )
 from neuro.base import NeuroEstimator
+from neuro.encoders.readouts import _as_array, _training_targets
 from neuro.errors import InputError, InputTypeError
 
 __all__ = [
@@ -313,12 +312,6 @@ def _build(settings: _Settings, voxel_query: np.ndarray) -> TransformerBrainModu
     )
 
 
-def _as_float32(a, name: str, ndim, shape_hint: str) -> np.ndarray:
-    """``a`` (numpy, torch or nested lists) as a finite float32 array, checked."""
-    arr = check_array(name, a, ndim=ndim, shape_hint=shape_hint, finite=False)
-    return check_array(name, arr.astype(np.float32, copy=False), shape_hint=shape_hint)
-
-
 def _label_names(labels: np.ndarray) -> np.ndarray:
     """ROI labels as strings; ``None``, NaN and ``""`` become :data:`REST`."""
     out = []
@@ -512,7 +505,7 @@ class TransformerEncoder(MultiOutputMixin, RegressorMixin, NeuroEstimator):
         return tuple(int(s) for s in shape)
 
     def _check_x(self, X, fitting: bool) -> np.ndarray:
-        x = _as_float32(X, "X", None, "(n_images, C, H, W)")
+        x = _as_array(X, "X", None, "(n_images, C, H, W)")
         if x.ndim == 2 and self.map_shape is not None:
             if not fitting:
                 check_n_features(self, x)
@@ -593,18 +586,8 @@ class TransformerEncoder(MultiOutputMixin, RegressorMixin, NeuroEstimator):
 
         self._check_settings()
         x = self._check_x(X, fitting=True)
-        y = _as_float32(Y, "Y", (1, 2), "(n_images, n_voxels)")
-        single_output = y.ndim == 1
-        if single_output:
-            y = y[:, None]
-        check_same_length(X=x, Y=y)
+        y, single_output, n_val = _training_targets(x, Y, self.val_fraction)
         n = len(x)
-        n_val = max(1, round(self.val_fraction * n))
-        if n - n_val < 2:
-            raise InputError(
-                f"Too few images to train: n_samples={n}, of which {n_val} would be held out for "
-                "validation, leaving fewer than 2 to fit; give more images (dozens at least)."
-            )
         voxel_query, query_names = self._voxel_queries(roi_labels, y.shape[1])
 
         self.x_mean_ = x.mean(axis=(0, 2, 3))
