@@ -207,6 +207,15 @@ def _is_network(value: str | None) -> bool:
     return ":" in (value or "") and library in ("torchvision", "timm", "open_clip", "openclip")
 
 
+def _refuse(args: argparse.Namespace, flags, why: str) -> None:
+    """Refuse the NIfTI-only ``flags`` given with another data source, saying ``why``."""
+    from neuro.errors import InputError
+
+    given = [f for f in flags if getattr(args, f[2:].replace("-", "_"))]
+    if given:
+        raise InputError(f"{', '.join(given)} go with --betas (NIfTI); {why}. Drop them.")
+
+
 def _flag(dest: str) -> str:
     return "--" + dest.replace("_", "-")
 
@@ -262,22 +271,12 @@ def check_inputs(args: argparse.Namespace) -> None:
     if len(sources) > 1:
         raise InputError(f"Give one data source ({' or '.join(sources)}), not several.")
     if args.nsd is not None:
-        unused = [
-            flag
-            for flag, dest in (
-                ("--trials", "trials"),
-                ("--mask", "mask"),
-                ("--labels", "labels"),
-                ("--label-names", "label_names"),
-                ("--average-rois", "average_rois"),
-            )
-            if getattr(args, dest)
-        ]
-        if unused:
-            raise InputError(
-                f"{', '.join(unused)} go with --betas (NIfTI); --nsd reads NSD's own design, "
-                "brain mask and ROI atlases (choose them with --roi-atlases and --rois)."
-            )
+        _refuse(
+            args,
+            ("--trials", "--mask", "--labels", "--label-names", "--average-rois"),
+            "--nsd reads NSD's own design, brain mask and ROI atlases (choose them with "
+            "--roi-atlases and --rois)",
+        )
         if not Path(args.nsd).expanduser().is_dir():
             check_file("--nsd", args.nsd, folder=True)
     elif args.sessions is not None or args.roi_atlases is not None or args.subject is not None:
@@ -299,36 +298,17 @@ def check_inputs(args: argparse.Namespace) -> None:
             "torchvision:resnet50 --layer layer3); drop them, or name a network."
         )
     if args.hdf5 is not None:  # every option given is used or refused
-        unused = [
-            flag
-            for flag, dest in (
-                ("--trials", "trials"),
-                ("--mask", "mask"),
-                ("--labels", "labels"),
-                ("--label-names", "label_names"),
-            )
-            if getattr(args, dest) is not None
-        ]
-        if unused:
-            raise InputError(
-                f"{', '.join(unused)} go with --betas (NIfTI); an --hdf5 session holds its own "
-                "stimulus ids, voxel positions and ROI labels. Drop them, or use --betas."
-            )
+        _refuse(
+            args,
+            ("--trials", "--mask", "--labels", "--label-names", "--average-rois"),
+            "an --hdf5 session holds its own stimulus ids, voxel positions and ROI labels",
+        )
     if args.surface is not None:
-        unused = [
-            flag
-            for flag, dest in (
-                ("--mask", "mask"),
-                ("--labels", "labels"),
-                ("--average-rois", "average_rois"),
-            )
-            if getattr(args, dest)
-        ]
-        if unused:
-            raise InputError(
-                f"{', '.join(unused)} go with --betas (NIfTI); surface ROIs come from "
-                "--surface-labels. Drop them."
-            )
+        _refuse(
+            args,
+            ("--mask", "--labels", "--average-rois"),
+            "surface ROIs come from --surface-labels",
+        )
         if len(args.surface) > 2 or (
             args.surface_labels and len(args.surface_labels) != len(args.surface)
         ):
