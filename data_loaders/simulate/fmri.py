@@ -25,7 +25,14 @@ Responses
     anterior voxels more eccentric) and sizes grow from V1 to V4 and with
     eccentricity. Category-selective voxels respond to how much of the image
     their preferred category covers, wherever it lies, plus a weaker response
-    to the other categories. Each voxel's noise-free response is scaled to a
+    to the other categories; with ``category_tuning > 0`` they also respond to
+    the *appearance* of their category's content (luminance, contrast and
+    colour read where that content lies, through a per-voxel tuning vector),
+    which no linear map of a feature map computes: a model must find the
+    content in each image to read it (content-dependent routing). With
+    ``n_families``, category voxels of every subject are drawn from a few
+    tuning families shared across subjects (what a meta-learned encoder can
+    learn). Each voxel's noise-free response is scaled to a
     chosen amplitude (percent signal change) over the stimulus set; each trial
     adds Gaussian noise at the voxel's SNR, so the true noise ceiling of an
     ``n``-trial average is ``snr / (snr + 1/n)`` (fraction of variance).
@@ -52,6 +59,7 @@ from data_loaders.errors import InputError, InputTypeError
 from data_loaders.fmri.geometry import GeometryFields, VoxelGeometry
 
 __all__ = [
+    "APPEARANCE",
     "CATEGORIES",
     "ROIS",
     "SimulatedFMRI",
@@ -64,6 +72,9 @@ __all__ = [
 
 #: Stimulus categories, in the column order of ``selectivity`` and ``content``.
 CATEGORIES = ("face", "scene", "object", "text")
+
+#: Per-pixel appearance channels of :meth:`SimulatedStimuli.appearance_maps`.
+APPEARANCE = ("luminance", "contrast", "red-green", "blue-yellow")
 
 #: ROI -> (MNI centre of the left-hemisphere ROI in mm, kind, preferred category or pRF size range).
 ROIS = {
@@ -106,7 +117,46 @@ class SimulatedStimuli:
     def __len__(self) -> int:
         return len(self.images)
 
-    def semantic_embedding(self, dim: int = 16, noise: float = 0.05, seed: int = 0) -> np.ndarray:
+    def appearance_maps(self) -> np.ndarray:
+        """Per-pixel appearance channels, each z-scored over all pixels of all images.
+
+        The channels are :data:`APPEARANCE`: luminance (mean of RGB), local
+        contrast energy (:func:`contrast_energy`), red-green (R - G) and
+        blue-yellow (B - (R + G) / 2).
+
+        Returns
+        -------
+        ndarray of shape (n_stimuli, 4, size, size), float32
+        """
+        img = self.images.astype(np.float32)
+        r, g, b = img[..., 0], img[..., 1], img[..., 2]
+        maps = np.stack(
+            [img.mean(axis=3), contrast_energy(img), r - g, b - (r + g) / 2], axis=1
+        ).astype(np.float32)
+        mean = maps.mean(axis=(0, 2, 3), keepdims=True)
+        sd = maps.std(axis=(0, 2, 3), keepdims=True)
+        return (maps - mean) / np.where(sd > 0, sd, 1.0)
+
+    def content_appearance(self) -> np.ndarray:
+        """How each category's content looks: appearance summed over its pixels.
+
+        ``A[i, c, a] = mean over pixels of content[i, c] * appearance_maps[i, a]``
+        -- the appearance channel ``a`` read where category ``c`` lies in
+        image ``i`` (0 when the category is absent). Appearance-tuned voxels
+        (``simulate_fmri(category_tuning > 0)``) respond to
+        ``A[:, preferred_category] @ appearance_tuning``.
+
+        Returns
+        -------
+        ndarray of shape (n_stimuli, n_categories, 4), float32
+        """
+        return np.einsum("ncyx,nayx->nca", self.content, self.appearance_maps()) / (
+            self.content.shape[2] * self.content.shape[3]
+        )
+
+    def semantic_embedding(
+        self, dim: int = 16, noise: float = 0.05, seed: int = 0, appearance: bool = False
+    ) -> np.ndarray:
         """A stand-in for a frozen semantic model's embedding of each image.
 
         Each image's category coverage (the fraction of the image each
@@ -114,7 +164,8 @@ class SimulatedStimuli:
         numbers, plus Gaussian noise of ``noise`` times the embedding's sd:
         what a semantic image model such as CLIP encodes linearly about these
         images. It describes the image, not any voxel, and feeds the
-        semantic-modulated readout the way a real frozen model would.
+        semantic-modulated readout and the in-context encoder the way a real
+        frozen model would.
 
         Parameters
         ----------
@@ -124,6 +175,11 @@ class SimulatedStimuli:
             Noise sd relative to the embedding's sd (>= 0).
         seed : int, default=0
             Seed of the random map and the noise.
+        appearance : bool, default=False
+            Also encode how each category's content looks
+            (:meth:`content_appearance`, 16 more numbers, each scaled to the
+            coverage's sd), so appearance-tuned voxels are linear in the
+            embedding too (keep ``dim >= 20`` to lose nothing).
 
         Returns
         -------
@@ -131,10 +187,15 @@ class SimulatedStimuli:
         """
         dim = check_int("dim", dim, minimum=1)
         noise = check_float("noise", noise, minimum=0.0)
+        appearance = check_bool("appearance", appearance)
         rng = np.random.default_rng(check_int("seed", seed, allow_none=True))
-        coverage = self.content.mean(axis=(2, 3))
-        proj = rng.standard_normal((coverage.shape[1], dim)) / np.sqrt(coverage.shape[1])
-        emb = coverage @ proj
+        parts = self.content.mean(axis=(2, 3))
+        if appearance:
+            look = self.content_appearance().reshape(len(self), -1)
+            look = look / (look.std(axis=0, keepdims=True) + 1e-12) * parts.std()
+            parts = np.concatenate([parts, look], axis=1)
+        proj = rng.standard_normal((parts.shape[1], dim)) / np.sqrt(parts.shape[1])
+        emb = parts @ proj
         emb = emb + noise * emb.std() * rng.standard_normal(emb.shape)
         return emb.astype(np.float32)
 
@@ -385,6 +446,13 @@ class SimulatedSubject(GeometryFields):
         Signal variance over the stimulus set / noise variance of one trial.
     amplitude : ndarray of shape (n_voxels,)
         Sd of the noise-free response over the stimulus set (% signal change).
+    appearance_tuning : ndarray of shape (n_voxels, 4)
+        Planted unit tuning vector over :data:`APPEARANCE` of each category
+        voxel's preferred content; it shapes the response only when
+        ``category_tuning > 0``. NaN for early visual voxels.
+    family : ndarray of shape (n_voxels,), int
+        The shared tuning family each category voxel was drawn from
+        (``n_families``); -1 for early voxels and when no families were drawn.
     voxel_ijk, coords, affine, volume_shape
         Read-only views of ``geometry``: indices ``(n_voxels, 3)``, MNI
         coordinates in mm ``(n_voxels, 3)``, the ``(4, 4)`` affine and the
@@ -405,6 +473,8 @@ class SimulatedSubject(GeometryFields):
     selectivity: np.ndarray
     snr: np.ndarray
     amplitude: np.ndarray
+    appearance_tuning: np.ndarray | None = None
+    family: np.ndarray | None = None
 
     @property
     def n_voxels(self) -> int:
@@ -735,6 +805,8 @@ def simulate_fmri(
     n_sessions: int = 1,
     seed: int | None = 0,
     stimuli: SimulatedStimuli | None = None,
+    category_tuning: float = 0.0,
+    n_families: int | None = None,
 ) -> SimulatedFMRI:
     """Simulate single-trial betas of several subjects viewing the same stimuli.
 
@@ -759,6 +831,21 @@ def simulate_fmri(
     seed : int or None, default=0
     stimuli : SimulatedStimuli, optional
         Reuse a stimulus set.
+    category_tuning : float in [0, 1], default=0.0
+        Fraction of each category voxel's signal variance that comes from
+        the appearance of its preferred category's content
+        (:meth:`SimulatedStimuli.content_appearance` times the voxel's
+        ``appearance_tuning``) rather than from how much of the image that
+        content covers. The appearance is read where the content lies, so it
+        is a product of "what is where" and no linear map of a feature map
+        computes it; attention that finds the content (the transformer
+        encoder) can.
+    n_families : int, optional
+        Draw category voxels from this many tuning families shared by all
+        subjects (off-preferred category weights and appearance tuning of a
+        family prototype, plus a small per-voxel jitter), so voxels of a new
+        subject resemble those of the training subjects. None: every voxel
+        is drawn independently.
 
     Returns
     -------
@@ -768,7 +855,12 @@ def simulate_fmri(
     ------
     InputError
         A count below 1, an image size below 16 pixels, an SNR that is not a
-        finite number > 0.
+        finite number > 0, ``category_tuning`` outside [0, 1].
+
+    Notes
+    -----
+    The two options draw from their own random stream, so the default
+    simulation is unchanged by them.
     """
     n_subjects = check_int("n_subjects", n_subjects, minimum=1)
     n_repeats = check_int("n_repeats", n_repeats, minimum=1)
@@ -776,6 +868,8 @@ def simulate_fmri(
     n_sessions = check_int("n_sessions", n_sessions, minimum=1)
     snr = check_float("snr", snr, minimum=0.0, strict_minimum=True)
     seed = check_int("seed", seed, allow_none=True)
+    category_tuning = check_float("category_tuning", category_tuning, minimum=0.0, maximum=1.0)
+    n_families = check_int("n_families", n_families, minimum=1, allow_none=True)
     if stimuli is None:
         n_stimuli = check_int("n_stimuli", n_stimuli, minimum=1)
         image_size = check_int("image_size", image_size, minimum=16)
@@ -790,7 +884,15 @@ def simulate_fmri(
     n_stim, size = len(stimuli), stimuli.images.shape[1]
     energy = contrast_energy(stimuli.images)
     coverage = stimuli.content.mean(axis=(2, 3))  # (n_stimuli, n_categories)
+    look = stimuli.content_appearance() if category_tuning > 0 else None
     brain, affine = _mni()
+    # tuning options draw from their own stream: the default simulation stays as it was
+    rng_tuning = np.random.default_rng(None if seed is None else [seed, 1])
+    n_app = len(APPEARANCE)
+    if n_families is not None:
+        fam_weights = rng_tuning.uniform(0.0, 0.25, (n_families, len(CATEGORIES)))
+        fam_pref = rng_tuning.uniform(0.8, 1.2, n_families)
+        fam_tuning = rng_tuning.standard_normal((n_families, n_app))
 
     subjects = []
     for s in range(n_subjects):
@@ -800,6 +902,9 @@ def simulate_fmri(
         centers = np.full((n_vox, 2), np.nan)
         sizes = np.full(n_vox, np.nan)
         selectivity = np.zeros((n_vox, len(CATEGORIES)))
+        tuning = np.full((n_vox, n_app), np.nan)
+        family = np.full(n_vox, -1, dtype=np.int64)
+        preferred = np.full(n_vox, -1, dtype=np.int64)
         drive = np.zeros((n_stim, n_vox))
         for roi, (_, kind, spec) in ROIS.items():
             for hemi in ("left", "right"):
@@ -810,11 +915,29 @@ def simulate_fmri(
                 else:
                     weights = rng.uniform(0.0, 0.25, (sel.sum(), len(CATEGORIES)))
                     weights[:, CATEGORIES.index(spec)] = rng.uniform(0.8, 1.2, sel.sum())
+                    t = rng_tuning.standard_normal((sel.sum(), n_app))
+                    if n_families is not None:
+                        f = rng_tuning.integers(n_families, size=sel.sum())
+                        jitter = rng_tuning.normal(0.0, 0.03, weights.shape)
+                        weights = np.clip(fam_weights[f] + jitter, 0.0, None)
+                        weights[:, CATEGORIES.index(spec)] = fam_pref[f]
+                        t = fam_tuning[f] + 0.15 * t
+                        family[sel] = f
                     selectivity[sel] = weights
+                    tuning[sel] = t / np.linalg.norm(t, axis=1, keepdims=True)
+                    preferred[sel] = CATEGORIES.index(spec)
         early = ~np.isnan(sizes)
         w = _gaussian_weights(centers[early], sizes[early], size)
         drive[:, early] = energy.reshape(n_stim, -1) @ w.reshape(early.sum(), -1).T
         drive[:, ~early] = coverage @ selectivity[~early].T
+        if look is not None:
+            cat = np.flatnonzero(~early)
+            looks = np.einsum("nva,va->nv", look[:, preferred[cat]], tuning[cat])
+            both = [d - d.mean(axis=0) for d in (drive[:, cat], looks)]
+            both = [d / (d.std(axis=0) + 1e-12) for d in both]
+            drive[:, cat] = (
+                np.sqrt(1 - category_tuning) * both[0] + np.sqrt(category_tuning) * both[1]
+            )
         # scale each voxel's noise-free response to its amplitude over the stimulus set
         drive = drive - drive.mean(axis=0)
         drive /= drive.std(axis=0) + 1e-12
@@ -850,6 +973,8 @@ def simulate_fmri(
                 selectivity=selectivity,
                 snr=voxel_snr,
                 amplitude=amplitude,
+                appearance_tuning=tuning,
+                family=family,
             )
         )
     return SimulatedFMRI(stimuli=stimuli, subjects=subjects, feature_maps=energy)

@@ -16,9 +16,16 @@ Encoders are named (``"ridge"``, ``"linear"``, ``"factorized"``,
 an estimator reads is its class attribute ``input_kind``: ``"vectors"``
 (:class:`~neuro.encoders.VoxelRidgeCV`, :class:`~neuro.encoders.BandedRidgeCV`,
 and any estimator without the attribute) gets the flattened feature maps,
-``"maps"`` (:class:`~neuro.encoders.ReadoutEncoder`) the maps themselves; an
+``"maps"`` (:class:`~neuro.encoders.ReadoutEncoder`,
+:class:`~neuro.encoders.TransformerEncoder`) the maps themselves; an
 estimator whose ``reads_semantic`` is true (the semantic readout) also gets
-one semantic vector per stimulus when ``semantic`` is given.
+one semantic vector per stimulus when ``semantic`` is given; one whose
+``reads_rois`` is true (the transformer) gets ``roi_labels=`` (and
+``hemispheres=`` on surfaces) at ``fit``; one whose ``in_context`` is true
+(:class:`~neuro.encoders.InContextEncoder`) is meta-trained on the training
+stimuli unless already fitted, then predicts the test stimuli from the
+training stimuli as each voxel's support set, reading the semantic vectors
+when given.
 
 The result, :class:`EncoderComparison`, is a :class:`neuro.results.Result`:
 ``summary()`` (a JSON-able dict), ``format_table()``, ``tables()``,
@@ -53,8 +60,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Encoders known by name: ridge on flattened maps, and the readout families.
-ENCODERS = ("ridge", "linear", "factorized", "gaussian", "semantic")
+#: Encoders known by name: ridge on flattened maps, the readout families, the
+#: attention-routing transformer and the in-context (BraInCoRL) encoder.
+ENCODERS = ("ridge", "linear", "factorized", "gaussian", "semantic", "transformer", "incontext")
 
 _MIN_CEILING = 0.05
 
@@ -67,8 +75,10 @@ def make_encoder(
     Parameters
     ----------
     name : str
-        ``"ridge"`` gives :class:`~neuro.encoders.VoxelRidgeCV`; the others give
-        :class:`~neuro.encoders.ReadoutEncoder` with that readout.
+        ``"ridge"`` gives :class:`~neuro.encoders.VoxelRidgeCV`,
+        ``"transformer"`` :class:`~neuro.encoders.TransformerEncoder`,
+        ``"incontext"`` :class:`~neuro.encoders.InContextEncoder`; the others
+        give :class:`~neuro.encoders.ReadoutEncoder` with that readout.
     device : str, default="auto"
     random_state : int, default=0
         Seed of the readouts' initialisation and data order (ridge has none).
@@ -79,12 +89,18 @@ def make_encoder(
 
     Returns
     -------
-    VoxelRidgeCV or ReadoutEncoder
+    VoxelRidgeCV, ReadoutEncoder, TransformerEncoder or InContextEncoder
     """
     if name == "ridge":
         from neuro.encoders.ridge import VoxelRidgeCV
 
         return VoxelRidgeCV(device=device, **kwargs)
+    if name in ("transformer", "incontext"):
+        from neuro.encoders.incontext import InContextEncoder
+        from neuro.encoders.transformer import TransformerEncoder
+
+        cls = TransformerEncoder if name == "transformer" else InContextEncoder
+        return cls(device=device, random_state=random_state, verbose=verbose, **kwargs)
     if name in ENCODERS:
         from neuro.encoders.readouts import ReadoutEncoder
 
@@ -582,9 +598,14 @@ def compare_encoders(
         xtr = x_train if reads_maps else x_train.reshape(len(x_train), -1)
         xte = x_test if reads_maps else x_test.reshape(len(x_test), -1)
         t0 = time.perf_counter()
-        if getattr(est, "reads_semantic", False) and sem_train is not None:
+        if getattr(est, "in_context", False):
+            pred = _in_context_predict(name, est, xtr, xte, y_train, sem_train, sem_test, seed)
+        elif getattr(est, "reads_semantic", False) and sem_train is not None:
             est.fit(xtr, y_train, semantic=sem_train)
             pred = est.predict(xte, semantic=sem_test)
+        elif getattr(est, "reads_rois", False):
+            est.fit(xtr, y_train, **_roi_arguments(name, est, dataset))
+            pred = est.predict(xte)
         else:
             est.fit(xtr, y_train)
             pred = est.predict(xte)
@@ -609,6 +630,48 @@ def compare_encoders(
         n_test=len(ids_test),
         dataset=dataset,
     )
+
+
+def _roi_arguments(name: str, est, dataset) -> dict[str, Any]:
+    """``roi_labels`` (and ``hemispheres`` on surfaces) for an estimator that routes by ROI."""
+    if dataset.roi_labels is None and getattr(est, "query_mode", "roi") == "roi":
+        raise InputError(
+            f"Encoder {name!r} routes by ROI, but the dataset has no ROI labels; give the "
+            "voxels' ROIs (--labels/--rois, FMRIDataset(roi_labels=...)) or use "
+            "TransformerEncoder(query_mode='voxel')."
+        )
+    hemi = getattr(dataset.geometry, "hemi", None)  # surfaces know each vertex's hemisphere
+    labels = dataset.roi_labels
+    if labels is None:
+        labels = np.full(dataset.n_voxels, "")
+    return {"roi_labels": labels, "hemispheres": None if hemi is None else np.asarray(hemi)}
+
+
+def _in_context_predict(name, est, xtr, xte, y_train, sem_train, sem_test, seed):
+    """Predictions of an in-context encoder whose support set is the training stimuli.
+
+    The encoder reads the semantic vectors when given, else the flattened
+    feature maps. Unless it is already fitted (meta-trained, e.g. on other
+    subjects), it is first meta-trained on this subject's training stimuli.
+    The support set is at most the largest support size it was trained on
+    (``settings_.k_max``), drawn at random when there are more training
+    stimuli.
+    """
+    if sem_train is not None:
+        xtr, xte = sem_train, sem_test
+    if not hasattr(est, "model_"):
+        est.fit(xtr, y_train)
+    elif xtr.shape[1] != est.n_features_in_:
+        raise InputError(
+            f"Encoder {name!r} was meta-trained on embeddings of length {est.n_features_in_} "
+            f"but the comparison gives it {xtr.shape[1]}; give the same embedding (semantic=) "
+            "as in its training."
+        )
+    k = min(len(xtr), est.settings_.k_max)
+    pick = np.sort(np.random.default_rng(seed).permutation(len(xtr))[:k])
+    if k < len(xtr):
+        logger.info("%s: support set of %d of the %d training stimuli", name, k, len(xtr))
+    return est.predict(xte, support_X=xtr[pick], support_Y=y_train[pick])
 
 
 def _roi_table(scores, normed, roi_labels, n_boot: int, seed: int):

@@ -57,6 +57,7 @@ from neuro._validation import (
     check_same_length,
 )
 from neuro.base import NeuroEstimator
+from neuro.encoders._checkpoints import CheckpointedFit
 from neuro.errors import InputError, InputTypeError
 
 __all__ = [
@@ -345,7 +346,7 @@ def _subjects(X, Y) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-class InContextEncoder(NeuroEstimator):
+class InContextEncoder(CheckpointedFit, NeuroEstimator):
     """BraInCoRL: meta-trained transformer that writes a voxel's linear encoder from K examples.
 
     ``fit`` meta-trains the network over the voxels of one or several
@@ -387,6 +388,15 @@ class InContextEncoder(NeuroEstimator):
         Voxels per forward pass in :meth:`encode` (bounds memory).
     device : str, default="auto"
     precision : {"32", "bf16-mixed", "16-mixed"}, default="32"
+    checkpoint_dir : str or path, optional
+        Where the Trainer writes checkpoints (``checkpoints/last.pt`` every
+        epoch and every ``checkpoint_every_n_steps`` steps), ``config.json``
+        and ``metrics.jsonl``; ``fit(..., resume=True)`` continues a killed
+        run and ends exactly as an uninterrupted one (the episodes drawn
+        come from the generators the checkpoint restores). A folder that is
+        not empty is refused unless resuming.
+    checkpoint_every_n_steps : int, optional
+        Also checkpoint every this many optimizer steps.
     random_state : int, default=0
         Seed of initialisation, validation split and the drawn episodes.
     verbose : int, default=0
@@ -425,6 +435,8 @@ class InContextEncoder(NeuroEstimator):
     """
 
     input_kind = "vectors"
+    #: ``compare_encoders`` meta-trains it (unless fitted) and predicts from a support set.
+    in_context = True
 
     def __init__(
         self,
@@ -444,6 +456,8 @@ class InContextEncoder(NeuroEstimator):
         voxel_batch_size: int = 1024,
         device: str = "auto",
         precision: str = "32",
+        checkpoint_dir=None,
+        checkpoint_every_n_steps: int | None = None,
         random_state: int = 0,
         verbose: int = 0,
     ) -> None:
@@ -463,6 +477,8 @@ class InContextEncoder(NeuroEstimator):
         self.voxel_batch_size = voxel_batch_size
         self.device = device
         self.precision = precision
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every_n_steps = checkpoint_every_n_steps
         self.random_state = random_state
         self.verbose = verbose
 
@@ -509,7 +525,7 @@ class InContextEncoder(NeuroEstimator):
             )
 
     # ------------------------------------------------------------------- fit
-    def fit(self, X, Y=None):
+    def fit(self, X, Y=None, resume: bool = False):
         """Meta-train on the voxels of one or several training subjects.
 
         One training sample is one voxel: a random ``K`` of its subject's
@@ -526,6 +542,9 @@ class InContextEncoder(NeuroEstimator):
             different images, in different numbers.
         Y : array (n_images, n_voxels), or list of arrays, optional
             The responses, rows matching ``X``.
+        resume : bool, default=False
+            Continue a killed run from ``checkpoint_dir/checkpoints/last.pt``
+            (same data and settings); the result equals an uninterrupted fit.
 
         Returns
         -------
@@ -537,7 +556,6 @@ class InContextEncoder(NeuroEstimator):
             NaNs, rows of ``X`` and ``Y`` that do not match, subjects with
             different embedding lengths, or fewer than 8 images in a subject.
         """
-        from neuro.train import Trainer
         from neuro.train.seed import seed_everything
 
         self._check_settings()
@@ -607,7 +625,7 @@ class InContextEncoder(NeuroEstimator):
                 torch.from_numpy(picks[:, :k_val]).long(),
                 torch.from_numpy(picks[:, k_val:]).long(),
             )
-        trainer = Trainer(
+        trainer = self._trainer(
             max_epochs=self.epochs,
             batch_size=min(self.batch_size, len(train_ids)),
             lr=self.lr,
@@ -621,7 +639,9 @@ class InContextEncoder(NeuroEstimator):
             seed=self.random_state,
             verbose=self.verbose,
         )
-        self.history_ = trainer.fit(objective, (torch.from_numpy(train_ids).long(),), val)
+        self.history_ = trainer.fit(
+            objective, (torch.from_numpy(train_ids).long(),), val, resume=self._resume(resume)
+        )
         self.model_ = net.cpu().eval()
         self._set_attributes()
         return self

@@ -54,6 +54,7 @@ from neuro._validation import (
     check_n_features,
 )
 from neuro.base import NeuroEstimator
+from neuro.encoders._checkpoints import CheckpointedFit
 from neuro.encoders.readouts import _as_array, _training_targets
 from neuro.errors import InputError, InputTypeError
 
@@ -312,6 +313,22 @@ def _build(settings: _Settings, voxel_query: np.ndarray) -> TransformerBrainModu
     )
 
 
+def _per_voxel_strings(name: str, values, n_voxels: int) -> np.ndarray:
+    """One string per voxel from labels (checked shape); unlabelled voxels become ``REST``."""
+    if isinstance(values, (str, bytes)):
+        raise InputTypeError(
+            f"{name} must be one label per voxel (an array of strings); got the single "
+            f"string {values!r}."
+        )
+    values = np.asarray(values.detach().cpu() if hasattr(values, "detach") else values)
+    if values.ndim != 1 or len(values) != n_voxels:
+        raise InputError(
+            f"{name} must have one label per voxel, shape (n_voxels={n_voxels},); got "
+            f"shape {values.shape}."
+        )
+    return _label_names(values)
+
+
 def _label_names(labels: np.ndarray) -> np.ndarray:
     """ROI labels as strings; ``None``, NaN and ``""`` become :data:`REST`."""
     out = []
@@ -324,7 +341,7 @@ def _label_names(labels: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- estimator
-class TransformerEncoder(MultiOutputMixin, RegressorMixin, NeuroEstimator):
+class TransformerEncoder(CheckpointedFit, MultiOutputMixin, RegressorMixin, NeuroEstimator):
     """Voxel encoder that routes feature-map tokens to brain regions by cross-attention.
 
     Parameters
@@ -337,6 +354,11 @@ class TransformerEncoder(MultiOutputMixin, RegressorMixin, NeuroEstimator):
     roi_labels : array-like (n_voxels,), optional
         The ROI of each voxel (strings; ``""`` or None for unlabelled),
         used when ``fit`` is not given ``roi_labels=``.
+    hemispheres : array-like (n_voxels,), optional
+        The hemisphere of each voxel (e.g. ``"left"``/``"right"``), used when
+        ``fit`` is not given ``hemispheres=``. With it, ROI mode has one query
+        per ROI and hemisphere (``"FFA-left"``) and one ``"rest"`` query per
+        hemisphere (``"rest-left"``), as in the paper.
     d_model : int, default=64
         Token and query width (a multiple of 4 and of ``n_heads``); the paper
         uses 768 (:data:`PAPER_SIZE`).
@@ -367,6 +389,14 @@ class TransformerEncoder(MultiOutputMixin, RegressorMixin, NeuroEstimator):
     patience : int, default=10
         Epochs without a better validation loss before stopping.
     precision : {"32", "bf16-mixed", "16-mixed"}, default="32"
+    checkpoint_dir : str or path, optional
+        Where the Trainer writes checkpoints (``checkpoints/last.pt`` every
+        epoch and every ``checkpoint_every_n_steps`` steps), ``config.json``
+        and ``metrics.jsonl``; ``fit(..., resume=True)`` continues a killed
+        run from there and ends exactly as an uninterrupted one. A folder
+        that is not empty is refused unless resuming.
+    checkpoint_every_n_steps : int, optional
+        Also checkpoint every this many optimizer steps.
     random_state : int, default=0
         Seed of initialisation, validation split and data order.
     verbose : int, default=0
@@ -378,7 +408,8 @@ class TransformerEncoder(MultiOutputMixin, RegressorMixin, NeuroEstimator):
         The trained module, on the CPU after fit.
     query_names_ : list of str
         Name of each query: the sorted ROI labels, then ``"rest"`` if some
-        voxels are unlabelled (ROI mode); ``"voxel-<i>"`` (voxel mode).
+        voxels are unlabelled (ROI mode; with hemispheres ``"<roi>-<hemi>"``
+        and ``"rest-<hemi>"``); ``"voxel-<i>"`` (voxel mode).
     voxel_query_ : ndarray (n_voxels,) int
         The query serving each voxel.
     history_ : list of dict
@@ -415,11 +446,14 @@ class TransformerEncoder(MultiOutputMixin, RegressorMixin, NeuroEstimator):
 
     #: What ``X`` is: feature maps ``(n, C, H, W)`` (``compare_encoders`` gives them as they are).
     input_kind = "maps"
+    #: ``compare_encoders`` passes ``roi_labels=`` (and ``hemispheres=`` on surfaces) to ``fit``.
+    reads_rois = True
 
     def __init__(
         self,
         query_mode: str = "roi",
         roi_labels=None,
+        hemispheres=None,
         d_model: int = 64,
         n_heads: int = 4,
         ffn_dim: int = 128,
@@ -433,11 +467,14 @@ class TransformerEncoder(MultiOutputMixin, RegressorMixin, NeuroEstimator):
         val_fraction: float = 0.1,
         patience: int = 10,
         precision: str = "32",
+        checkpoint_dir=None,
+        checkpoint_every_n_steps: int | None = None,
         random_state: int = 0,
         verbose: int = 0,
     ) -> None:
         self.query_mode = query_mode
         self.roi_labels = roi_labels
+        self.hemispheres = hemispheres
         self.d_model = d_model
         self.n_heads = n_heads
         self.ffn_dim = ffn_dim
@@ -451,6 +488,8 @@ class TransformerEncoder(MultiOutputMixin, RegressorMixin, NeuroEstimator):
         self.val_fraction = val_fraction
         self.patience = patience
         self.precision = precision
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every_n_steps = checkpoint_every_n_steps
         self.random_state = random_state
         self.verbose = verbose
 
@@ -528,7 +567,9 @@ class TransformerEncoder(MultiOutputMixin, RegressorMixin, NeuroEstimator):
             )
         return x
 
-    def _voxel_queries(self, roi_labels, n_voxels: int) -> tuple[np.ndarray, list[str]]:
+    def _voxel_queries(
+        self, roi_labels, n_voxels: int, hemispheres=None
+    ) -> tuple[np.ndarray, list[str]]:
         """The query of each voxel and the query names."""
         if self.query_mode == "voxel":
             return np.arange(n_voxels), [f"voxel-{i}" for i in range(n_voxels)]
@@ -538,20 +579,20 @@ class TransformerEncoder(MultiOutputMixin, RegressorMixin, NeuroEstimator):
                 "query_mode='roi' needs the ROI of each voxel: pass fit(X, Y, roi_labels=...) or "
                 "TransformerEncoder(roi_labels=...), or use query_mode='voxel'."
             )
-        if isinstance(labels, (str, bytes)):
-            raise InputTypeError(
-                f"roi_labels must be one label per voxel (an array of strings); got the single "
-                f"string {labels!r}."
-            )
-        labels = np.asarray(labels.detach().cpu() if hasattr(labels, "detach") else labels)
-        if labels.ndim != 1 or len(labels) != n_voxels:
-            raise InputError(
-                f"roi_labels must have one label per voxel, shape (n_voxels={n_voxels},); got "
-                f"shape {labels.shape}."
-            )
-        names = _label_names(labels)
+        names = _per_voxel_strings("roi_labels", labels, n_voxels)
+        hemis = self.hemispheres if hemispheres is None else hemispheres
         rois = sorted(set(names.tolist()) - {REST})
-        query_names = rois + ([REST] if REST in names else [])
+        if hemis is None:
+            query_names = rois + ([REST] if REST in names else [])
+        else:
+            sides = _per_voxel_strings("hemispheres", hemis, n_voxels)
+            if (sides == REST).any():
+                raise InputError(
+                    "hemispheres has voxels without a hemisphere (empty or None); give every "
+                    "voxel one (e.g. 'left'/'right'), or leave hemispheres unset."
+                )
+            names = np.char.add(np.char.add(names, "-"), sides)
+            query_names = sorted(set(names.tolist()), key=lambda q: (q.startswith(REST + "-"), q))
         index = {name: i for i, name in enumerate(query_names)}
         return np.array([index[n] for n in names], dtype=np.int64), query_names
 
@@ -559,7 +600,7 @@ class TransformerEncoder(MultiOutputMixin, RegressorMixin, NeuroEstimator):
         return (x - self.x_mean_.reshape(1, -1, 1, 1)) / self.x_scale_.reshape(1, -1, 1, 1)
 
     # ------------------------------------------------------------------- fit
-    def fit(self, X, Y, roi_labels=None):
+    def fit(self, X, Y, roi_labels=None, hemispheres=None, resume: bool = False):
         """Train the encoder on feature maps ``X`` and responses ``Y``.
 
         Parameters
@@ -570,6 +611,13 @@ class TransformerEncoder(MultiOutputMixin, RegressorMixin, NeuroEstimator):
         roi_labels : array-like (n_voxels,), optional
             ROI of each voxel (overrides the ``roi_labels`` parameter);
             needed in ROI mode.
+        hemispheres : array-like (n_voxels,), optional
+            Hemisphere of each voxel (overrides the ``hemispheres``
+            parameter): one query per ROI and hemisphere, and a rest query
+            per hemisphere.
+        resume : bool, default=False
+            Continue a killed run from ``checkpoint_dir/checkpoints/last.pt``
+            (same data and settings); the result equals an uninterrupted fit.
 
         Returns
         -------
@@ -581,14 +629,13 @@ class TransformerEncoder(MultiOutputMixin, RegressorMixin, NeuroEstimator):
             ``X`` not 4-D, NaN values, rows of ``X`` and ``Y`` differ, ROI
             labels missing (ROI mode) or of the wrong length, too few images.
         """
-        from neuro.train import Trainer
         from neuro.train.seed import seed_everything
 
         self._check_settings()
         x = self._check_x(X, fitting=True)
         y, single_output, n_val = _training_targets(x, Y, self.val_fraction)
         n = len(x)
-        voxel_query, query_names = self._voxel_queries(roi_labels, y.shape[1])
+        voxel_query, query_names = self._voxel_queries(roi_labels, y.shape[1], hemispheres)
 
         self.x_mean_ = x.mean(axis=(0, 2, 3))
         self.x_scale_ = x.std(axis=(0, 2, 3)) + 1e-6 * (np.abs(x).max() + 1e-12)
@@ -612,7 +659,7 @@ class TransformerEncoder(MultiOutputMixin, RegressorMixin, NeuroEstimator):
         module = _build(self.settings_, voxel_query)
         order = np.random.default_rng(self.random_state).permutation(n)
         val, train = order[:n_val], order[n_val:]
-        trainer = Trainer(
+        trainer = self._trainer(
             max_epochs=self.epochs,
             batch_size=min(self.batch_size, len(train)),
             lr=self.lr,
@@ -625,7 +672,12 @@ class TransformerEncoder(MultiOutputMixin, RegressorMixin, NeuroEstimator):
             seed=self.random_state,
             verbose=self.verbose,
         )
-        self.history_ = trainer.fit(_Objective(module), (xs[train], ys[train]), (xs[val], ys[val]))
+        self.history_ = trainer.fit(
+            _Objective(module),
+            (xs[train], ys[train]),
+            (xs[val], ys[val]),
+            resume=self._resume(resume),
+        )
         self.model_ = module.cpu().eval()
         self.single_output_ = single_output
         self.n_features_in_ = int(np.prod(self.settings_.in_shape))

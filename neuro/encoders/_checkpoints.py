@@ -1,0 +1,52 @@
+"""Checkpointed training for the encoders trained on :class:`neuro.train.Trainer`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from neuro._validation import check_bool, check_int
+from neuro.errors import InputError
+
+
+class CheckpointedFit:
+    """Mixin: ``checkpoint_dir`` / ``checkpoint_every_n_steps`` settings and ``fit(resume=True)``.
+
+    The estimator keeps the two settings as attributes; :meth:`_trainer`
+    builds the Trainer that writes there, and :meth:`_resume` turns
+    ``fit``'s ``resume`` flag into the Trainer's ``resume="last"`` after
+    checking there is something to resume.
+    """
+
+    checkpoint_dir = None
+    checkpoint_every_n_steps = None
+
+    def _trainer(self, **settings):
+        """The Trainer for ``fit``, writing checkpoints to ``checkpoint_dir`` when it is set."""
+        from neuro.train import Trainer
+
+        every = check_int(
+            "checkpoint_every_n_steps", self.checkpoint_every_n_steps, minimum=1, allow_none=True
+        )
+        if every is not None and self.checkpoint_dir is None:
+            raise InputError(
+                "checkpoint_every_n_steps needs checkpoint_dir=..., the folder where the "
+                "checkpoints are written."
+            )
+        return Trainer(out_dir=self.checkpoint_dir, checkpoint_every_n_steps=every, **settings)
+
+    def _resume(self, resume) -> str | None:
+        """``"last"`` when resuming a run that left a checkpoint, None when not resuming."""
+        if not check_bool("resume", resume):
+            return None
+        if self.checkpoint_dir is None:
+            raise InputError(
+                "resume=True needs checkpoint_dir=..., the folder where the interrupted run "
+                "wrote its checkpoints."
+            )
+        last = Path(self.checkpoint_dir) / "checkpoints" / "last.pt"
+        if not last.is_file():
+            raise InputError(
+                f"Nothing to resume: {last} does not exist. Fit without resume=True to start "
+                "a run there."
+            )
+        return "last"
