@@ -154,6 +154,39 @@ class SimulatedStimuli:
             self.content.shape[2] * self.content.shape[3]
         )
 
+    def oracle_maps(self, map_size: int = 8) -> np.ndarray:
+        """A stand-in for a backbone's feature map that encodes what is where.
+
+        The category content (:attr:`content`, 4 channels) and the
+        appearance channels (:meth:`appearance_maps`, 4 channels), averaged
+        over blocks to ``map_size x map_size``: what an ideal frozen vision
+        model's spatial feature map would say about these images. On it, the
+        simulated voxels are exactly computable: early voxels pool contrast
+        over a receptive field, category voxels read their content's
+        coverage and appearance wherever it lies.
+
+        Parameters
+        ----------
+        map_size : int, default=8
+            Side of the output grid; must divide the image size.
+
+        Returns
+        -------
+        ndarray of shape (n_stimuli, 8, map_size, map_size), float32
+            Channels: the :data:`CATEGORIES` content, then :data:`APPEARANCE`.
+        """
+        map_size = check_int("map_size", map_size, minimum=1)
+        size = self.images.shape[1]
+        if size % map_size:
+            raise InputError(
+                f"map_size={map_size} does not divide the image size {size}; choose a divisor "
+                f"(e.g. {size // 4 if size % 4 == 0 else 1})."
+            )
+        block = size // map_size
+        both = np.concatenate([self.content, self.appearance_maps()], axis=1)
+        pooled = both.reshape(len(self), both.shape[1], map_size, block, map_size, block)
+        return pooled.mean(axis=(3, 5)).astype(np.float32)
+
     def semantic_embedding(
         self, dim: int = 16, noise: float = 0.05, seed: int = 0, appearance: bool = False
     ) -> np.ndarray:

@@ -166,7 +166,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the backbones extra)",
     )
     model.add_argument(
-        "--epochs", type=int, default=None, help="training epochs of the readouts (their default)"
+        "--epochs",
+        type=int,
+        default=None,
+        help="training epochs of the readouts and deep encoders (their default)",
+    )
+    model.add_argument(
+        "--incontext-model",
+        type=Path,
+        help="a meta-trained in-context encoder (InContextEncoder.save) to use for --model "
+        "incontext instead of meta-training on this subject; it reads --semantic vectors of "
+        "the embedding it was trained on",
     )
     model.add_argument(
         "--test-size",
@@ -198,6 +208,7 @@ _PATH_OPTIONS = (
     "weights",
     "surface",
     "surface_labels",
+    "incontext_model",
 )
 
 
@@ -258,6 +269,10 @@ def check_inputs(args: argparse.Namespace) -> None:
         )
     if args.epochs is not None:
         check_int("--epochs", args.epochs, minimum=1)
+    if args.incontext_model is not None and "incontext" not in (args.model or []):
+        raise InputError(
+            "--incontext-model is the encoder for --model incontext; add incontext to --model."
+        )
     sources = [
         f
         for f, d in (
@@ -522,6 +537,13 @@ def run(args: argparse.Namespace) -> int:
 
     models = args.model or ["ridge", "gaussian"]
     models = list(dict.fromkeys(models))
+    if args.incontext_model is not None:  # a meta-trained encoder replaces the named one
+        from neuro.encoders.incontext import InContextEncoder
+
+        with errors_as_flags({"path": "--incontext-model"}):
+            trained = InContextEncoder.load(args.incontext_model)
+        trained.set_params(device=args.device, verbose=max(args.verbose - 1, 0))
+        models = [("incontext", trained) if m == "incontext" else m for m in models]
     dataset, semantic = load_dataset(args)
     if args.semantic is not None and _is_network(args.semantic):
         semantic = _clip_semantic(args, dataset)
