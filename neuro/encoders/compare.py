@@ -634,7 +634,8 @@ def compare_encoders(
 
 def _roi_arguments(name: str, est, dataset) -> dict[str, Any]:
     """``roi_labels`` (and ``hemispheres`` on surfaces) for an estimator that routes by ROI."""
-    if dataset.roi_labels is None and getattr(est, "query_mode", "roi") == "roi":
+    unlabelled = dataset.roi_labels is None or not (np.asarray(dataset.roi_labels) != "").any()
+    if unlabelled and getattr(est, "query_mode", "roi") == "roi":
         raise InputError(
             f"Encoder {name!r} routes by ROI, but the dataset has no ROI labels; give the "
             "voxels' ROIs (--labels/--rois, FMRIDataset(roi_labels=...)) or use "

@@ -57,7 +57,7 @@ from neuro._validation import (
     check_same_length,
 )
 from neuro.base import NeuroEstimator
-from neuro.encoders._checkpoints import CheckpointedFit
+from neuro.train.checkpointed import CheckpointedFit
 from neuro.errors import InputError, InputTypeError
 
 __all__ = [
@@ -879,7 +879,13 @@ class InContextEncoder(CheckpointedFit, NeuroEstimator):
                     "with some out of range (or none)."
                 )
             pool = np.setdiff1d(np.arange(len(x)), test_idx)
+        if isinstance(ks, (str, bytes)) or not hasattr(ks, "__iter__"):
+            raise InputTypeError(
+                f"ks must be a sequence of support sizes K (e.g. (10, 25, 50)); got {ks!r}."
+            )
         ks = [check_int("ks", k, minimum=2) for k in ks]
+        if not ks:
+            raise InputError("ks is empty; give one or more support sizes K (e.g. (10, 25, 50)).")
         kept = [k for k in ks if k <= len(pool)]
         skipped = [k for k in ks if k > len(pool)]
         if not kept:

@@ -54,7 +54,7 @@ from neuro._validation import (
     check_n_features,
 )
 from neuro.base import NeuroEstimator
-from neuro.encoders._checkpoints import CheckpointedFit
+from neuro.train.checkpointed import CheckpointedFit
 from neuro.encoders.readouts import _as_array, _training_targets
 from neuro.errors import InputError, InputTypeError
 

@@ -1,11 +1,11 @@
-"""Checkpointed training for the encoders trained on :class:`neuro.train.Trainer`."""
+"""Checkpointed training for estimators trained on :class:`neuro.train.Trainer`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from neuro._validation import check_bool, check_int
-from neuro.errors import InputError
+from neuro.errors import InputError, OutputExistsError
 
 
 class CheckpointedFit:
@@ -37,6 +37,13 @@ class CheckpointedFit:
     def _resume(self, resume) -> str | None:
         """``"last"`` when resuming a run that left a checkpoint, None when not resuming."""
         if not check_bool("resume", resume):
+            folder = None if self.checkpoint_dir is None else Path(self.checkpoint_dir)
+            if folder is not None and folder.is_dir() and any(folder.iterdir()):
+                raise OutputExistsError(
+                    f"checkpoint_dir {str(folder)!r} is not empty (an earlier run's checkpoints); "
+                    "pass fit(..., resume=True) to continue that run, or give an empty or new "
+                    "folder."
+                )
             return None
         if self.checkpoint_dir is None:
             raise InputError(
