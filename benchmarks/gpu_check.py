@@ -39,6 +39,7 @@ GPU_ARGS = {
     "trainer": [],
     "fmri_hdf5": [],
     "nsd_scale": ["--sessions", "4", "--n-images", "1000"],  # writing the subject is CPU work
+    "encoders_deep": [],  # paper sizes at full width, 10,000 voxels
 }
 GPU_TIMEOUTS = {
     "ridge": 150,
@@ -48,6 +49,7 @@ GPU_TIMEOUTS = {
     "trainer": 45,
     "fmri_hdf5": 45,
     "nsd_scale": 240,
+    "encoders_deep": 180,
 }
 TEST_TIMEOUT = 120
 

@@ -22,7 +22,16 @@ import time
 from _common import Col, format_table
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-BENCHMARKS = ("ridge", "dendrites", "connectome", "rnn", "trainer", "fmri_hdf5", "nsd_scale")
+BENCHMARKS = (
+    "ridge",
+    "dendrites",
+    "connectome",
+    "rnn",
+    "trainer",
+    "fmri_hdf5",
+    "nsd_scale",
+    "encoders_deep",
+)
 
 
 def run_benchmarks(
@@ -56,6 +65,7 @@ def run_benchmarks(
                 "connectome",
                 "fmri_hdf5",
                 "nsd_scale",
+                "encoders_deep",
             ):
                 cmd.append("--keep-blas-env")
             cmd += (extra or {}).get(name, [])

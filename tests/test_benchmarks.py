@@ -140,6 +140,7 @@ def test_gpu_check_pipeline_on_the_cpu(tmp_path):
         "trainer",
         "fmri_hdf5",
         "nsd_scale",
+        "encoders_deep",
     ]
     modules = {row["module"] for row in doc["summary"]}
     assert modules == {
@@ -151,5 +152,31 @@ def test_gpu_check_pipeline_on_the_cpu(tmp_path):
         "trainer",
         "fmri_hdf5",
         "nsd_scale",
+        "encoders_deep",
     }
     assert "module" in proc.stdout and "ratio" in proc.stdout
+
+
+@pytest.mark.slow
+def test_encoders_deep_quick(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")  # no thread contention
+    report = run_quick("encoders_deep", tmp_path, env=env)
+    train, encode, attention = report["tables"]
+    rows = train["rows"]
+    assert [(r["model"], r["size"]) for r in rows] == [
+        ("TransformerEncoder", "default"),
+        ("InContextEncoder", "default"),
+        ("TransformerEncoder", "paper, width x0.125"),
+        ("InContextEncoder", "paper, width x0.125"),
+    ]
+    for row in rows:
+        assert row["images_per_s"] > 0 and row["mem_mib"] >= 0
+        assert 0 < row["params"] <= row["full_params"]
+    assert rows[0]["params"] == rows[0]["full_params"] and rows[3]["full_params"] > 90_000_000
+    methods = [r["method"] for r in encode["rows"]]
+    assert methods[0].startswith("InContextEncoder.encode")
+    assert methods[-1].startswith("VoxelRidgeCV")
+    assert encode["rows"][-1]["ratio"] == 1.0
+    for row in attention["rows"]:
+        assert row["max_abs_diff"] < 1e-4 and row["sdpa_fb_ms"] > 0 and row["plain_fb_ms"] > 0
+    assert any(s["benchmark"].startswith("SDPA") for s in report["summary"])
