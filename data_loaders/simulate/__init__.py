@@ -10,7 +10,11 @@
   subject in the Natural Scenes Dataset's own file layout, with planted
   linear responses to image features;
 - :func:`simulate_calcium` (:mod:`data_loaders.simulate.calcium`): calcium
-  traces of several animals with planted functional communities.
+  traces of several animals with planted functional communities;
+- :func:`simulate_spiking_circuit` (:mod:`data_loaders.simulate.spikes`): a
+  stimulus-driven spiking circuit with known directed connectivity (hubs,
+  excitatory and inhibitory delayed couplings, refractoriness) and a
+  behaviour read out from the population.
 """
 
 from data_loaders.simulate.calcium import CalciumGroundTruth, SimulatedCalcium, simulate_calcium
@@ -26,6 +30,11 @@ from data_loaders.simulate.fmri import (
 )
 from data_loaders.simulate.linear import LinearEncodingData, simulate_linear_encoding
 from data_loaders.simulate.nsd_layout import NSDLayout, write_nsd_layout
+from data_loaders.simulate.spikes import (
+    SimulatedCircuit,
+    cross_correlogram,
+    simulate_spiking_circuit,
+)
 
 __all__ = [
     "CATEGORIES",
@@ -34,13 +43,16 @@ __all__ = [
     "LinearEncodingData",
     "NSDLayout",
     "SimulatedCalcium",
+    "SimulatedCircuit",
     "SimulatedFMRI",
     "SimulatedStimuli",
     "SimulatedSubject",
     "contrast_energy",
+    "cross_correlogram",
     "make_stimuli",
     "simulate_calcium",
     "simulate_fmri",
     "simulate_linear_encoding",
+    "simulate_spiking_circuit",
     "write_nsd_layout",
 ]
