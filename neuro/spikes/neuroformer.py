@@ -1,0 +1,626 @@
+"""Neuroformer as an estimator: pretrain on a recording, score, generate, read connectivity.
+
+:class:`Neuroformer` ties the tokeniser (:class:`~neuro.spikes.tokenizer.SpikeTokenizer`)
+and the network (:class:`~neuro.spikes.model.NeuroformerModule`) to a
+recording (:class:`data_loaders.spikes.AlignedRecording`, or bare
+:class:`data_loaders.spikes.SpikeTrains`):
+
+* :meth:`Neuroformer.fit` anchors samples over the training intervals (one
+  current window after another), tokenises them once, and trains on
+  :class:`neuro.train.Trainer` (early stopping on held-out intervals, mixed
+  precision, checkpoints and exact resume);
+* :meth:`Neuroformer.cross_entropy` is the held-out next-neuron
+  cross-entropy beside the entropy of the neurons' firing frequencies (what
+  a model that knows only how often each neuron fires would score);
+* :meth:`Neuroformer.generate` samples each current window from the true
+  past window and stimulus, with the key/value cache;
+* :meth:`Neuroformer.connectivity` accumulates, over the data, the attention
+  from each predicted neuron to each past-window neuron into an ``(N, N)``
+  matrix ``[target, source]``, divided by what uniform attention would give
+  (so a neuron that fires often is not read as a hub).
+
+The stimulus of a sample is the ``n_stimulus_frames`` frames on screen
+before its window end (the paper: 3 frames at 20 Hz).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from neuro._validation import check_float, check_int
+from neuro.base import NeuroEstimator
+from neuro.errors import InputError, InputTypeError
+from neuro.spikes.model import NeuroformerConfig, NeuroformerModule
+from neuro.spikes.tokenizer import SpikeTokenizer, truncation_report
+from neuro.train.checkpointed import CheckpointedFit
+
+__all__ = ["Neuroformer"]
+
+
+def _recording(data):
+    """``(spikes, stimulus, frame_times, behavior, behavior_times)`` of a recording or spikes."""
+    if hasattr(data, "spikes") and hasattr(data, "stimulus"):
+        return data.spikes, data.stimulus, data.frame_times, data.behavior, data.behavior_times
+    if all(hasattr(data, a) for a in ("neuron_ids", "times", "n_neurons", "t_start", "t_stop")):
+        return data, None, None, None, None
+    raise InputTypeError(
+        "Give an AlignedRecording (spikes with stimulus and behaviour) or SpikeTrains from "
+        f"data_loaders.spikes; got {type(data).__name__}."
+    )
+
+
+def _intervals(intervals, t_start: float, t_stop: float) -> list[tuple[float, float]]:
+    if intervals is None:
+        return [(float(t_start), float(t_stop))]
+    out = []
+    for item in intervals:
+        a, b = (float(v) for v in item)
+        if not (t_start - 1e-9 <= a < b <= t_stop + 1e-9):
+            raise InputError(
+                f"Interval [{a}, {b}) is not inside the recording [{t_start}, {t_stop}); give "
+                "intervals of the recording (e.g. from data_loaders.spikes.split_intervals)."
+            )
+        out.append((a, b))
+    if not out:
+        raise InputError("intervals is empty; give at least one (start, stop) interval.")
+    return out
+
+
+@dataclass
+class _Settings:
+    """What ``load`` needs to rebuild the tokeniser and the network."""
+
+    n_neurons: int
+    dt: float
+    window: float
+    past_window: float
+    block_size: int
+    past_block_size: int
+    model: dict
+    n_stimulus_frames: int
+
+
+class _Objective(nn.Module):
+    """The network and the stimulus frames, in the form the Trainer expects.
+
+    Batches are ``(ids, dts, past_ids, past_dts[, frame_index])``; the
+    frames are gathered from the recording's frames by index, so each
+    sample's clip is never copied.
+    """
+
+    def __init__(self, net: NeuroformerModule, frames: torch.Tensor | None) -> None:
+        super().__init__()
+        self.net = net
+        self.register_buffer("frames", frames, persistent=False)
+
+    def _batch(self, batch) -> dict:
+        ids, dts, past_ids, past_dts, *rest = batch
+        out = {"ids": ids, "dts": dts, "past_ids": past_ids, "past_dts": past_dts}
+        if rest:
+            out["frames"] = self.frames[rest[0]]  # (B, n_frames, H, W)
+        return out
+
+    def training_step(self, batch):
+        return self.net.loss(self._batch(batch))
+
+    def validation_step(self, batch):
+        return self.net.loss(self._batch(batch))
+
+
+class Neuroformer(CheckpointedFit, NeuroEstimator):
+    """Generative pretraining on spikes (Antoniades et al., ICLR 2024).
+
+    Parameters
+    ----------
+    dt : float, default=0.01
+        Token time resolution, seconds (the paper's 10 ms).
+    window, past_window : float, default=0.05, 0.15
+        Current and past windows, seconds (whole numbers of ``dt``).
+    block_size, past_block_size : int, default=64, 192
+        Tokens per current / past window, SOS and EOS included; windows with
+        more spikes keep their last ones (counted and warned about). The
+        paper: 100 and 700.
+    stride : float, optional
+        Seconds between training anchors (default: ``window``, so current
+        windows tile the data).
+    n_stimulus_frames : int, default=3
+        Frames before each window end that the model sees (0: ignore the
+        stimulus).
+    d_model, n_heads, n_self_layers, n_cross_layers, n_final_layers, n_frame_layers : int
+        Network sizes (:class:`~neuro.spikes.model.NeuroformerConfig`;
+        ``neuro.spikes.model.PAPER_SIZE`` is the paper's).
+    frame_patch : (t, h, w), default=(3, 5, 5)
+        Conv3d patch of the stimulus embedding.
+    contrastive_dim : int, default=0
+        Shared space of the neural-stimulus contrastive loss (0: off).
+    dropout : float, default=0.1
+    epochs, batch_size, lr, weight_decay, patience : training settings
+        AdamW with a cosine schedule; early stopping on the validation
+        intervals (the paper: lr 1e-4, weight decay 1.0, batch 160).
+    val_fraction : float, default=0.1
+        Without ``val_intervals``, the last anchors (in time) of the
+        training data held out for early stopping.
+    device : str, default="auto"
+    precision : {"32", "bf16-mixed", "16-mixed"}, default="32"
+    checkpoint_dir, checkpoint_every_n_steps :
+        Checkpoints for ``fit(..., resume=True)``
+        (:class:`~neuro.train.checkpointed.CheckpointedFit`).
+    random_state : int, default=0
+    verbose : int, default=0
+
+    Attributes
+    ----------
+    model_ : NeuroformerModule
+    tokenizer_ : SpikeTokenizer
+    history_ : list of dict
+    n_neurons_ : int
+    truncation_ : dict
+        Samples and spikes dropped to fit the blocks in training
+        (:func:`~neuro.spikes.tokenizer.truncation_report`; the tokeniser
+        also warns in one line when it drops any).
+
+    Examples
+    --------
+    >>> from data_loaders.simulate.spikes import simulate_spiking_circuit
+    >>> sim = simulate_spiking_circuit(n_neurons=12, n_hubs=2, duration=20.0, seed=0)
+    >>> nf = Neuroformer(d_model=16, n_heads=2, epochs=1, device="cpu").fit(sim.recording)
+    >>> nf.connectivity(sim.recording).shape
+    (12, 12)
+    """
+
+    def __init__(
+        self,
+        dt: float = 0.01,
+        window: float = 0.05,
+        past_window: float = 0.15,
+        block_size: int = 64,
+        past_block_size: int = 192,
+        stride: float | None = None,
+        n_stimulus_frames: int = 3,
+        d_model: int = 64,
+        n_heads: int = 4,
+        n_self_layers: int = 1,
+        n_cross_layers: int = 1,
+        n_final_layers: int = 1,
+        n_frame_layers: int = 1,
+        frame_patch=(3, 5, 5),
+        contrastive_dim: int = 0,
+        dropout: float = 0.1,
+        epochs: int = 30,
+        batch_size: int = 64,
+        lr: float = 1e-3,
+        weight_decay: float = 0.1,
+        val_fraction: float = 0.1,
+        patience: int = 5,
+        device: str = "auto",
+        precision: str = "32",
+        checkpoint_dir=None,
+        checkpoint_every_n_steps: int | None = None,
+        random_state: int = 0,
+        verbose: int = 0,
+    ) -> None:
+        self.dt = dt
+        self.window = window
+        self.past_window = past_window
+        self.block_size = block_size
+        self.past_block_size = past_block_size
+        self.stride = stride
+        self.n_stimulus_frames = n_stimulus_frames
+        self.d_model = d_model
+        self.n_heads = n_heads
+        self.n_self_layers = n_self_layers
+        self.n_cross_layers = n_cross_layers
+        self.n_final_layers = n_final_layers
+        self.n_frame_layers = n_frame_layers
+        self.frame_patch = frame_patch
+        self.contrastive_dim = contrastive_dim
+        self.dropout = dropout
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.val_fraction = val_fraction
+        self.patience = patience
+        self.device = device
+        self.precision = precision
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every_n_steps = checkpoint_every_n_steps
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # --------------------------------------------------------------- samples
+    def _anchors(self, tok: SpikeTokenizer, spikes, intervals) -> np.ndarray:
+        parts = []
+        for a, b in _intervals(intervals, spikes.t_start, spikes.t_stop):
+            try:
+                parts.append(tok.anchors(a, b, self.stride))
+            except InputError:  # an interval too short for one sample
+                continue
+        if not parts:
+            raise InputError(
+                f"No interval is longer than past_window + window = "
+                f"{tok.past_window + tok.window:.6g} s; give longer intervals or shorter windows."
+            )
+        return np.concatenate(parts)
+
+    def _frame_index(self, frame_times, anchors: np.ndarray) -> np.ndarray:
+        """``(n_anchors, n_stimulus_frames)`` indices of the frames on screen before each anchor."""
+        last = np.searchsorted(frame_times, anchors - 0.5 * self.settings_.dt, side="right") - 1
+        k = self.settings_.n_stimulus_frames
+        return np.clip(last[:, None] - np.arange(k - 1, -1, -1)[None], 0, None)
+
+    def _tokens(self, data, anchors: np.ndarray, report: dict | None = None):
+        """Token tensors ``(ids, dts, past_ids, past_dts[, frame_index])`` of the anchors.
+
+        ``report``, if given, receives the samples and spikes truncated.
+        """
+        spikes, _, frame_times, _, _ = _recording(data)
+        batch = self.tokenizer_.encode(spikes, anchors)  # warns once if it truncates
+        if report is not None:
+            report.update(truncation_report(batch))
+        out = [torch.from_numpy(batch[k]) for k in ("ids", "dts", "past_ids", "past_dts")]
+        if self.settings_.n_stimulus_frames:
+            out.append(torch.from_numpy(self._frame_index(frame_times, anchors)))
+        return tuple(out)
+
+    def _check_data(self, data, fitting: bool):
+        spikes, stimulus, frame_times, _, _ = _recording(data)
+        if not fitting and spikes.n_neurons != self.n_neurons_:
+            raise InputError(
+                f"The recording has {spikes.n_neurons} neurons but the model was trained on "
+                f"{self.n_neurons_}; neuron ids must mean the same cells as in training."
+            )
+        if not fitting and self.settings_.n_stimulus_frames:
+            shape = tuple(self.settings_.model["frame_shape"][1:])
+            if stimulus is None:
+                raise InputError(
+                    "The model was trained with the stimulus; give an AlignedRecording with "
+                    "the stimulus frames (or refit with n_stimulus_frames=0)."
+                )
+            if tuple(stimulus.shape[1:]) != shape:
+                raise InputError(
+                    f"The stimulus frames are {tuple(stimulus.shape[1:])} pixels but the model "
+                    f"was trained on {shape}; give frames of the training size."
+                )
+        return spikes, stimulus, frame_times
+
+    # ------------------------------------------------------------------- fit
+    def fit(self, X, y=None, *, intervals=None, val_intervals=None, resume: bool = False):
+        """Pretrain on the spikes (and stimulus) of a recording.
+
+        Parameters
+        ----------
+        X : AlignedRecording or SpikeTrains
+        y : None
+            Unused (the spikes are their own targets).
+        intervals : list of (start, stop), optional
+            Training intervals in seconds (default: the whole recording),
+            e.g. ``split_intervals(...).train``.
+        val_intervals : list of (start, stop), optional
+            Early-stopping intervals; default: the last ``val_fraction`` of
+            the training anchors.
+        resume : bool, default=False
+            Continue a killed run from ``checkpoint_dir``.
+
+        Returns
+        -------
+        self
+        """
+        from neuro.train.seed import seed_everything
+
+        for name in ("block_size", "past_block_size", "epochs", "batch_size", "patience"):
+            check_int(name, getattr(self, name), minimum=1)
+        check_int("n_stimulus_frames", self.n_stimulus_frames, minimum=0)
+        check_float("val_fraction", self.val_fraction, minimum=0.0, maximum=0.5)
+        spikes, stimulus, _ = self._check_data(X, fitting=True)
+        tok = SpikeTokenizer(
+            spikes.n_neurons,
+            self.dt,
+            self.window,
+            self.past_window,
+            self.block_size,
+            self.past_block_size,
+        )
+        n_frames = int(self.n_stimulus_frames) if stimulus is not None else 0
+        frame_shape = None if not n_frames else (n_frames, *map(int, stimulus.shape[1:]))
+        cfg = NeuroformerConfig(
+            n_neurons=spikes.n_neurons,
+            n_dt=tok.n_dt,
+            block_size=tok.block_size,
+            past_block_size=tok.past_block_size,
+            d_model=self.d_model,
+            n_heads=self.n_heads,
+            n_self_layers=self.n_self_layers,
+            n_cross_layers=self.n_cross_layers,
+            n_final_layers=self.n_final_layers,
+            n_frame_layers=self.n_frame_layers,
+            frame_shape=frame_shape,
+            frame_patch=tuple(int(v) for v in self.frame_patch),
+            contrastive_dim=self.contrastive_dim,
+            dropout=self.dropout,
+        )
+        cfg.check()
+        self.tokenizer_ = tok
+        self.settings_ = _Settings(
+            spikes.n_neurons,
+            tok.dt,
+            tok.window,
+            tok.past_window,
+            tok.block_size,
+            tok.past_block_size,
+            asdict(cfg),
+            n_frames,
+        )
+        self.n_neurons_ = int(spikes.n_neurons)
+        anchors = self._anchors(tok, spikes, intervals)
+        if val_intervals is not None:
+            val_anchors = self._anchors(tok, spikes, val_intervals)
+        else:
+            n_val = round(len(anchors) * float(self.val_fraction))
+            anchors, val_anchors = anchors[: len(anchors) - n_val], anchors[len(anchors) - n_val :]
+        if len(anchors) < 2:
+            raise InputError(
+                f"Only {len(anchors)} training sample(s) fit in the training intervals; give a "
+                "longer recording or shorter windows."
+            )
+        self.truncation_ = {}
+        train = self._tokens(X, anchors, report=self.truncation_)
+        val = self._tokens(X, val_anchors) if len(val_anchors) else None
+        seed_everything(self.random_state)
+        net = NeuroformerModule(cfg)
+        frames = None
+        if n_frames:
+            frames = torch.from_numpy(np.ascontiguousarray(stimulus, dtype=np.float32))
+        trainer = self._trainer(
+            max_epochs=self.epochs,
+            batch_size=min(self.batch_size, len(anchors)),
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            grad_clip_norm=1.0,
+            early_stopping_metric="val_loss" if val is not None else None,
+            early_stopping_patience=self.patience,
+            restore_best=val is not None,
+            device=self.device,
+            precision=self.precision,
+            seed=self.random_state,
+            verbose=self.verbose,
+        )
+        self.history_ = trainer.fit(
+            _Objective(net, frames), train, val, resume=self._resume(resume)
+        )
+        self.model_ = net.cpu().eval()
+        return self
+
+    # ------------------------------------------------------------- inference
+    def _batches(self, data, intervals, batch_size: int):
+        """``(anchors, tokens on device, frames on device or None)`` batch by batch, in eval mode."""
+        from neuro.train.device import resolve_device
+
+        self._check_fitted()
+        spikes, stimulus, _ = self._check_data(data, fitting=False)
+        anchors = self._anchors(self.tokenizer_, spikes, intervals)
+        device = resolve_device(self.device)
+        net = self.model_.to(device).eval()
+        frames = None
+        if self.settings_.n_stimulus_frames:
+            frames = torch.from_numpy(np.ascontiguousarray(stimulus, dtype=np.float32)).to(device)
+        try:
+            for start in range(0, len(anchors), batch_size):
+                a = anchors[start : start + batch_size]
+                tokens = [t.to(device) for t in self._tokens(data, a)]
+                clip = frames[tokens[4]] if frames is not None else None
+                yield net, a, tokens[:4], clip
+        finally:
+            self.model_ = net.cpu()
+
+    def cross_entropy(self, X, intervals=None, batch_size: int = 256) -> dict[str, float]:
+        """Held-out next-neuron cross-entropy beside the firing-frequency entropy.
+
+        Parameters
+        ----------
+        X : AlignedRecording or SpikeTrains
+        intervals : list of (start, stop), optional
+            Where to score (default: the whole recording).
+        batch_size : int, default=256
+            Samples per forward pass.
+
+        Returns
+        -------
+        dict
+            ``id_cross_entropy``: mean -log p(next neuron) over the spike
+            tokens (nats); ``dt_cross_entropy`` likewise for their dt;
+            ``frequency_entropy``: the entropy of which neuron fires (over
+            the same tokens), what a model knowing only each neuron's firing
+            frequency scores at best; ``n_tokens``.
+        """
+        c = self.model_.config
+        id_sum = dt_sum = 0.0
+        n = 0
+        counts = torch.zeros(c.n_neurons, dtype=torch.float64)
+        with torch.inference_mode():
+            for net, _, (ids, dts, pid, pdt), clip in self._batches(X, intervals, batch_size):
+                out = net(ids, dts, pid, pdt, clip)
+                target = ids[:, 1:]
+                spike = target < c.n_neurons
+                logp = out["id_logits"][:, :-1].float().log_softmax(-1)
+                id_sum += float(-logp.gather(-1, target[..., None])[..., 0][spike].sum())
+                logq = out["dt_logits"][:, :-1].float().log_softmax(-1)
+                dt_sum += float(-logq.gather(-1, dts[:, 1:, None])[..., 0][spike].sum())
+                n += int(spike.sum())
+                counts += torch.bincount(target[spike].cpu(), minlength=c.n_neurons).double()
+        if n == 0:
+            raise InputError("The scored intervals hold no spikes; give intervals with spikes.")
+        p = counts[counts > 0] / n
+        return {
+            "id_cross_entropy": id_sum / n,
+            "dt_cross_entropy": dt_sum / n,
+            "frequency_entropy": float(-(p * p.log()).sum()),
+            "n_tokens": n,
+        }
+
+    def score(self, X, y=None) -> float:
+        """Minus the next-neuron cross-entropy per spike token (higher is better)."""
+        return -self.cross_entropy(X)["id_cross_entropy"]
+
+    def generate(
+        self,
+        X,
+        intervals=None,
+        temperature: float = 1.0,
+        seed: int = 0,
+        batch_size: int = 256,
+        use_cache: bool = True,
+    ):
+        """Spikes sampled window by window, each from the true past window and stimulus.
+
+        Parameters
+        ----------
+        X : AlignedRecording or SpikeTrains
+            The context (past spikes and stimulus) to condition on.
+        intervals : list of (start, stop), optional
+            Where to generate (default: the whole recording); the current
+            windows tile each interval after its first ``past_window``.
+        temperature : float, default=1.0
+        seed : int, default=0
+            Generation is reproducible from the seed.
+        batch_size : int, default=256
+        use_cache : bool, default=True
+            Key/value cache (False re-runs the prefix each step: same
+            samples, slower).
+
+        Returns
+        -------
+        SpikeTrains
+            Generated spikes over the recording's interval (each at the
+            start of its bin).
+        """
+        from data_loaders.spikes import SpikeTrains
+
+        check_float("temperature", temperature, minimum=0.0, strict_minimum=True)
+        tok = self.tokenizer_
+        c = self.model_.config
+        allowed = torch.zeros(c.n_dt, dtype=torch.bool)
+        allowed[: tok.n_bins] = True
+        ids_out, times_out = [], []
+        gen = torch.Generator().manual_seed(int(seed))
+        with torch.inference_mode():
+            for net, anchors, (_, _, pid, pdt), clip in self._batches(X, intervals, batch_size):
+                g = gen if pid.device.type == "cpu" else None
+                if g is None:
+                    g = torch.Generator(device=pid.device).manual_seed(int(seed) + len(ids_out))
+                ids, dts = net.generate(
+                    pid,
+                    pdt,
+                    clip,
+                    temperature=temperature,
+                    generator=g,
+                    use_cache=use_cache,
+                    sos_dt=tok.sos_dt,
+                    dt_allowed=allowed.to(pid.device),
+                )
+                n, t = tok.decode(ids.cpu().numpy(), dts.cpu().numpy(), anchors)
+                ids_out.append(n)
+                times_out.append(t)
+        spikes = _recording(X)[0]
+        return SpikeTrains.from_arrays(
+            np.concatenate(ids_out),
+            np.concatenate(times_out),
+            n_neurons=self.n_neurons_,
+            t_start=spikes.t_start,
+            t_stop=spikes.t_stop,
+        )
+
+    def connectivity(
+        self, X, intervals=None, normalize: bool = True, batch_size: int = 256
+    ) -> np.ndarray:
+        """Attention from each predicted neuron to each past-window neuron, ``(N, N)``.
+
+        For every spike token predicted (the target neuron ``i``), the
+        cross-attention of its query to the past window (averaged over heads
+        and cross-attention layers) is summed per source neuron ``j`` of the
+        past tokens, over all the data.
+
+        Parameters
+        ----------
+        X : AlignedRecording or SpikeTrains
+        intervals : list of (start, stop), optional
+        normalize : bool, default=True
+            Divide by the same sum for uniform attention over the real past
+            tokens, so 1 means "as much as chance" and a neuron is not read
+            as a strong source just because it fires often. False: the mean
+            attention mass per prediction of ``i``.
+        batch_size : int, default=256
+
+        Returns
+        -------
+        ndarray (n_neurons, n_neurons), float64
+            ``[i, j]``: attention of target ``i`` on source ``j`` (the
+            convention of ``adjacency[i, j]`` = effect of ``j`` on ``i``); NaN
+            where ``i`` was never predicted or ``j`` never in a past window.
+        """
+        c = self.model_.config
+        n = c.n_neurons
+        mass = torch.zeros(n, n, dtype=torch.float64)
+        chance = torch.zeros(n, n, dtype=torch.float64)
+        targets = torch.zeros(n, dtype=torch.float64)
+        with torch.inference_mode():
+            for net, _, (ids, dts, pid, pdt), clip in self._batches(X, intervals, batch_size):
+                w = net(ids, dts, pid, pdt, clip, return_weights=True)["past_attention"]
+                w = w.float().mean(1)[:, :-1]  # (B, L-1, P): query l predicts token l + 1
+                target = ids[:, 1:]
+                t_onehot = F.one_hot(target.clamp_max(n), n + 1)[..., :n].float()  # (B, L-1, N)
+                s_onehot = F.one_hot(pid.clamp_max(n), n + 1)[..., :n].float()  # (B, P, N)
+                real = (pid != c.pad_id).float()
+                uniform = real / real.sum(1, keepdim=True)  # (B, P)
+                per_query = torch.bmm(w, s_onehot)  # (B, L-1, N) mass on each source
+                mass += torch.einsum("bli,blj->ij", t_onehot, per_query).double().cpu()
+                base = torch.einsum("bp,bpj->bj", uniform, s_onehot)  # (B, N)
+                chance += torch.einsum("bli,bj->ij", t_onehot, base).double().cpu()
+                targets += t_onehot.sum((0, 1)).double().cpu()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if normalize:
+                out = (mass / chance).numpy()
+                out[chance.numpy() == 0] = np.nan
+            else:
+                out = (mass / targets[:, None]).numpy()
+                out[targets.numpy() == 0] = np.nan
+        return out
+
+    # ------------------------------------------------------------- save/load
+    def _fitted_state(self) -> dict[str, Any]:
+        return {
+            "settings_": asdict(self.settings_),
+            "weights": {k: v.detach().cpu() for k, v in self.model_.state_dict().items()},
+            "history_": list(self.history_),
+            "truncation_": dict(self.truncation_),
+            "n_neurons_": int(self.n_neurons_),
+        }
+
+    def _restore_fitted_state(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        s = dict(state.pop("settings_"))
+        model = dict(s["model"])
+        for key in ("frame_shape", "frame_patch"):
+            if model.get(key) is not None:
+                model[key] = tuple(model[key])
+        s["model"] = model
+        self.settings_ = _Settings(**s)
+        self.tokenizer_ = SpikeTokenizer(
+            s["n_neurons"],
+            s["dt"],
+            s["window"],
+            s["past_window"],
+            s["block_size"],
+            s["past_block_size"],
+        )
+        net = NeuroformerModule(NeuroformerConfig(**model))
+        net.load_state_dict(state.pop("weights"))
+        self.model_ = net.eval()
+        for key, value in state.items():
+            setattr(self, key, value)
