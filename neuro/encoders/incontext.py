@@ -57,8 +57,8 @@ from neuro._validation import (
     check_same_length,
 )
 from neuro.base import NeuroEstimator
-from neuro.train.checkpointed import CheckpointedFit
 from neuro.errors import InputError, InputTypeError
+from neuro.train.checkpointed import CheckpointedFit
 
 __all__ = [
     "PAPER_SIZE",

@@ -54,9 +54,9 @@ from neuro._validation import (
     check_n_features,
 )
 from neuro.base import NeuroEstimator
-from neuro.train.checkpointed import CheckpointedFit
 from neuro.encoders.readouts import _as_array, _training_targets
 from neuro.errors import InputError, InputTypeError
+from neuro.train.checkpointed import CheckpointedFit
 
 __all__ = [
     "PAPER_SIZE",
