@@ -243,6 +243,52 @@ def _check_resume_folder(out: Path) -> None:
         )
 
 
+def run_script(prog: str, parser: argparse.ArgumentParser, run, argv=None) -> int:
+    """A script's ``main``: parse, ``run(args)``, an InputError as one line and exit status 2.
+
+    For the scripts in ``scripts/`` whose parser has the common options
+    (:func:`add_common_arguments`: ``--out``, ``--quiet``, ``--verbose``). A
+    failed run removes the output folders it created (if still empty), so
+    no empty folder is left behind.
+
+    Parameters
+    ----------
+    prog : str
+        The script's name, in front of the error line.
+    parser : argparse.ArgumentParser
+    run : callable
+        ``run(args) -> int`` (0 on success).
+    argv : list of str, optional
+        The arguments (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status.
+    """
+    from neuro.errors import InputError
+
+    args = parser.parse_args(argv)
+    args.verbose = 0 if args.quiet else args.verbose
+    out = Path(args.out).expanduser()
+    created = [p for p in (out, *out.parents) if not p.exists()]
+    ok = False
+    try:
+        status = run(args)
+        ok = status == 0
+        return status
+    except InputError as err:
+        if args.verbose >= 2:
+            traceback.print_exc()
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    finally:
+        if not ok:
+            for folder in created:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``neuro`` command; returns the exit status.
 

@@ -37,10 +37,8 @@ left out of meta-training). ``--paper-size`` trains the paper's network
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import time
-import traceback
 import warnings
 import zipfile
 from pathlib import Path
@@ -662,27 +660,9 @@ def main(argv=None) -> int:
     int
         The exit status.
     """
-    from neuro.errors import InputError
+    from neuro.cli import run_script
 
-    args = build_parser().parse_args(argv)
-    args.verbose = 0 if args.quiet else args.verbose
-    out = Path(args.out).expanduser()
-    created = [p for p in (out, *out.parents) if not p.exists()]
-    ok = False
-    try:
-        status = run(args)
-        ok = status == 0
-        return status
-    except InputError as err:
-        if args.verbose >= 2:
-            traceback.print_exc()
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 2
-    finally:
-        if not ok:  # a failed run leaves no empty folder of its own behind
-            for folder in created:
-                with contextlib.suppress(OSError):
-                    folder.rmdir()
+    return run_script(PROG, build_parser(), run, argv)
 
 
 if __name__ == "__main__":

@@ -27,9 +27,7 @@ trains the paper's decoder width (for GPUs).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
-import traceback
 from pathlib import Path
 
 import numpy as np
@@ -172,29 +170,6 @@ def check_arguments(args: argparse.Namespace) -> None:
         check_file("--images", args.images, folder=Path(args.images).is_dir())
 
 
-def _label_names(path: Path | None) -> dict[int, str] | None:
-    """``{index: name}`` from a TSV with columns ``index`` and ``name``."""
-    if path is None:
-        return None
-    import pandas as pd
-
-    from neuro.errors import InputError, UnreadableFileError
-
-    try:
-        table = pd.read_csv(path, sep="\t")
-    except (OSError, ValueError, UnicodeDecodeError) as err:
-        raise UnreadableFileError(
-            f"--label-names: {str(path)!r} is not a readable TSV ({type(err).__name__}). "
-            "Check the file."
-        ) from None
-    if not {"index", "name"} <= set(table.columns):
-        raise InputError(
-            f"--label-names {str(path)!r} must be a TSV with columns 'index' and 'name'; it has "
-            f"{list(table.columns)}."
-        )
-    return {int(i): str(n) for i, n in zip(table["index"], table["name"], strict=True)}
-
-
 def simulate(args: argparse.Namespace):
     """A simulated subject: its dataset, oracle feature maps and planted object coverage.
 
@@ -236,7 +211,8 @@ def load(args: argparse.Namespace):
     """
     from data_loaders.fmri import load_nifti_betas
     from neuro.cli import errors_as_flags
-    from neuro.errors import InputError, UnreadableFileError
+    from neuro.encoders.command import read_label_names, read_npy
+    from neuro.errors import InputError
 
     flags = {
         "images": "--betas",
@@ -251,7 +227,7 @@ def load(args: argparse.Namespace):
             str(args.trials),
             mask_img=None if args.mask is None else str(args.mask),
             labels_img=None if args.labels is None else str(args.labels),
-            label_names=_label_names(args.label_names),
+            label_names=read_label_names(args.label_names),
             rois=args.rois,
         )
     with errors_as_flags({"stimuli": "--images", "path": "--images"}):
@@ -259,13 +235,7 @@ def load(args: argparse.Namespace):
             stimuli=None if args.images is None else str(args.images),
             name=args.betas.name.split(".")[0],
         )
-    try:
-        maps = np.load(args.features, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as err:
-        raise UnreadableFileError(
-            f"--features: {str(args.features)!r} is not a readable .npy array "
-            f"({type(err).__name__}). Check the file."
-        ) from None
+    maps = read_npy("--features", args.features)
     if maps.ndim != 4:
         raise InputError(
             f"--features must hold feature maps of shape (n_stimuli, C, H, W) (the transformer's "
@@ -505,27 +475,9 @@ def main(argv=None) -> int:
     int
         The exit status.
     """
-    from neuro.errors import InputError
+    from neuro.cli import run_script
 
-    args = build_parser().parse_args(argv)
-    args.verbose = 0 if args.quiet else args.verbose
-    out = Path(args.out).expanduser()
-    created = [p for p in (out, *out.parents) if not p.exists()]
-    ok = False
-    try:
-        status = run(args)
-        ok = status == 0
-        return status
-    except InputError as err:
-        if args.verbose >= 2:
-            traceback.print_exc()
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 2
-    finally:
-        if not ok:  # a failed run leaves no empty folder of its own behind
-            for folder in created:
-                with contextlib.suppress(OSError):
-                    folder.rmdir()
+    return run_script(PROG, build_parser(), run, argv)
 
 
 if __name__ == "__main__":

@@ -382,11 +382,13 @@ def _read(flag: str, path, reader, what: str):
         ) from None
 
 
-def _load_npy(flag: str, path) -> np.ndarray:
+def read_npy(flag: str, path) -> np.ndarray:
+    """The array in the .npy file an option names (no pickle); one line if unreadable."""
     return _read(flag, path, lambda p: np.load(p, allow_pickle=False), "a readable .npy array")
 
 
-def _label_names(path: Path | None):
+def read_label_names(path: Path | None):
+    """``{index: name}`` from the ``--label-names`` TSV (columns index, name); None without one."""
     if path is None:
         return None
     import pandas as pd
@@ -415,7 +417,7 @@ def load_dataset(args: argparse.Namespace):
     check_inputs(args)
     semantic = None
     if args.semantic is not None and not _is_network(args.semantic):
-        semantic = _load_npy("--semantic", args.semantic)
+        semantic = read_npy("--semantic", args.semantic)
     if args.betas is not None:
         with errors_as_flags(_NIFTI_FLAGS):
             nifti = load_nifti_betas(
@@ -423,7 +425,7 @@ def load_dataset(args: argparse.Namespace):
                 str(args.trials),
                 mask_img=None if args.mask is None else str(args.mask),
                 labels_img=None if args.labels is None else str(args.labels),
-                label_names=_label_names(args.label_names),
+                label_names=read_label_names(args.label_names),
                 rois=args.rois,
                 average_rois=args.average_rois,
             )
@@ -449,7 +451,7 @@ def load_dataset(args: argparse.Namespace):
                 None if len(args.surface) == 1 else str(args.surface[1]),
                 str(args.trials),
                 labels=labels,
-                label_names=_label_names(args.label_names),
+                label_names=read_label_names(args.label_names),
                 rois=args.rois,
             )
         with errors_as_flags(_IMAGE_FLAGS):
@@ -601,7 +603,7 @@ def run(args: argparse.Namespace) -> int:
         test_stimuli = getattr(args, "_nsd_test_stimuli", None)
     features = extractor
     if extractor is None:
-        features = _load_npy("--features", args.features)
+        features = read_npy("--features", args.features)
     else:  # features (and their cache) only for the images shown: NSD shows 10k of its 73k
         with errors_as_flags({"semantic": "--semantic"}):
             dataset, test_stimuli, semantic = shown_stimuli_only(dataset, test_stimuli, semantic)
