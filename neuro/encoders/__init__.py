@@ -39,7 +39,7 @@ from neuro.encoders.features import (
     pool_features,
 )
 from neuro.encoders.groundtruth import check_ground_truth, receptive_field_recovery
-from neuro.encoders.incontext import InContextEncoder
+from neuro.encoders.incontext import InContextEncoder, subject_from_dataset
 from neuro.encoders.metrics import (
     mean_correlation,
     mean_r2,
@@ -74,6 +74,7 @@ __all__ = [
     "pool_features",
     "receptive_field_recovery",
     "roi_summary",
+    "subject_from_dataset",
     "voxel_correlation",
     "voxel_r2",
 ]

@@ -64,6 +64,7 @@ __all__ = [
     "PAPER_SIZE",
     "InContextEncoder",
     "InContextNet",
+    "subject_from_dataset",
     "unit_embeddings",
 ]
 
@@ -346,6 +347,60 @@ def _subjects(X, Y) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
+def subject_from_dataset(dataset, embeddings, zscore: bool = True, voxels=None):
+    """One subject's ``(X, Y)`` for :meth:`InContextEncoder.fit` from an fMRI dataset.
+
+    The repeats of each stimulus are averaged (after z-scoring each voxel
+    within sessions, as ``compare_encoders`` does), and each stimulus's row
+    of ``embeddings`` is taken by its id, so several users' subjects who saw
+    different images of one stimulus set line up with one embedding array.
+
+    Parameters
+    ----------
+    dataset : data_loaders.fmri.FMRIDataset
+    embeddings : array (n_stimuli, E)
+        One image embedding per stimulus id of the set (e.g. CLIP's).
+    zscore : bool, default=True
+        Z-score each voxel within each session before averaging.
+    voxels : array of bool or int, optional
+        The voxels to keep (e.g. one ROI's); default all.
+
+    Returns
+    -------
+    X : ndarray (n_shown, E), float32
+    Y : ndarray (n_shown, n_voxels), float32
+
+    Raises
+    ------
+    InputError
+        Embeddings that are not 2-D or have fewer rows than the largest
+        stimulus id shown.
+
+    Examples
+    --------
+    >>> from data_loaders.fmri import FMRIDataset
+    >>> rng = np.random.default_rng(0)
+    >>> ds = FMRIDataset(rng.standard_normal((12, 5)), np.repeat(np.arange(6), 2))
+    >>> X, Y = subject_from_dataset(ds, rng.standard_normal((8, 3)))
+    >>> X.shape, Y.shape
+    ((6, 3), (6, 5))
+    """
+    from neuro._validation import check_bool
+
+    emb = check_array("embeddings", embeddings, ndim=2, shape_hint="(n_stimuli, E)")
+    if check_bool("zscore", zscore):
+        dataset = dataset.zscore()
+    y, ids, _ = dataset.average_repeats()
+    if len(emb) <= int(ids.max()):
+        raise InputError(
+            f"embeddings has {len(emb)} rows but the dataset shows stimulus id {int(ids.max())}; "
+            "give one embedding per stimulus id of the stimulus set."
+        )
+    if voxels is not None:
+        y = y[:, np.asarray(voxels)]
+    return emb[ids].astype(np.float32), y.astype(np.float32)
+
+
 class InContextEncoder(CheckpointedFit, NeuroEstimator):
     """BraInCoRL: meta-trained transformer that writes a voxel's linear encoder from K examples.
 
@@ -540,6 +595,9 @@ class InContextEncoder(CheckpointedFit, NeuroEstimator):
             subject, with ``Y`` a list too); or, with ``Y=None``, a list of
             ``(X, Y)`` pairs, one per subject. Subjects may have seen
             different images, in different numbers.
+            :func:`subject_from_dataset` makes a pair from an
+            :class:`~data_loaders.fmri.FMRIDataset` and an embedding per
+            stimulus.
         Y : array (n_images, n_voxels), or list of arrays, optional
             The responses, rows matching ``X``.
         resume : bool, default=False

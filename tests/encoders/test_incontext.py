@@ -253,3 +253,26 @@ def test_readout_attention_matches_sdpa_weights():
     sdpa = torch.nn.functional.scaled_dot_product_attention(q, k, v)
     torch.testing.assert_close(weights @ v, sdpa, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(att, weights[:, :, 0, 4:].mean(1), atol=1e-6, rtol=1e-6)
+
+
+def test_subject_from_dataset_averages_zscored_repeats_and_indexes_embeddings():
+    from data_loaders.fmri import FMRIDataset
+    from neuro.encoders.incontext import subject_from_dataset
+
+    rng = np.random.default_rng(3)
+    ids = np.concatenate([rng.permutation([5, 2, 9, 7]), rng.permutation([5, 2, 9, 7])])
+    betas = rng.standard_normal((8, 6)) + 10.0
+    sessions = np.repeat([0, 1], 4)
+    ds = FMRIDataset(betas, ids, session_ids=sessions)
+    emb = rng.standard_normal((11, 3))
+    X, Y = subject_from_dataset(ds, emb)
+    np.testing.assert_array_equal(X, emb[[2, 5, 7, 9]].astype(np.float32))
+    z = ds.zscore().betas
+    expected = np.stack([z[ids == i].mean(0) for i in (2, 5, 7, 9)])
+    np.testing.assert_allclose(Y, expected, rtol=1e-5, atol=1e-6)
+    _, raw = subject_from_dataset(ds, emb, zscore=False, voxels=[0, 4])
+    np.testing.assert_allclose(
+        raw, np.stack([betas[ids == i][:, [0, 4]].mean(0) for i in (2, 5, 7, 9)]), rtol=1e-5
+    )
+    with pytest.raises(InputError, match="shows stimulus id 9"):
+        subject_from_dataset(ds, emb[:9])
