@@ -160,6 +160,9 @@ class Neuroformer(CheckpointedFit, NeuroEstimator):
     tokenizer_ : SpikeTokenizer
     history_ : list of dict
     n_neurons_ : int
+    behavior_coef_, behavior_intercept_ : ndarray
+        The behaviour head (:meth:`fit_behavior`), ``(n_vars, d_model)`` and
+        ``(n_vars,)``.
     truncation_ : dict
         Samples and spikes dropped to fit the blocks in training
         (:func:`~neuro.spikes.tokenizer.truncation_report`; the tokeniser
@@ -592,6 +595,100 @@ class Neuroformer(CheckpointedFit, NeuroEstimator):
                 out[targets.numpy() == 0] = np.nan
         return out
 
+    # -------------------------------------------------------------- behaviour
+    def _behavior_targets(self, data, anchors: np.ndarray) -> np.ndarray:
+        """Each behaviour variable at the centre of each current window ``(n_anchors, n_vars)``."""
+        _, _, _, behavior, times = _recording(data)
+        if behavior is None:
+            raise InputError(
+                "The recording has no behaviour; give an AlignedRecording with behavior= and "
+                "behavior_times=."
+            )
+        centre = anchors - self.settings_.window / 2
+        return np.stack([np.interp(centre, times, b) for b in np.asarray(behavior).T], axis=1)
+
+    def features(self, X, intervals=None, batch_size: int = 256):
+        """Each sample's pooled current-window features from the pretrained network.
+
+        Parameters
+        ----------
+        X : AlignedRecording or SpikeTrains
+        intervals : list of (start, stop), optional
+        batch_size : int, default=256
+
+        Returns
+        -------
+        anchors : ndarray (n_samples,)
+            Window ends, seconds.
+        features : ndarray (n_samples, d_model), float32
+            The last layer's output averaged over the window's real tokens.
+        """
+        c = self.model_.config
+        anchors, feats = [], []
+        with torch.inference_mode():
+            for net, a, (ids, dts, pid, pdt), clip in self._batches(X, intervals, batch_size):
+                h = net(ids, dts, pid, pdt, clip)["features"].float()
+                real = (ids != c.pad_id).float()[..., None]
+                feats.append(((h * real).sum(1) / real.sum(1)).cpu().numpy())
+                anchors.append(a)
+        return np.concatenate(anchors), np.concatenate(feats).astype(np.float32)
+
+    def fit_behavior(self, X, intervals=None, max_samples: int | None = None, alphas=None):
+        """Fit a behaviour head on the frozen pretrained features (few-shot decoding).
+
+        The head is a ridge regression (one alpha per variable by
+        leave-one-out CV, scikit-learn's :class:`~sklearn.linear_model.RidgeCV`)
+        from :meth:`features` to each behaviour variable at the window's
+        centre.
+
+        Parameters
+        ----------
+        X : AlignedRecording
+            With behaviour.
+        intervals : list of (start, stop), optional
+            Where the labelled samples come from.
+        max_samples : int, optional
+            Use this many labelled samples, drawn at random (seeded by
+            ``random_state``): the few-shot setting.
+        alphas : sequence of float, optional
+            Ridge penalties to choose from (default ``10 ** arange(-3, 5)``).
+
+        Returns
+        -------
+        self
+        """
+        from sklearn.linear_model import RidgeCV
+
+        self._check_fitted()
+        anchors, feats = self.features(X, intervals)
+        y = self._behavior_targets(X, anchors)
+        if max_samples is not None:
+            k = check_int("max_samples", max_samples, minimum=2)
+            if k < len(anchors):
+                pick = np.random.default_rng(self.random_state).permutation(len(anchors))[:k]
+                feats, y = feats[pick], y[pick]
+        alphas = 10.0 ** np.arange(-3, 5) if alphas is None else np.asarray(alphas, float)
+        head = RidgeCV(alphas=alphas, alpha_per_target=True).fit(feats, y)
+        self.behavior_coef_ = np.asarray(head.coef_, dtype=np.float64).reshape(y.shape[1], -1)
+        self.behavior_intercept_ = np.asarray(head.intercept_, dtype=np.float64).reshape(-1)
+        self.n_behavior_samples_ = len(y)
+        return self
+
+    def predict_behavior(self, X, intervals=None) -> tuple[np.ndarray, np.ndarray]:
+        """Decoded behaviour ``(times, predictions (n_samples, n_vars))`` at window centres."""
+        if not hasattr(self, "behavior_coef_"):
+            raise InputError("Call fit_behavior first: no behaviour head has been fitted.")
+        anchors, feats = self.features(X, intervals)
+        pred = feats.astype(np.float64) @ self.behavior_coef_.T + self.behavior_intercept_
+        return anchors - self.settings_.window / 2, pred
+
+    def behavior_score(self, X, intervals=None) -> np.ndarray:
+        """Pearson r between decoded and true behaviour, one per variable."""
+        times, pred = self.predict_behavior(X, intervals)
+        true = self._behavior_targets(X, times + self.settings_.window / 2)
+        pred = pred.reshape(len(pred), -1)
+        return np.array([np.corrcoef(pred[:, k], true[:, k])[0, 1] for k in range(true.shape[1])])
+
     # ------------------------------------------------------------- save/load
     def _fitted_state(self) -> dict[str, Any]:
         return {
@@ -600,6 +697,11 @@ class Neuroformer(CheckpointedFit, NeuroEstimator):
             "history_": list(self.history_),
             "truncation_": dict(self.truncation_),
             "n_neurons_": int(self.n_neurons_),
+            **{
+                k: getattr(self, k)
+                for k in ("behavior_coef_", "behavior_intercept_", "n_behavior_samples_")
+                if hasattr(self, k)
+            },
         }
 
     def _restore_fitted_state(self, state: dict[str, Any]) -> None:

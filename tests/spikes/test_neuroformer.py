@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from data_loaders.simulate.spikes import simulate_spiking_circuit
-from data_loaders.spikes import SpikeTrains, split_intervals
+from data_loaders.spikes import AlignedRecording, SpikeTrains, split_intervals
 from neuro.errors import InputError
 from neuro.spikes import Neuroformer, connectivity_auroc, correlation_connectivity
 
@@ -141,3 +141,22 @@ def test_recovers_the_circuit_better_than_correlations():
     generated = nf.generate(sim.recording, split.test, seed=0)
     true = sum(len(sim.spikes.window(a, b)) for a, b in split.test)
     assert abs(len(generated) - true) < 0.2 * true
+
+
+def test_behavior_head_few_shot_and_saved(circuit, tmp_path):
+    sim, split = circuit
+    nf = Neuroformer(**{**TINY, "epochs": 1}).fit(sim.recording, intervals=split.train)
+    with pytest.raises(InputError, match="Call fit_behavior first"):
+        nf.predict_behavior(sim.recording)
+    nf.fit_behavior(sim.recording, split.train, max_samples=40)
+    assert nf.n_behavior_samples_ == 40 and nf.behavior_coef_.shape == (1, TINY["d_model"])
+    times, pred = nf.predict_behavior(sim.recording, split.test)
+    anchors, feats = nf.features(sim.recording, split.test)
+    np.testing.assert_allclose(times, anchors - 0.025)
+    np.testing.assert_allclose(pred, feats @ nf.behavior_coef_.T + nf.behavior_intercept_)
+    assert np.isfinite(nf.behavior_score(sim.recording, split.test)).all()
+    back = Neuroformer.load(nf.save(tmp_path / "nf.pt"))
+    np.testing.assert_array_equal(back.predict_behavior(sim.recording, split.test)[1], pred)
+    no_behavior = AlignedRecording(sim.spikes, sim.stimulus, sim.frame_times)
+    with pytest.raises(InputError, match="has no behaviour"):
+        nf.fit_behavior(no_behavior)
