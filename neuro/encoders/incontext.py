@@ -683,20 +683,7 @@ class InContextEncoder(CheckpointedFit, NeuroEstimator):
                 torch.from_numpy(picks[:, :k_val]).long(),
                 torch.from_numpy(picks[:, k_val:]).long(),
             )
-        trainer = self._trainer(
-            max_epochs=self.epochs,
-            batch_size=min(self.batch_size, len(train_ids)),
-            lr=self.lr,
-            weight_decay=self.weight_decay,
-            grad_clip_norm=1.0,
-            early_stopping_metric="val_loss" if val is not None else None,
-            early_stopping_patience=self.patience,
-            restore_best=True,
-            device=self.device,
-            precision=self.precision,
-            seed=self.random_state,
-            verbose=self.verbose,
-        )
+        trainer = self._trainer(len(train_ids), validate=val is not None, grad_clip_norm=1.0)
         self.history_ = trainer.fit(
             objective, (torch.from_numpy(train_ids).long(),), val, resume=self._resume(resume)
         )

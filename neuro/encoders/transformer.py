@@ -659,19 +659,7 @@ class TransformerEncoder(CheckpointedFit, MultiOutputMixin, RegressorMixin, Neur
         module = _build(self.settings_, voxel_query)
         order = np.random.default_rng(self.random_state).permutation(n)
         val, train = order[:n_val], order[n_val:]
-        trainer = self._trainer(
-            max_epochs=self.epochs,
-            batch_size=min(self.batch_size, len(train)),
-            lr=self.lr,
-            weight_decay=self.weight_decay,
-            early_stopping_metric="val_loss",
-            early_stopping_patience=self.patience,
-            restore_best=True,
-            device=self.device,
-            precision=self.precision,
-            seed=self.random_state,
-            verbose=self.verbose,
-        )
+        trainer = self._trainer(len(train))
         self.history_ = trainer.fit(
             _Objective(module),
             (xs[train], ys[train]),

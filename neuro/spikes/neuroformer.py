@@ -380,20 +380,7 @@ class Neuroformer(CheckpointedFit, NeuroEstimator):
         frames = None
         if n_frames:
             frames = torch.from_numpy(np.ascontiguousarray(stimulus, dtype=np.float32))
-        trainer = self._trainer(
-            max_epochs=self.epochs,
-            batch_size=min(self.batch_size, len(anchors)),
-            lr=self.lr,
-            weight_decay=self.weight_decay,
-            grad_clip_norm=1.0,
-            early_stopping_metric="val_loss" if val is not None else None,
-            early_stopping_patience=self.patience,
-            restore_best=val is not None,
-            device=self.device,
-            precision=self.precision,
-            seed=self.random_state,
-            verbose=self.verbose,
-        )
+        trainer = self._trainer(len(anchors), validate=val is not None, grad_clip_norm=1.0)
         self.history_ = trainer.fit(
             _Objective(net, frames), train, val, resume=self._resume(resume)
         )

@@ -20,9 +20,31 @@ class CheckpointedFit:
     checkpoint_dir = None
     checkpoint_every_n_steps = None
 
-    def _trainer(self, **settings):
-        """The Trainer for ``fit``, writing checkpoints to ``checkpoint_dir`` when it is set."""
+    def _trainer(self, n_train: int, validate: bool = True, **settings):
+        """The Trainer for ``fit``, writing checkpoints to ``checkpoint_dir`` when it is set.
+
+        The estimator's ``epochs``, ``batch_size`` (at most ``n_train``),
+        ``lr``, ``weight_decay``, ``patience``, ``device``, ``precision``,
+        ``random_state`` and ``verbose`` become the Trainer's settings, with
+        early stopping on ``val_loss`` and the best weights restored when
+        ``validate``; ``settings`` adds to or overrides them.
+        """
         from neuro.train import Trainer
+
+        settings = {
+            "max_epochs": self.epochs,
+            "batch_size": min(self.batch_size, n_train),
+            "lr": self.lr,
+            "weight_decay": self.weight_decay,
+            "early_stopping_metric": "val_loss" if validate else None,
+            "early_stopping_patience": self.patience,
+            "restore_best": bool(validate),
+            "device": self.device,
+            "precision": self.precision,
+            "seed": self.random_state,
+            "verbose": self.verbose,
+            **settings,
+        }
 
         every = check_int(
             "checkpoint_every_n_steps", self.checkpoint_every_n_steps, minimum=1, allow_none=True

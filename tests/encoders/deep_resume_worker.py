@@ -88,8 +88,8 @@ def _with_callbacks(cls, callbacks):
     """A subclass of the encoder whose Trainer also runs ``callbacks``."""
 
     class WithCallbacks(cls):
-        def _trainer(self, **settings):
-            return super()._trainer(callbacks=list(callbacks), **settings)
+        def _trainer(self, *args, **settings):
+            return super()._trainer(*args, callbacks=list(callbacks), **settings)
 
     return WithCallbacks
 
