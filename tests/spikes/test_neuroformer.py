@@ -160,3 +160,32 @@ def test_behavior_head_few_shot_and_saved(circuit, tmp_path):
     no_behavior = AlignedRecording(sim.spikes, sim.stimulus, sim.frame_times)
     with pytest.raises(InputError, match="has no behaviour"):
         nf.fit_behavior(no_behavior)
+
+
+def test_killed_fit_resumes_exactly(circuit, tmp_path):
+    from neuro.train import Callback
+
+    sim, split = circuit
+
+    class Crash(Callback):
+        def on_step_end(self, trainer, step, metrics):
+            if step == 5:
+                raise RuntimeError("simulated crash")
+
+    class Crashing(Neuroformer):
+        def _trainer(self, *args, **settings):
+            return super()._trainer(*args, callbacks=[Crash()], **settings)
+
+    settings = {**TINY, "epochs": 3, "checkpoint_every_n_steps": 2}
+    reference = Neuroformer(**TINY | {"epochs": 3}).fit(sim.recording, intervals=split.train)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        Crashing(checkpoint_dir=tmp_path / "run", **settings).fit(
+            sim.recording, intervals=split.train
+        )
+    resumed = Neuroformer(checkpoint_dir=tmp_path / "run", **settings).fit(
+        sim.recording, intervals=split.train, resume=True
+    )
+    for k, v in reference.model_.state_dict().items():
+        assert torch.equal(v, resumed.model_.state_dict()[k]), k
+    strip = [{k: v for k, v in r.items() if k != "time_s"} for r in reference.history_]
+    assert strip == [{k: v for k, v in r.items() if k != "time_s"} for r in resumed.history_]
