@@ -10,6 +10,8 @@
 * :mod:`~neuro.spikes.neuroformer`: :class:`Neuroformer`, the estimator
   (pretraining on the shared Trainer, held-out cross-entropy, generation,
   connectivity from attention).
+* :mod:`~neuro.spikes.metrics`: how generated spike trains match real
+  ones (firing rates, pairwise correlations).
 * :mod:`~neuro.spikes.glm`: the baselines, a Poisson GLM with coupling
   filters (connectivity, generation) and a ridge behaviour decoder.
 """
@@ -20,6 +22,7 @@ from neuro.spikes.glm import (
     connectivity_auroc,
     correlation_connectivity,
 )
+from neuro.spikes.metrics import generation_statistics
 from neuro.spikes.model import PAPER_SIZE, NeuroformerConfig, NeuroformerModule
 from neuro.spikes.neuroformer import Neuroformer
 from neuro.spikes.tokenizer import (
@@ -41,5 +44,6 @@ __all__ = [
     "TruncationWarning",
     "connectivity_auroc",
     "correlation_connectivity",
+    "generation_statistics",
     "truncation_report",
 ]

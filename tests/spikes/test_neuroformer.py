@@ -7,7 +7,13 @@ import torch
 from data_loaders.simulate.spikes import simulate_spiking_circuit
 from data_loaders.spikes import AlignedRecording, SpikeTrains, split_intervals
 from neuro.errors import InputError
-from neuro.spikes import Neuroformer, connectivity_auroc, correlation_connectivity
+from neuro.spikes import (
+    Neuroformer,
+    PoissonGLM,
+    connectivity_auroc,
+    correlation_connectivity,
+    generation_statistics,
+)
 
 TINY = {
     "d_model": 16,
@@ -141,6 +147,21 @@ def test_recovers_the_circuit_better_than_correlations():
     generated = nf.generate(sim.recording, split.test, seed=0)
     true = sum(len(sim.spikes.window(a, b)) for a, b in split.test)
     assert abs(len(generated) - true) < 0.2 * true
+    # generated windows (after each interval's first past window) against the real ones
+    windows = [(a + nf.past_window, b) for a, b in split.test]
+    stats = generation_statistics(sim.spikes, generated, intervals=windows)
+    glm = PoissonGLM(device="cpu").fit(sim.recording, intervals=split.train)
+    parts = [glm.simulate(sim.recording, a, b, seed=0) for a, b in windows]
+    glm_spikes = SpikeTrains.from_arrays(
+        np.concatenate([p.neuron_ids for p in parts]),
+        np.concatenate([p.times for p in parts]),
+        n_neurons=20,
+        t_start=0.0,
+        t_stop=sim.spikes.t_stop,
+    )
+    glm_stats = generation_statistics(sim.spikes, glm_spikes, intervals=windows)
+    print("neuroformer", stats, "glm", glm_stats)
+    assert stats["rate_r"] > 0.8 and stats["correlation_r"] > 0.1  # independent trains: ~0
 
 
 def test_behavior_head_few_shot_and_saved(circuit, tmp_path):
