@@ -926,7 +926,7 @@ class RidgeDecoder(NeuroEstimator):
             keep |= (t >= a) & (t < b)
         return keep
 
-    def fit(self, recording, intervals: Sequence[tuple] | None = None):
+    def fit(self, recording, intervals: Sequence[tuple] | None = None, times=None):
         """Fit the decoder on the behaviour samples whose times lie inside ``intervals``.
 
         Parameters
@@ -936,6 +936,11 @@ class RidgeDecoder(NeuroEstimator):
         intervals : sequence of (start, stop), optional
             Seconds; default the whole recording. Few-shot: pass short
             intervals (or a recording windowed to a few samples).
+        times : array-like of shape (n_samples,), optional
+            Fit at these times instead, each behaviour variable linearly
+            interpolated there (not with ``intervals``): the labelled
+            examples another decoder was given, e.g. ``Neuroformer``'s
+            ``behavior_times_``.
 
         Returns
         -------
@@ -953,14 +958,33 @@ class RidgeDecoder(NeuroEstimator):
 
         rec = self._recording("recording", recording, need_behavior=True)
         cv = check_int("cv", self.cv, minimum=2)
-        keep = self._samples(rec, intervals)
-        if keep.sum() < 2:
-            raise InputError(
-                f"the intervals hold {int(keep.sum())} behaviour sample(s); the decoder needs at "
-                "least 2."
+        if times is not None:
+            if intervals is not None:
+                raise InputError("Give intervals or times, not both.")
+            t = np.asarray(times, dtype=np.float64).reshape(-1)
+            s = rec.spikes
+            if not (np.isfinite(t).all() and ((t >= s.t_start) & (t <= s.t_stop)).all()):
+                raise InputError(
+                    f"times must be finite and inside the recording [{s.t_start}, {s.t_stop}]."
+                )
+            if len(t) < 2:
+                raise InputError(f"times holds {len(t)} time(s); the decoder needs at least 2.")
+            behavior = np.asarray(rec.behavior, dtype=np.float64).reshape(
+                len(rec.behavior_times), -1
             )
-        X = self._lagged(rec.spikes, rec.behavior_times[keep])
-        Y = np.asarray(rec.behavior[keep], dtype=np.float64)
+            Y = np.stack([np.interp(t, rec.behavior_times, b) for b in behavior.T], axis=1)
+            X = self._lagged(s, t)
+            n_fit = len(t)
+        else:
+            keep = self._samples(rec, intervals)
+            if keep.sum() < 2:
+                raise InputError(
+                    f"the intervals hold {int(keep.sum())} behaviour sample(s); the decoder needs "
+                    "at least 2."
+                )
+            X = self._lagged(rec.spikes, rec.behavior_times[keep])
+            Y = np.asarray(rec.behavior[keep], dtype=np.float64)
+            n_fit = int(keep.sum())
         self.feature_mean_ = X.mean(axis=0)
         sd = X.std(axis=0)
         self.feature_scale_ = np.where(sd > 0, sd, 1.0)
@@ -972,7 +996,7 @@ class RidgeDecoder(NeuroEstimator):
         self.intercept_ = np.asarray(ridge.intercept_, dtype=np.float64).reshape(-1)
         self.alpha_ = np.asarray(ridge.alpha_, dtype=np.float64).reshape(-1)
         self.n_neurons_ = rec.n_neurons
-        self.n_samples_fit_ = int(keep.sum())
+        self.n_samples_fit_ = n_fit
         self.behavior_names_ = rec.behavior_names
         return self
 

@@ -201,11 +201,17 @@ class Attention(nn.Module):
     With ``cache`` (a dict), keys and values are appended to ``cache["k"]``
     / ``cache["v"]`` (self-attention during generation) or computed once
     and kept (cross-attention, ``static=True``).
+
+    ``fused = False`` (an attribute, not saved) computes
+    ``softmax(Q K^T / sqrt(d)) V`` explicitly instead of calling
+    :func:`~torch.nn.functional.scaled_dot_product_attention`: the same
+    numbers, for benchmarks that time the fused kernel against the plain one.
     """
 
     def __init__(self, d_model: int, n_heads: int, dropout: float) -> None:
         super().__init__()
         self.n_heads = n_heads
+        self.fused = True
         self.q = nn.Linear(d_model, d_model)
         self.kv = nn.Linear(d_model, 2 * d_model)
         self.out = nn.Linear(d_model, d_model)
@@ -246,7 +252,7 @@ class Attention(nn.Module):
             mask = tri if mask is None else mask & tri
         weights = None
         drop = self.dropout if self.training else 0.0
-        if return_weights:
+        if return_weights or not self.fused:
             scores = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
             if mask is not None:
                 scores = scores.masked_fill(~mask, float("-inf"))
@@ -421,8 +427,13 @@ class NeuroformerModule(nn.Module):
         ctx: dict,
         caches: list[dict] | None = None,
         return_weights: bool = False,
+        stop: int | None = None,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Current-token features, and the past cross-attention weights of each layer if asked."""
+        """Current-token features, and the past cross-attention weights of each layer if asked.
+
+        ``stop``: return the hidden state before ``final_blocks[stop]`` (no
+        output norm) instead.
+        """
         it = iter(caches) if caches is not None else None
         for block in self.self_blocks:
             x, _ = block(x, causal=True, cache=next(it) if it else None)
@@ -439,9 +450,29 @@ class NeuroformerModule(nn.Module):
         for stage, key in ((self.frame_cross, "frames"), (self.behavior_cross, "behavior")):
             for block in stage or ():
                 x, _ = block(x, ctx[key], cache=next(it) if it else None)
-        for block in self.final_blocks:
+        for i, block in enumerate(self.final_blocks):
+            if i == stop:
+                return x, past_w
             x, _ = block(x, causal=True, cache=next(it) if it else None)
         return self.norm(x), past_w
+
+    def hidden(self, ids, dts, past_ids, past_dts, frames=None, behavior=None, *, stop: int):
+        """The current tokens' hidden state before ``final_blocks[stop]``, ``(B, L, d_model)``.
+
+        With :meth:`head_features`, ``forward``'s features in two parts: the
+        part below ``stop`` can be computed once when only the blocks above
+        it are trained (behaviour fine-tuning).
+        """
+        if not 0 <= stop < len(self.final_blocks):
+            raise InputError(f"stop must lie in [0, {len(self.final_blocks)}); got {stop}.")
+        ctx = self.context(past_ids, past_dts, frames, behavior)
+        return self._trunk(self._embed(ids, dts, self.pos), ctx, stop=stop)[0]
+
+    def head_features(self, hidden: torch.Tensor, *, stop: int) -> torch.Tensor:
+        """``final_blocks[stop:]`` and the output norm on :meth:`hidden`'s output."""
+        for block in self.final_blocks[stop:]:
+            hidden, _ = block(hidden, causal=True)
+        return self.norm(hidden)
 
     def _n_caches(self) -> int:
         c = self.config

@@ -113,6 +113,42 @@ class _Objective(nn.Module):
         return self.net.loss(self._batch(batch))
 
 
+def _mean_over_tokens(h: torch.Tensor, ids: torch.Tensor, pad_id: int) -> torch.Tensor:
+    """``(B, d)`` mean of the features ``h (B, L, d)`` over each sample's non-padding tokens."""
+    real = (ids != pad_id).to(h.dtype)[..., None]
+    return (h * real).sum(1) / real.sum(1).clamp_min(1.0)
+
+
+class _BehaviorObjective(nn.Module):
+    """Mean squared error of a linear head on pooled features (behaviour fine-tuning).
+
+    Only ``net.final_blocks[stop:]``, the output norm and the head are
+    trained, so batches carry the frozen part's output, computed once:
+    ``(hidden (B, n_windows, L, d), real (B, n_windows, L), targets)``; the head
+    reads the pooled features of each sample's windows, concatenated.
+    """
+
+    def __init__(self, net: NeuroformerModule, stop: int, head: nn.Linear) -> None:
+        super().__init__()
+        self.net = net
+        self.stop = stop
+        self.head = head
+
+    def _loss(self, batch):
+        hidden, real, target = batch
+        h = self.net.head_features(hidden.flatten(0, 1), stop=self.stop)
+        mask = real.flatten(0, 1).to(h.dtype)[..., None]
+        pooled = (h * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+        pred = self.head(pooled.reshape(len(target), -1))
+        return {"loss": F.mse_loss(pred.float(), target.float())}
+
+    def training_step(self, batch):
+        return self._loss(batch)
+
+    def validation_step(self, batch):
+        return self._loss(batch)
+
+
 class Neuroformer(CheckpointedFit, NeuroEstimator):
     """Generative pretraining on spikes (Antoniades et al., ICLR 2024).
 
@@ -161,8 +197,20 @@ class Neuroformer(CheckpointedFit, NeuroEstimator):
     history_ : list of dict
     n_neurons_ : int
     behavior_coef_, behavior_intercept_ : ndarray
-        The behaviour head (:meth:`fit_behavior`), ``(n_vars, d_model)`` and
-        ``(n_vars,)``.
+        The behaviour head (:meth:`fit_behavior`), ``(n_vars, n_windows *
+        d_model)`` and ``(n_vars,)``, in the behaviour's units.
+    behavior_n_windows_ : int
+        Windows the head reads.
+    behavior_times_ : ndarray
+        The labelled samples' times (window centres), e.g. to train
+        :class:`~neuro.spikes.RidgeDecoder` on the same examples
+        (``fit(rec, times=nf.behavior_times_)``).
+    behavior_unfreeze_ : int
+        Final blocks fine-tuned with the head (0: frozen network).
+    behavior_net_ : NeuroformerModule
+        With ``behavior_unfreeze_ > 0``: the network the head reads, a copy
+        of ``model_`` whose last blocks were fine-tuned (saved as those
+        blocks' weights only, ``behavior_weights_``).
     truncation_ : dict
         Samples and spikes dropped to fit the blocks in training
         (:func:`~neuro.spikes.tokenizer.truncation_report`; the tokeniser
@@ -388,15 +436,20 @@ class Neuroformer(CheckpointedFit, NeuroEstimator):
         return self
 
     # ------------------------------------------------------------- inference
-    def _batches(self, data, intervals, batch_size: int):
-        """``(anchors, tokens on device, frames on device or None)`` batch by batch, in eval mode."""
+    def _batches(self, data, intervals, batch_size: int, network=None, anchors=None):
+        """``(net, anchors, tokens on device, frames on device or None)`` batch by batch, eval mode.
+
+        ``network`` replaces the pretrained ``model_`` (the fine-tuned
+        behaviour network); ``anchors`` replaces the anchors of ``intervals``.
+        """
         from neuro.train.device import resolve_device
 
         self._check_fitted()
         spikes, stimulus, _ = self._check_data(data, fitting=False)
-        anchors = self._anchors(self.tokenizer_, spikes, intervals)
+        if anchors is None:
+            anchors = self._anchors(self.tokenizer_, spikes, intervals)
         device = resolve_device(self.device)
-        net = self.model_.to(device).eval()
+        net = (self.model_ if network is None else network).to(device).eval()
         frames = None
         if self.settings_.n_stimulus_frames:
             frames = torch.from_numpy(np.ascontiguousarray(stimulus, dtype=np.float32)).to(device)
@@ -407,7 +460,7 @@ class Neuroformer(CheckpointedFit, NeuroEstimator):
                 clip = frames[tokens[4]] if frames is not None else None
                 yield net, a, tokens[:4], clip
         finally:
-            self.model_ = net.cpu()
+            net.cpu()
 
     def cross_entropy(self, X, intervals=None, batch_size: int = 256) -> dict[str, float]:
         """Held-out next-neuron cross-entropy beside the firing-frequency entropy.
@@ -610,23 +663,45 @@ class Neuroformer(CheckpointedFit, NeuroEstimator):
         features : ndarray (n_samples, d_model), float32
             The last layer's output averaged over the window's real tokens.
         """
+        return self._pooled(X, intervals, batch_size)
+
+    def _pooled(self, X, intervals=None, batch_size: int = 256, network=None, anchors=None):
+        """:meth:`features` of ``network`` (default: the pretrained network)."""
         c = self.model_.config
-        anchors, feats = [], []
+        feats = []
+        batches = self._batches(X, intervals, batch_size, network, anchors)
+        anchors = []
         with torch.inference_mode():
-            for net, a, (ids, dts, pid, pdt), clip in self._batches(X, intervals, batch_size):
+            for net, a, (ids, dts, pid, pdt), clip in batches:
                 h = net(ids, dts, pid, pdt, clip)["features"].float()
-                real = (ids != c.pad_id).float()[..., None]
-                feats.append(((h * real).sum(1) / real.sum(1)).cpu().numpy())
+                feats.append(_mean_over_tokens(h, ids, c.pad_id).cpu().numpy())
                 anchors.append(a)
         return np.concatenate(anchors), np.concatenate(feats).astype(np.float32)
 
-    def fit_behavior(self, X, intervals=None, max_samples: int | None = None, alphas=None):
-        """Fit a behaviour head on the frozen pretrained features (few-shot decoding).
+    def fit_behavior(
+        self,
+        X,
+        intervals=None,
+        max_samples: int | None = None,
+        alphas=None,
+        *,
+        n_windows: int = 1,
+        unfreeze: int = 0,
+        epochs: int = 50,
+        lr: float = 1e-4,
+    ):
+        """Fit a behaviour head on few labelled samples, the network frozen or partly frozen.
 
-        The head is a ridge regression (one alpha per variable by
-        leave-one-out CV, scikit-learn's :class:`~sklearn.linear_model.RidgeCV`)
-        from :meth:`features` to each behaviour variable at the window's
-        centre.
+        First a ridge regression (one alpha per variable by leave-one-out
+        CV, scikit-learn's :class:`~sklearn.linear_model.RidgeCV`) from the
+        pretrained :meth:`features` to each behaviour variable at the
+        window's centre. With ``unfreeze=k``, a copy of the network then has
+        its last ``k`` final self-attention blocks and output norm trained
+        together with the head (initialised from the ridge fit) on the same
+        samples, by mean squared error on the standardised variables, through
+        :class:`neuro.train.Trainer`; everything else stays frozen, and the
+        pretrained network (``model_``, which :meth:`generate` and
+        :meth:`connectivity` use) is left as it was.
 
         Parameters
         ----------
@@ -639,6 +714,23 @@ class Neuroformer(CheckpointedFit, NeuroEstimator):
             ``random_state``): the few-shot setting.
         alphas : sequence of float, optional
             Ridge penalties to choose from (default ``10 ** arange(-3, 5)``).
+        n_windows : int, default=1
+            The head reads the pooled features of this many consecutive
+            current windows ending at the sample, concatenated (1: the
+            sample's own window, as in the paper). Behaviour that integrates
+            activity over longer than ``window + past_window`` needs more:
+            ``n_windows=10`` with the default 50 ms windows sees the same
+            0.5 s as :class:`~neuro.spikes.RidgeDecoder`'s default. Windows
+            before the recording's first full one repeat it.
+        unfreeze : int, default=0
+            Final blocks to fine-tune, ``0 .. n_final_layers`` (0: the ridge
+            head on frozen features only).
+        epochs : int, default=50
+            Fine-tuning epochs (``unfreeze > 0``); no samples are held out
+            for early stopping, so keep it modest with few labels.
+        lr : float, default=1e-4
+            Fine-tuning learning rate (AdamW, cosine schedule, the
+            estimator's ``weight_decay``).
 
         Returns
         -------
@@ -647,25 +739,120 @@ class Neuroformer(CheckpointedFit, NeuroEstimator):
         from sklearn.linear_model import RidgeCV
 
         self._check_fitted()
-        anchors, feats = self.features(X, intervals)
-        y = self._behavior_targets(X, anchors)
+        n_final = int(self.model_.config.n_final_layers)
+        k = check_int("unfreeze", unfreeze, minimum=0)
+        if k > n_final:
+            raise InputError(
+                f"unfreeze={k} but the network has {n_final} final block(s); give "
+                f"unfreeze between 0 and {n_final} (or refit with more n_final_layers)."
+            )
+        spikes = self._check_data(X, fitting=False)[0]
+        anchors = self._anchors(self.tokenizer_, spikes, intervals)
         if max_samples is not None:
-            k = check_int("max_samples", max_samples, minimum=2)
-            if k < len(anchors):
-                pick = np.random.default_rng(self.random_state).permutation(len(anchors))[:k]
-                feats, y = feats[pick], y[pick]
+            m = check_int("max_samples", max_samples, minimum=2)
+            if m < len(anchors):
+                pick = np.random.default_rng(self.random_state).permutation(len(anchors))[:m]
+                anchors = np.sort(anchors[pick])
+        y = self._behavior_targets(X, anchors)
+        self.behavior_n_windows_ = check_int("n_windows", n_windows, minimum=1)
+        feats = self._window_features(X, anchors)
         alphas = 10.0 ** np.arange(-3, 5) if alphas is None else np.asarray(alphas, float)
-        head = RidgeCV(alphas=alphas, alpha_per_target=True).fit(feats, y)
-        self.behavior_coef_ = np.asarray(head.coef_, dtype=np.float64).reshape(y.shape[1], -1)
-        self.behavior_intercept_ = np.asarray(head.intercept_, dtype=np.float64).reshape(-1)
+        mean, std = y.mean(0), y.std(0)
+        std = np.where(std > 0, std, 1.0)
+        head = RidgeCV(alphas=alphas, alpha_per_target=True).fit(feats, (y - mean) / std)
+        coef = np.asarray(head.coef_, dtype=np.float64).reshape(y.shape[1], -1)
+        intercept = np.asarray(head.intercept_, dtype=np.float64).reshape(-1)
+        for key in ("behavior_weights_", "behavior_net_"):
+            self.__dict__.pop(key, None)
+        if k:
+            coef, intercept = self._finetune_behavior(
+                X, anchors, (y - mean) / std, coef, intercept, k, epochs, lr
+            )
+        self.behavior_coef_ = coef * std[:, None]
+        self.behavior_intercept_ = intercept * std + mean
         self.n_behavior_samples_ = len(y)
+        self.behavior_times_ = anchors - self.settings_.window / 2
+        self.behavior_unfreeze_ = k
         return self
+
+    def _lagged_anchors(self, X, anchors: np.ndarray) -> np.ndarray:
+        """``(n, n_windows)``: each anchor and the ends of the windows before it (newest first)."""
+        spikes = _recording(X)[0]
+        first = spikes.t_start + self.settings_.window + self.settings_.past_window
+        lags = np.arange(self.behavior_n_windows_) * self.settings_.window
+        return np.maximum(np.asarray(anchors, float)[:, None] - lags[None], first)
+
+    def _window_features(self, X, anchors: np.ndarray, network=None) -> np.ndarray:
+        """``(n, n_windows * d_model)``: pooled features of each anchor's windows."""
+        lagged = self._lagged_anchors(X, anchors)
+        # consecutive samples share windows: compute each distinct window once
+        _, first, inverse = np.unique(
+            np.round(lagged.reshape(-1), 9), return_index=True, return_inverse=True
+        )
+        _, feats = self._pooled(X, anchors=lagged.reshape(-1)[first], network=network)
+        return feats[inverse.reshape(-1)].reshape(len(lagged), -1)
+
+    def _finetune_behavior(self, X, anchors, y, coef, intercept, k, epochs, lr):
+        """Train the last ``k`` final blocks, the norm and the head; return the head's weights.
+
+        The frozen part's output is computed once (eval mode) and the
+        trained blocks run on it, so an epoch costs ``k`` blocks, not the
+        whole network.
+        """
+        import copy
+
+        from neuro.train import Trainer
+
+        check_int("epochs", epochs, minimum=1)
+        check_float("lr", lr, minimum=0.0, strict_minimum=True)
+        net = copy.deepcopy(self.model_).requires_grad_(False)
+        stop = net.config.n_final_layers - k
+        tuned = [*(f"final_blocks.{i}" for i in range(stop, net.config.n_final_layers)), "norm"]
+        lagged = self._lagged_anchors(X, anchors)
+        hidden, real = [], []
+        with torch.inference_mode():
+            batches = self._batches(X, None, 256, net, lagged.reshape(-1))
+            for net_on_device, _, (ids, dts, pid, pdt), clip in batches:
+                h = net_on_device.hidden(ids, dts, pid, pdt, clip, stop=stop)
+                hidden.append(h.float().cpu())
+                real.append((ids != net.config.pad_id).cpu())
+        shape = (*lagged.shape, -1)
+        hidden = torch.cat(hidden).reshape(*shape, net.config.d_model)
+        data = (hidden, torch.cat(real).reshape(shape), torch.from_numpy(y.astype(np.float32)))
+        for name in tuned:
+            net.get_submodule(name).requires_grad_(True)
+        head = nn.Linear(coef.shape[1], coef.shape[0])
+        with torch.no_grad():
+            head.weight.copy_(torch.from_numpy(coef))
+            head.bias.copy_(torch.from_numpy(intercept))
+        trainer = Trainer(
+            max_epochs=epochs,
+            batch_size=min(self.batch_size, len(anchors)),
+            lr=lr,
+            weight_decay=self.weight_decay,
+            device=self.device,
+            precision=self.precision,
+            seed=self.random_state,
+            verbose=self.verbose,
+        )
+        self.behavior_history_ = trainer.fit(_BehaviorObjective(net, stop, head), data)
+        net = net.cpu().eval().requires_grad_(False)
+        self.behavior_net_ = net
+        self.behavior_weights_ = {
+            f"{name}.{key}": v.detach().clone()
+            for name in tuned
+            for key, v in net.get_submodule(name).state_dict().items()
+        }
+        w = head.weight.detach().cpu().double().numpy()
+        return w, head.bias.detach().cpu().double().numpy()
 
     def predict_behavior(self, X, intervals=None) -> tuple[np.ndarray, np.ndarray]:
         """Decoded behaviour ``(times, predictions (n_samples, n_vars))`` at window centres."""
         if not hasattr(self, "behavior_coef_"):
             raise InputError("Call fit_behavior first: no behaviour head has been fitted.")
-        anchors, feats = self.features(X, intervals)
+        spikes = self._check_data(X, fitting=False)[0]
+        anchors = self._anchors(self.tokenizer_, spikes, intervals)
+        feats = self._window_features(X, anchors, getattr(self, "behavior_net_", None))
         pred = feats.astype(np.float64) @ self.behavior_coef_.T + self.behavior_intercept_
         return anchors - self.settings_.window / 2, pred
 
@@ -686,7 +873,16 @@ class Neuroformer(CheckpointedFit, NeuroEstimator):
             "n_neurons_": int(self.n_neurons_),
             **{
                 k: getattr(self, k)
-                for k in ("behavior_coef_", "behavior_intercept_", "n_behavior_samples_")
+                for k in (
+                    "behavior_coef_",
+                    "behavior_intercept_",
+                    "n_behavior_samples_",
+                    "behavior_times_",
+                    "behavior_n_windows_",
+                    "behavior_unfreeze_",
+                    "behavior_weights_",
+                    "behavior_history_",
+                )
                 if hasattr(self, k)
             },
         }
@@ -711,5 +907,21 @@ class Neuroformer(CheckpointedFit, NeuroEstimator):
         net = NeuroformerModule(NeuroformerConfig(**model))
         net.load_state_dict(state.pop("weights"))
         self.model_ = net.eval()
+        tuned = state.pop("behavior_weights_", None)
+        if tuned is not None:  # the fine-tuned behaviour network: the pretrained one, patched
+            import copy
+
+            behavior_net = copy.deepcopy(net)
+            missing = set(tuned) - set(behavior_net.state_dict())
+            if missing:
+                raise InputError(
+                    f"The saved behaviour weights name {sorted(missing)[:3]}, which the network "
+                    "does not have; the file is damaged or from another version."
+                )
+            behavior_net.load_state_dict(tuned, strict=False)
+            self.behavior_net_ = behavior_net.eval().requires_grad_(False)
+            self.behavior_weights_ = tuned
+        if "behavior_coef_" in state:  # files from before the head read several windows
+            state.setdefault("behavior_n_windows_", 1)
         for key, value in state.items():
             setattr(self, key, value)

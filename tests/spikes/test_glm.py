@@ -204,6 +204,30 @@ def test_ridge_decoder_decodes_held_out_behaviour(coupled):
     assert pred.shape == (5, 1)
 
 
+def test_ridge_decoder_fits_at_given_times(coupled):
+    _, rec, split, _ = coupled
+    inside = np.concatenate(
+        [
+            rec.behavior_times[(rec.behavior_times >= a) & (rec.behavior_times < b)]
+            for a, b in split.train[:2]
+        ]
+    )
+    by_interval = RidgeDecoder(device="cpu").fit(rec, split.train[:2])
+    by_times = RidgeDecoder(device="cpu").fit(rec, times=inside)
+    assert by_times.n_samples_fit_ == by_interval.n_samples_fit_ == len(inside)
+    np.testing.assert_allclose(by_times.coef_, by_interval.coef_)
+    # between samples the behaviour is interpolated, so the fit differs but still decodes
+    shifted = RidgeDecoder(device="cpu").fit(rec, times=inside[:-1] + 0.5 * np.diff(inside))
+    assert not np.allclose(shifted.coef_, by_interval.coef_)
+    assert shifted.correlation_score(rec, split.test)[0] > 0.3
+    with pytest.raises(InputError, match="intervals or times, not both"):
+        RidgeDecoder(device="cpu").fit(rec, split.train, times=inside)
+    with pytest.raises(InputError, match="inside the recording"):
+        RidgeDecoder(device="cpu").fit(rec, times=[-1.0, 2.0])
+    with pytest.raises(InputError, match="at least 2"):
+        RidgeDecoder(device="cpu").fit(rec, times=[2.0])
+
+
 # ----------------------------------------------------------------------------- interface
 def test_inputs_spiketrains_pairs_and_recordings_agree(small):
     sim, rec = small

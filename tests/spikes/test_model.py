@@ -99,6 +99,29 @@ def test_explicit_weights_match_fused_attention(batch):
     )
 
 
+def test_plain_attention_switch_gives_the_fused_numbers(batch):
+    from neuro.spikes.model import Attention
+
+    m = _model()
+    fused = _forward(m, batch)["id_logits"]
+    attention = [a for a in m.modules() if isinstance(a, Attention)]
+    assert attention and all(a.fused for a in attention)
+    for a in attention:
+        a.fused = False
+    torch.testing.assert_close(_forward(m, batch)["id_logits"], fused, atol=1e-5, rtol=1e-5)
+    assert "fused" not in str(list(m.state_dict()))  # a setting, not a saved weight
+
+
+@pytest.mark.parametrize("stop", [0, 1])
+def test_hidden_then_head_features_is_forward(batch, stop):
+    m = _model(n_final_layers=2)
+    b = (batch["ids"], batch["dts"], batch["past_ids"], batch["past_dts"])
+    h = m.hidden(*b, batch["frames"], batch["behavior"], stop=stop)
+    torch.testing.assert_close(m.head_features(h, stop=stop), _forward(m, batch)["features"])
+    with pytest.raises(InputError, match="stop must lie in"):
+        m.hidden(*b, batch["frames"], batch["behavior"], stop=2)
+
+
 @pytest.mark.parametrize("greedy", [True, False])
 def test_cached_generation_equals_rerunning_the_prefix(batch, greedy):
     m = _model()

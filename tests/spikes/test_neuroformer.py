@@ -10,6 +10,7 @@ from neuro.errors import InputError
 from neuro.spikes import (
     Neuroformer,
     PoissonGLM,
+    RidgeDecoder,
     connectivity_auroc,
     correlation_connectivity,
     generation_statistics,
@@ -163,6 +164,23 @@ def test_recovers_the_circuit_better_than_correlations():
     print("neuroformer", stats, "glm", glm_stats)
     assert stats["rate_r"] > 0.8 and stats["correlation_r"] > 0.1  # independent trains: ~0
 
+    # few-shot behaviour: the head on 0.5 s of frozen features (10 windows) against the ridge
+    # decoder on the same labelled samples and the same 0.5 s of binned counts
+    n_train = len(nf._anchors(nf.tokenizer_, sim.spikes, split.train))
+    curve = {}
+    for frac in (0.01, 0.05, 0.1, 1.0):
+        nf.fit_behavior(
+            sim.recording, split.train, max_samples=max(round(frac * n_train), 4), n_windows=10
+        )
+        ridge = RidgeDecoder(device="cpu").fit(sim.recording, times=nf.behavior_times_)
+        curve[frac] = (
+            float(nf.behavior_score(sim.recording, split.test)[0]),
+            float(ridge.correlation_score(sim.recording, split.test)[0]),
+        )
+    print("behaviour r (neuroformer, ridge) by fraction of labels", curve)
+    assert curve[1.0][0] > 0.8 and curve[1.0][0] > curve[0.01][0] + 0.3
+    assert curve[1.0][1] > 0.8  # the baseline works: a low neuroformer r is the model's
+
 
 def test_behavior_head_few_shot_and_saved(circuit, tmp_path):
     sim, split = circuit
@@ -181,6 +199,52 @@ def test_behavior_head_few_shot_and_saved(circuit, tmp_path):
     no_behavior = AlignedRecording(sim.spikes, sim.stimulus, sim.frame_times)
     with pytest.raises(InputError, match="has no behaviour"):
         nf.fit_behavior(no_behavior)
+
+
+def test_behavior_head_reads_several_windows_and_fine_tunes_the_last_block(circuit, tmp_path):
+    sim, split = circuit
+    nf = Neuroformer(**{**TINY, "epochs": 1}).fit(sim.recording, intervals=split.train)
+    pretrained = {k: v.clone() for k, v in nf.model_.state_dict().items()}
+    nf.fit_behavior(sim.recording, split.train, max_samples=30, n_windows=3)
+    assert nf.behavior_coef_.shape == (1, 3 * TINY["d_model"]) and nf.behavior_unfreeze_ == 0
+    assert not hasattr(nf, "behavior_net_")
+    times, frozen = nf.predict_behavior(sim.recording, split.test)
+    # the head reads the features of each sample's window and the two before it
+    anchors = times[:5] + nf.window / 2
+    lagged = [nf._pooled(sim.recording, anchors=anchors - lag * nf.window)[1] for lag in range(3)]
+    expected = np.concatenate(lagged, axis=1) @ nf.behavior_coef_.T + nf.behavior_intercept_
+    np.testing.assert_allclose(frozen[:5], expected, rtol=1e-5, atol=1e-6)
+
+    nf.fit_behavior(sim.recording, split.train, max_samples=30, n_windows=3, unfreeze=1, epochs=3)
+    # the pretrained network (generation, connectivity) is untouched; only the last block and
+    # the output norm of the behaviour network moved
+    for k, v in nf.model_.state_dict().items():
+        assert torch.equal(v, pretrained[k]), k
+    moved = {
+        k.split(".")[0]
+        for k, v in nf.behavior_net_.state_dict().items()
+        if not torch.equal(v, pretrained[k])
+    }
+    assert moved == {"final_blocks", "norm"}
+    assert set(nf.behavior_weights_) == {
+        k for k in pretrained if k.startswith(("final_blocks.0.", "norm."))
+    }
+    losses = [r["train_loss"] for r in nf.behavior_history_]
+    assert len(losses) == 3 and losses[-1] < losses[0]
+    tuned = nf.predict_behavior(sim.recording, split.test)[1]
+    assert tuned.shape == frozen.shape and not np.allclose(tuned, frozen)
+    assert len(nf.behavior_times_) == 30
+
+    back = Neuroformer.load(nf.save(tmp_path / "tuned.pt"))
+    np.testing.assert_array_equal(back.predict_behavior(sim.recording, split.test)[1], tuned)
+    np.testing.assert_array_equal(
+        back.generate(sim.recording, split.test, seed=1).times,
+        nf.generate(sim.recording, split.test, seed=1).times,
+    )
+    with pytest.raises(InputError, match="unfreeze=2 but the network has 1 final block"):
+        nf.fit_behavior(sim.recording, unfreeze=2)
+    with pytest.raises(InputError, match="n_windows"):
+        nf.fit_behavior(sim.recording, n_windows=0)
 
 
 def test_killed_fit_resumes_exactly(circuit, tmp_path):
