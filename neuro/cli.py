@@ -96,6 +96,12 @@ SUBCOMMANDS: list[Subcommand] = [
         "multi-head curricula; compare the taus, network timescales, robustness and forgetting.",
         "neuro.rnn.command",
     ),
+    Subcommand(
+        "neuroformer",
+        "Neuroformer on spikes (NWB, arrays, or a simulated circuit with known wiring): train "
+        "(resumable), generate spikes, decode behaviour from a few labels.",
+        "neuro.spikes.command",
+    ),
 ]
 
 
