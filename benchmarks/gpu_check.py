@@ -40,6 +40,7 @@ GPU_ARGS = {
     "fmri_hdf5": [],
     "nsd_scale": ["--sessions", "4", "--n-images", "1000"],  # writing the subject is CPU work
     "encoders_deep": [],  # paper sizes at full width, 10,000 voxels
+    "neuroformer": [],  # paper size at the paper's batch 160; generation of 16 samples
 }
 GPU_TIMEOUTS = {
     "ridge": 150,
@@ -50,6 +51,7 @@ GPU_TIMEOUTS = {
     "fmri_hdf5": 45,
     "nsd_scale": 240,
     "encoders_deep": 180,
+    "neuroformer": 150,
 }
 TEST_TIMEOUT = 120
 

@@ -31,6 +31,7 @@ BENCHMARKS = (
     "fmri_hdf5",
     "nsd_scale",
     "encoders_deep",
+    "neuroformer",
 )
 
 

@@ -141,6 +141,7 @@ def test_gpu_check_pipeline_on_the_cpu(tmp_path):
         "fmri_hdf5",
         "nsd_scale",
         "encoders_deep",
+        "neuroformer",
     ]
     modules = {row["module"] for row in doc["summary"]}
     assert modules == {
@@ -153,6 +154,7 @@ def test_gpu_check_pipeline_on_the_cpu(tmp_path):
         "fmri_hdf5",
         "nsd_scale",
         "encoders_deep",
+        "neuroformer",
     }
     assert "module" in proc.stdout and "ratio" in proc.stdout
 
@@ -180,3 +182,38 @@ def test_encoders_deep_quick(tmp_path):
     for row in attention["rows"]:
         assert row["max_abs_diff"] < 1e-4 and row["sdpa_fb_ms"] > 0 and row["plain_fb_ms"] > 0
     assert any(s["benchmark"].startswith("SDPA") for s in report["summary"])
+
+
+@pytest.mark.slow
+def test_neuroformer_quick(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")  # no thread contention
+    report = run_quick("neuroformer", tmp_path, env=env)
+    train, attention, generation = report["tables"]
+    rows = train["rows"]
+    assert [(r["size"], r["attention"]) for r in rows] == [
+        ("small", "SDPA"),
+        ("small", "plain"),
+        ("paper", "SDPA"),
+        ("paper", "plain"),
+    ]
+    for row in rows:
+        assert row["tokens_per_s"] > 0 and row["step_ms"] > 0 and row["mem_mib"] >= 0
+        # a batch holds at least SOS, one spike and EOS per sample, and at most its blocks
+        assert 3 * row["batch"] <= row["tokens_per_step"] <= 100 * row["batch"]
+    small, paper = rows[0]["params"], rows[2]["params"]
+    assert small < 1_000_000 and 20_000_000 < paper < 30_000_000  # the paper's ~24M
+    assert rows[1]["params"] == small and rows[3]["params"] == paper
+    assert [r["size"] for r in attention["rows"]] == ["small", "paper"]
+    for row in attention["rows"]:
+        assert row["logits_diff"] < 1e-4 and row["loss_diff"] < 1e-4
+        assert row["ratio"] == pytest.approx(row["sdpa_ms"] / row["plain_ms"])
+    assert [r["tokens"] for r in generation["rows"]] == [8, 24]
+    for row in generation["rows"]:
+        assert row["same"] == "yes"
+        assert row["cached_tps"] > 0 and row["uncached_tps"] > 0 and row["speedup"] > 0
+    assert "non-PAD current tokens" in " ".join(report["notes"])
+    assert [s["benchmark"].split(",")[0] for s in report["summary"]] == [
+        "training",
+        "training",
+        "generation",
+    ]
