@@ -775,7 +775,7 @@ def correlation_connectivity(data, bin_size: float = 0.01, intervals=None) -> np
     return r
 
 
-def connectivity_auroc(estimate, adjacency) -> float:
+def connectivity_auroc(estimate, adjacency, within_source: bool = False) -> float:
     """AUROC of ``|estimate|`` at telling connected pairs (``adjacency != 0``) from the rest.
 
     The diagonal is left out. 0.5 is chance, 1 a perfect ranking.
@@ -786,6 +786,13 @@ def connectivity_auroc(estimate, adjacency) -> float:
         Any connectivity score (GLM coupling, attention, correlation).
     adjacency : array-like of shape (n_neurons, n_neurons)
         The true couplings; non-zero entries are edges.
+    within_source : bool, default=False
+        Subtract from ``|estimate|`` each source's (column's) mean over its
+        targets first, so only how a source's targets rank against its
+        non-targets counts. A score that only says how strong each neuron
+        is as a source overall (which neurons are hubs, or fire with the
+        stimulus) is at chance here, while one that knows who drives whom
+        keeps its AUROC.
 
     Returns
     -------
@@ -817,7 +824,11 @@ def connectivity_auroc(estimate, adjacency) -> float:
             "adjacency needs both edges and non-edges off the diagonal for an AUROC (a null "
             "circuit has no edge: compare coupling magnitudes instead)."
         )
-    score = np.abs(est[off])
+    score = np.abs(est)
+    if within_source:
+        column = np.where(off, score, 0.0).sum(axis=0) / (est.shape[0] - 1)
+        score = score - column[None, :]
+    score = score[off]
     # Mann-Whitney U with average ranks for ties
     order = np.argsort(score, kind="mergesort")
     ranks = np.empty(score.size)

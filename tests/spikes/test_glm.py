@@ -94,6 +94,17 @@ def test_auroc_counts_ties_as_half():
 
 
 # ----------------------------------------------------------------------------- ground truth
+def test_within_source_auroc_ignores_how_strong_each_source_is():
+    adjacency = np.zeros((6, 6))
+    adjacency[[1, 2, 3], 0] = 1.0  # neuron 0 drives 1, 2, 3
+    adjacency[4, 5] = -1.0  # neuron 5 inhibits 4
+    per_source = np.tile(np.array([5.0, 1, 1, 1, 1, 2]), (6, 1))  # strong sources, no targets
+    assert connectivity_auroc(per_source, adjacency) > 0.8
+    assert connectivity_auroc(per_source, adjacency, within_source=True) == 0.5
+    exact = np.abs(adjacency) + 0.1 * per_source
+    assert connectivity_auroc(exact, adjacency, within_source=True) == 1.0
+
+
 def test_glm_couplings_rank_true_edges_above_non_edges(coupled):
     sim, rec, split, glm = coupled
     auroc = connectivity_auroc(glm.coupling_, sim.adjacency)
