@@ -64,7 +64,6 @@ import math
 import os
 import subprocess
 import sys
-import time
 
 import numpy as np
 from _common import (
@@ -329,14 +328,11 @@ def work_train(spec: dict, device) -> dict:
 
         for _ in range(spec["warmup"]):
             step()
-        sync(device)
-        times = []
-        for _ in range(max(1, spec["repeat"])):
-            start = time.perf_counter()
-            for _ in range(spec["steps"]):
-                loss = step()
-            sync(device)
-            times.append(time.perf_counter() - start)
+
+        def steps():
+            return [step() for _ in range(spec["steps"])][-1]
+
+        _, times, loss = best_of(steps, spec["repeat"], device, warmup=0)
     if not math.isfinite(float(loss.detach())):
         raise SystemExit(f"encoders_deep: the {spec['model']} loss is not finite")
     return {

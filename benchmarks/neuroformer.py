@@ -63,9 +63,8 @@ import math
 import os
 import subprocess
 import sys
-import time
 
-from _common import Col, Report, best_of, parser, resolve, sync
+from _common import Col, Report, best_of, parser, resolve
 from encoders_deep import Memory
 
 N_NEURONS = 300  # a recording of a few hundred neurons, as the paper's
@@ -209,14 +208,11 @@ def work_train(spec: dict, device) -> dict:
 
         for _ in range(spec["warmup"]):
             step()
-        sync(device)
-        times = []
-        for _ in range(max(1, spec["repeat"])):
-            start = time.perf_counter()
-            for _ in range(spec["steps"]):
-                loss = step()
-            sync(device)
-            times.append(time.perf_counter() - start)
+
+        def steps():
+            return [step() for _ in range(spec["steps"])][-1]
+
+        _, times, loss = best_of(steps, spec["repeat"], device, warmup=0)
     if not math.isfinite(float(loss.detach())):
         raise SystemExit(f"neuroformer: the {spec['size']} training loss is not finite")
     return {
