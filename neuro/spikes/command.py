@@ -80,6 +80,8 @@ _CHECKPOINT_DIR = "training"
 #: library argument names -> the flags that set them, for messages raised in the library
 _FIT_FLAGS = {
     "n_stimulus_frames": "--stimulus-frames",
+    "behavior_context": "--behavior-context",
+    "contrastive_dim": "--contrastive-dim",
     "n_heads": "--heads",
     "n_self_layers": "--layers",
     "n_cross_layers": "--layers",
@@ -169,6 +171,18 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=3,
         help="frames before each window end the model sees (0: ignore the stimulus)",
+    )
+    model.add_argument(
+        "--behavior-context",
+        action="store_true",
+        help="give the behaviour to the model as context tokens (the model then needs it to "
+        "generate; do not decode behaviour with such a model)",
+    )
+    model.add_argument(
+        "--contrastive-dim",
+        type=int,
+        default=0,
+        help="shared space of the neural-stimulus contrastive loss (0: off; paper: on)",
     )
     train = parser.add_argument_group("training")
     train.add_argument("--epochs", type=int, default=10, help="epochs (early stopping on val)")
@@ -621,6 +635,8 @@ def _model_summary(nf) -> dict:
         "window": nf.settings_.window,
         "past_window": nf.settings_.past_window,
         "stimulus_frames": nf.settings_.n_stimulus_frames,
+        "behavior_context": config.n_behavior > 0,
+        "contrastive_dim": config.contrastive_dim,
         "n_parameters": sum(p.numel() for p in nf.model_.parameters()),
     }
 
@@ -957,6 +973,8 @@ def _train(args: argparse.Namespace) -> int:
         block_size=args.block_size,
         past_block_size=args.past_block_size,
         n_stimulus_frames=args.stimulus_frames,
+        behavior_context=args.behavior_context,
+        contrastive_dim=args.contrastive_dim,
         d_model=args.d_model,
         n_heads=args.heads,
         n_self_layers=args.layers,

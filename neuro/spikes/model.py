@@ -165,6 +165,10 @@ class NeuroformerConfig:
         ):
             if int(getattr(self, name)) < 1:
                 raise InputError(f"{name} must be >= 1; got {getattr(self, name)}.")
+        for name in ("n_self_layers", "n_final_layers", "n_frame_layers", "n_behavior",
+                     "n_behavior_out", "contrastive_dim"):  # fmt: skip
+            if int(getattr(self, name)) < 0:
+                raise InputError(f"{name} must be >= 0; got {getattr(self, name)}.")
         if self.d_model % self.n_heads or self.d_model % 2:
             raise InputError(
                 f"d_model must be even and a multiple of n_heads={self.n_heads}; got "

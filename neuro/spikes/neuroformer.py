@@ -25,7 +25,7 @@ before its window end (the paper: 3 frames at 20 Hz).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neuro._validation import check_float, check_int
+from neuro._validation import check_bool, check_float, check_int
 from neuro.base import NeuroEstimator
 from neuro.errors import InputError, InputTypeError
 from neuro.spikes.model import NeuroformerConfig, NeuroformerModule
@@ -84,13 +84,16 @@ class _Settings:
     past_block_size: int
     model: dict
     n_stimulus_frames: int
+    #: behaviour as context: the training mean and sd of each variable (empty: none)
+    behavior_mean: list = field(default_factory=list)
+    behavior_std: list = field(default_factory=list)
 
 
 class _Objective(nn.Module):
     """The network and the stimulus frames, in the form the Trainer expects.
 
-    Batches are ``(ids, dts, past_ids, past_dts[, frame_index])``; the
-    frames are gathered from the recording's frames by index, so each
+    Batches are ``(ids, dts, past_ids, past_dts[, frame_index][, behavior])``;
+    the frames are gathered from the recording's frames by index, so each
     sample's clip is never copied.
     """
 
@@ -102,8 +105,10 @@ class _Objective(nn.Module):
     def _batch(self, batch) -> dict:
         ids, dts, past_ids, past_dts, *rest = batch
         out = {"ids": ids, "dts": dts, "past_ids": past_ids, "past_dts": past_dts}
+        if self.frames is not None:
+            out["frames"] = self.frames[rest.pop(0)]  # (B, n_frames, H, W)
         if rest:
-            out["frames"] = self.frames[rest[0]]  # (B, n_frames, H, W)
+            out["behavior"] = rest.pop(0)  # (B, n_behavior)
         return out
 
     def training_step(self, batch):
@@ -175,6 +180,14 @@ class Neuroformer(CheckpointedFit, NeuroEstimator):
         Conv3d patch of the stimulus embedding.
     contrastive_dim : int, default=0
         Shared space of the neural-stimulus contrastive loss (0: off).
+    behavior_context : bool, default=False
+        Give the recording's behaviour variables to the network as context
+        (one token each, which the current tokens cross-attend to, as the
+        paper's behaviour modalities): each sample gets every variable at
+        its current window's centre, z-scored with the training mean and
+        sd. The model then needs the behaviour wherever it is used, and
+        :meth:`fit_behavior` would decode the behaviour from itself: use it
+        for generation and scoring, not for decoding.
     dropout : float, default=0.1
     epochs, batch_size, lr, weight_decay, patience : training settings
         AdamW with a cosine schedule; early stopping on the validation
@@ -242,6 +255,7 @@ class Neuroformer(CheckpointedFit, NeuroEstimator):
         n_frame_layers: int = 1,
         frame_patch=(3, 5, 5),
         contrastive_dim: int = 0,
+        behavior_context: bool = False,
         dropout: float = 0.1,
         epochs: int = 30,
         batch_size: int = 64,
@@ -271,6 +285,7 @@ class Neuroformer(CheckpointedFit, NeuroEstimator):
         self.n_frame_layers = n_frame_layers
         self.frame_patch = frame_patch
         self.contrastive_dim = contrastive_dim
+        self.behavior_context = behavior_context
         self.dropout = dropout
         self.epochs = epochs
         self.batch_size = batch_size
@@ -307,7 +322,7 @@ class Neuroformer(CheckpointedFit, NeuroEstimator):
         return np.clip(last[:, None] - np.arange(k - 1, -1, -1)[None], 0, None)
 
     def _tokens(self, data, anchors: np.ndarray, report: dict | None = None):
-        """Token tensors ``(ids, dts, past_ids, past_dts[, frame_index])`` of the anchors.
+        """Tensors ``(ids, dts, past_ids, past_dts[, frame_index][, behavior])`` of the anchors.
 
         ``report``, if given, receives the samples and spikes truncated.
         """
@@ -318,6 +333,11 @@ class Neuroformer(CheckpointedFit, NeuroEstimator):
         out = [torch.from_numpy(batch[k]) for k in ("ids", "dts", "past_ids", "past_dts")]
         if self.settings_.n_stimulus_frames:
             out.append(torch.from_numpy(self._frame_index(frame_times, anchors)))
+        if self.settings_.behavior_mean:
+            z = (self._behavior_targets(data, anchors) - self.settings_.behavior_mean) / (
+                self.settings_.behavior_std
+            )
+            out.append(torch.from_numpy(z.astype(np.float32)))
         return tuple(out)
 
     def _check_data(self, data, fitting: bool):
@@ -338,6 +358,20 @@ class Neuroformer(CheckpointedFit, NeuroEstimator):
                 raise InputError(
                     f"The stimulus frames are {tuple(stimulus.shape[1:])} pixels but the model "
                     f"was trained on {shape}; give frames of the training size."
+                )
+        n_behavior = len(self.settings_.behavior_mean) if not fitting else 0
+        if n_behavior:
+            behavior = _recording(data)[3]
+            if behavior is None:
+                raise InputError(
+                    "The model was trained with behaviour as context (behavior_context=True); "
+                    "give an AlignedRecording with behavior= and behavior_times=."
+                )
+            got = np.asarray(behavior).reshape(len(behavior), -1).shape[1]
+            if got != n_behavior:
+                raise InputError(
+                    f"The recording has {got} behaviour variable(s) but the model was trained "
+                    f"with {n_behavior} as context; give the same variables."
                 )
         return spikes, stimulus, frame_times
 
@@ -379,6 +413,17 @@ class Neuroformer(CheckpointedFit, NeuroEstimator):
             self.past_block_size,
         )
         n_frames = int(self.n_stimulus_frames) if stimulus is not None else 0
+        behavior = (
+            _recording(X)[3] if check_bool("behavior_context", self.behavior_context) else None
+        )
+        if self.behavior_context and behavior is None:
+            raise InputError(
+                "behavior_context=True needs behaviour: give an AlignedRecording with behavior= "
+                "and behavior_times= (or set behavior_context=False)."
+            )
+        n_behavior = (
+            0 if behavior is None else np.asarray(behavior).reshape(len(behavior), -1).shape[1]
+        )
         frame_shape = None if not n_frames else (n_frames, *map(int, stimulus.shape[1:]))
         cfg = NeuroformerConfig(
             n_neurons=spikes.n_neurons,
@@ -394,6 +439,7 @@ class Neuroformer(CheckpointedFit, NeuroEstimator):
             frame_shape=frame_shape,
             frame_patch=tuple(int(v) for v in self.frame_patch),
             contrastive_dim=self.contrastive_dim,
+            n_behavior=n_behavior,
             dropout=self.dropout,
         )
         cfg.check()
@@ -410,6 +456,11 @@ class Neuroformer(CheckpointedFit, NeuroEstimator):
         )
         self.n_neurons_ = int(spikes.n_neurons)
         anchors = self._anchors(tok, spikes, intervals)
+        if n_behavior:  # z-scored with the training samples' mean and sd
+            y = self._behavior_targets(X, anchors)
+            sd = y.std(0)
+            self.settings_.behavior_mean = y.mean(0).tolist()
+            self.settings_.behavior_std = np.where(sd > 0, sd, 1.0).tolist()
         if val_intervals is not None:
             val_anchors = self._anchors(tok, spikes, val_intervals)
         else:
@@ -437,7 +488,11 @@ class Neuroformer(CheckpointedFit, NeuroEstimator):
 
     # ------------------------------------------------------------- inference
     def _batches(self, data, intervals, batch_size: int, network=None, anchors=None):
-        """``(net, anchors, tokens on device, frames on device or None)`` batch by batch, eval mode.
+        """``(net, anchors, tokens, context)`` batch by batch on the device, in eval mode.
+
+        ``tokens`` is ``(ids, dts, past_ids, past_dts)``; ``context`` holds
+        the keyword arguments ``frames`` and ``behavior`` of the network's
+        ``forward`` (None where the model has no such input).
 
         ``network`` replaces the pretrained ``model_`` (the fine-tuned
         behaviour network); ``anchors`` replaces the anchors of ``intervals``.
@@ -457,8 +512,12 @@ class Neuroformer(CheckpointedFit, NeuroEstimator):
             for start in range(0, len(anchors), batch_size):
                 a = anchors[start : start + batch_size]
                 tokens = [t.to(device) for t in self._tokens(data, a)]
-                clip = frames[tokens[4]] if frames is not None else None
-                yield net, a, tokens[:4], clip
+                rest = tokens[4:]
+                context = {
+                    "frames": frames[rest.pop(0)] if frames is not None else None,
+                    "behavior": rest.pop(0) if rest else None,
+                }
+                yield net, a, tokens[:4], context
         finally:
             net.cpu()
 
@@ -487,8 +546,8 @@ class Neuroformer(CheckpointedFit, NeuroEstimator):
         n = 0
         counts = torch.zeros(c.n_neurons, dtype=torch.float64)
         with torch.inference_mode():
-            for net, _, (ids, dts, pid, pdt), clip in self._batches(X, intervals, batch_size):
-                out = net(ids, dts, pid, pdt, clip)
+            for net, _, (ids, dts, pid, pdt), ctx in self._batches(X, intervals, batch_size):
+                out = net(ids, dts, pid, pdt, **ctx)
                 target = ids[:, 1:]
                 spike = target < c.n_neurons
                 logp = out["id_logits"][:, :-1].float().log_softmax(-1)
@@ -553,14 +612,14 @@ class Neuroformer(CheckpointedFit, NeuroEstimator):
         ids_out, times_out = [], []
         gen = torch.Generator().manual_seed(int(seed))
         with torch.inference_mode():
-            for net, anchors, (_, _, pid, pdt), clip in self._batches(X, intervals, batch_size):
+            for net, anchors, (_, _, pid, pdt), ctx in self._batches(X, intervals, batch_size):
                 g = gen if pid.device.type == "cpu" else None
                 if g is None:
                     g = torch.Generator(device=pid.device).manual_seed(int(seed) + len(ids_out))
                 ids, dts = net.generate(
                     pid,
                     pdt,
-                    clip,
+                    **ctx,
                     temperature=temperature,
                     generator=g,
                     use_cache=use_cache,
@@ -613,8 +672,8 @@ class Neuroformer(CheckpointedFit, NeuroEstimator):
         chance = torch.zeros(n, n, dtype=torch.float64)
         targets = torch.zeros(n, dtype=torch.float64)
         with torch.inference_mode():
-            for net, _, (ids, dts, pid, pdt), clip in self._batches(X, intervals, batch_size):
-                w = net(ids, dts, pid, pdt, clip, return_weights=True)["past_attention"]
+            for net, _, (ids, dts, pid, pdt), ctx in self._batches(X, intervals, batch_size):
+                w = net(ids, dts, pid, pdt, **ctx, return_weights=True)["past_attention"]
                 w = w.float().mean(1)[:, :-1]  # (B, L-1, P): query l predicts token l + 1
                 target = ids[:, 1:]
                 t_onehot = F.one_hot(target.clamp_max(n), n + 1)[..., :n].float()  # (B, L-1, N)
@@ -672,8 +731,8 @@ class Neuroformer(CheckpointedFit, NeuroEstimator):
         batches = self._batches(X, intervals, batch_size, network, anchors)
         anchors = []
         with torch.inference_mode():
-            for net, a, (ids, dts, pid, pdt), clip in batches:
-                h = net(ids, dts, pid, pdt, clip)["features"].float()
+            for net, a, (ids, dts, pid, pdt), ctx in batches:
+                h = net(ids, dts, pid, pdt, **ctx)["features"].float()
                 feats.append(_mean_over_tokens(h, ids, c.pad_id).cpu().numpy())
                 anchors.append(a)
         return np.concatenate(anchors), np.concatenate(feats).astype(np.float32)
@@ -812,8 +871,8 @@ class Neuroformer(CheckpointedFit, NeuroEstimator):
         hidden, real = [], []
         with torch.inference_mode():
             batches = self._batches(X, None, 256, net, lagged.reshape(-1))
-            for net_on_device, _, (ids, dts, pid, pdt), clip in batches:
-                h = net_on_device.hidden(ids, dts, pid, pdt, clip, stop=stop)
+            for net_on_device, _, (ids, dts, pid, pdt), ctx in batches:
+                h = net_on_device.hidden(ids, dts, pid, pdt, **ctx, stop=stop)
                 hidden.append(h.float().cpu())
                 real.append((ids != net.config.pad_id).cpu())
         shape = (*lagged.shape, -1)

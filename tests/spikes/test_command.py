@@ -228,6 +228,22 @@ def test_nwb_file_with_stimulus_and_behaviour(circuit, tmp_path):
     assert "readout_neuroformer" in pd.read_csv(dec / "behavior.csv").columns
 
 
+def test_behaviour_as_context_and_the_contrastive_loss(circuit, tmp_path):
+    path = circuit.write_nwb(tmp_path / "session.nwb")
+    train = tmp_path / "train"
+    argv = ["neuroformer", "train", "--nwb", str(path), *NWB_SERIES, "--n-intervals", "10"]
+    argv += ["--behavior-context", "--contrastive-dim", "8", *TINY, *CPU, "--no-figures"]
+    assert main([*argv, "--out", str(train)]) == 0
+    model = _metrics(train)["model"]
+    assert model["behavior_context"] is True and model["contrastive_dim"] == 8
+    history = Neuroformer.load(train / "model.pt").history_
+    assert all(np.isfinite(r["train_contrastive_loss"]) for r in history)
+    gen = tmp_path / "gen"
+    argv = ["neuroformer", "generate", "--model", str(train / "model.pt"), "--nwb", str(path)]
+    assert main([*argv, *NWB_SERIES, *CPU, "--no-figures", "--out", str(gen)]) == 0
+    assert (gen / "generated.npz").is_file()
+
+
 # ----------------------------------------------------------------------------- runs
 def test_an_existing_output_is_refused_then_overwritten(tmp_path, capsys):
     out = tmp_path / "taken"

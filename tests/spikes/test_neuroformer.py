@@ -251,6 +251,33 @@ def test_behavior_head_reads_several_windows_and_fine_tunes_the_last_block(circu
         nf.fit_behavior(sim.recording, n_windows=0)
 
 
+def test_behaviour_as_context(circuit, tmp_path):
+    sim, split = circuit
+    nf = Neuroformer(**{**TINY, "epochs": 1}, behavior_context=True).fit(
+        sim.recording, intervals=split.train
+    )
+    assert nf.model_.config.n_behavior == 1 and nf.model_.behavior_cross is not None
+    y = sim.behavior[:, 0]
+    assert abs(nf.settings_.behavior_mean[0] - y.mean()) < 0.5 * y.std()  # training samples
+    # the network reads the behaviour: other values give other features
+    rng = np.random.default_rng(0)
+    shuffled = AlignedRecording(
+        sim.spikes, sim.stimulus, sim.frame_times, rng.permutation(sim.behavior), sim.behavior_times
+    )
+    _, feats = nf.features(sim.recording, split.test)
+    assert not np.allclose(feats, nf.features(shuffled, split.test)[1])
+    assert np.isfinite(nf.cross_entropy(sim.recording, split.test)["id_cross_entropy"])
+    generated = nf.generate(sim.recording, split.test, seed=3)
+    back = Neuroformer.load(nf.save(tmp_path / "context.pt"))
+    np.testing.assert_array_equal(back.generate(sim.recording, split.test, seed=3).times,
+                                  generated.times)  # fmt: skip
+    no_behavior = AlignedRecording(sim.spikes, sim.stimulus, sim.frame_times)
+    with pytest.raises(InputError, match="trained with behaviour as context"):
+        nf.generate(no_behavior, split.test)
+    with pytest.raises(InputError, match="behavior_context=True needs behaviour"):
+        Neuroformer(**TINY, behavior_context=True).fit(no_behavior)
+
+
 def test_killed_fit_resumes_exactly(circuit, tmp_path):
     from neuro.train import Callback
 
