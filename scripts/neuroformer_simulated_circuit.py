@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="shares of the training labels each decoder is fitted on",
     )
     behavior.add_argument(
-        "--draws", type=int, default=3, help="random draws of the labelled samples per share"
+        "--draws", type=int, default=2, help="random draws of the labelled samples per share"
     )
     behavior.add_argument(
         "--windows",
@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     behavior.add_argument(
         "--finetune-steps",
         type=int,
-        default=40,
+        default=20,
         help="optimiser steps of that fine-tuning, whatever the number of labels (as whole "
         "epochs, at least one)",
     )
