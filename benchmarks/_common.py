@@ -127,6 +127,30 @@ def best_of(fn: Callable[[], Any], repeat: int, device="cpu", warmup: int = 1):
     return min(times), times, result
 
 
+def time_training(loss_fn: Callable[[], Any], params, device, *, warmup: int, steps: int,
+                  repeat: int) -> tuple[list[float], float]:  # fmt: skip
+    """``(every time, last loss)`` of ``steps`` AdamW steps on ``loss_fn()``, best of ``repeat``.
+
+    Each step is the loss, ``backward`` and an AdamW step (lr 1e-4, weight
+    decay 0.01) on ``params``; ``warmup`` untimed steps come first.
+    """
+    import torch
+
+    opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.01)
+
+    def step():
+        loss = loss_fn()
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return loss
+
+    for _ in range(warmup):
+        step()
+    _, times, loss = best_of(lambda: [step() for _ in range(steps)][-1], repeat, device, 0)
+    return times, float(loss.detach())
+
+
 # ----------------------------------------------------------------------------- environment
 def _torch_config() -> dict[str, Any]:
     import torch

@@ -76,6 +76,7 @@ from _common import (
     parser,
     resolve,
     sync,
+    time_training,
 )
 from nsd_scale import peak_mib, reset_peak, rss_mib
 from ridge import _blas_used
@@ -316,24 +317,20 @@ def work_train(spec: dict, device) -> dict:
     with Memory(device) as mem:
         objective = _objective(spec, data, device)
         params = [p for p in objective.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.01)
 
-        def step():
+        def loss_fn():
             with autocast(device, spec["precision"]):
-                loss = objective.training_step(batch)["loss"]
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            return loss
+                return objective.training_step(batch)["loss"]
 
-        for _ in range(spec["warmup"]):
-            step()
-
-        def steps():
-            return [step() for _ in range(spec["steps"])][-1]
-
-        _, times, loss = best_of(steps, spec["repeat"], device, warmup=0)
-    if not math.isfinite(float(loss.detach())):
+        times, loss = time_training(
+            loss_fn,
+            params,
+            device,
+            warmup=spec["warmup"],
+            steps=spec["steps"],
+            repeat=spec["repeat"],
+        )
+    if not math.isfinite(loss):
         raise SystemExit(f"encoders_deep: the {spec['model']} loss is not finite")
     return {
         "seconds": min(times),

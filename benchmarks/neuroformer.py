@@ -64,7 +64,7 @@ import os
 import subprocess
 import sys
 
-from _common import Col, Report, best_of, parser, resolve
+from _common import Col, Report, best_of, parser, resolve, time_training
 from encoders_deep import Memory
 
 N_NEURONS = 300  # a recording of a few hundred neurons, as the paper's
@@ -190,30 +190,21 @@ def build(cfg, device, fused: bool = True, seed: int = 0):
 # ----------------------------------------------------------------------------- workers
 def work_train(spec: dict, device) -> dict:
     """Time ``steps`` AdamW steps of one size with one attention; measure the peak memory."""
-    import torch
 
     cfg = config(spec["size"], spec["dropout"])
     batch = _to(make_batch(cfg, spec["batch"]), device)
     tokens = int((batch["ids"] != cfg.pad_id).sum())
     with Memory(device) as mem:
         net = build(cfg, device, fused=spec["fused"]).train()
-        opt = torch.optim.AdamW(net.parameters(), lr=1e-4, weight_decay=0.01)
-
-        def step():
-            loss = net.loss(batch)["loss"]
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            return loss
-
-        for _ in range(spec["warmup"]):
-            step()
-
-        def steps():
-            return [step() for _ in range(spec["steps"])][-1]
-
-        _, times, loss = best_of(steps, spec["repeat"], device, warmup=0)
-    if not math.isfinite(float(loss.detach())):
+        times, loss = time_training(
+            lambda: net.loss(batch)["loss"],
+            net.parameters(),
+            device,
+            warmup=spec["warmup"],
+            steps=spec["steps"],
+            repeat=spec["repeat"],
+        )
+    if not math.isfinite(loss):
         raise SystemExit(f"neuroformer: the {spec['size']} training loss is not finite")
     return {
         "seconds": min(times),
