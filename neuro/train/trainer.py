@@ -225,6 +225,14 @@ class Callback:
         they make the loop read the loss from the device every step).
         """
 
+    def on_before_optimizer_step(self, trainer: Trainer) -> None:
+        """Called after the backward pass of each step, before clipping and the optimizer step.
+
+        The gradients are in the parameters' ``.grad`` (averaged over
+        processes in a multi-process run), so a callback may change them
+        there: e.g. project them away from a subspace (continual learning).
+        """
+
     def on_validation_end(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:
         """Called after each validation with its ``val_*`` metrics."""
 
@@ -1093,6 +1101,8 @@ class Trainer:
     def _optimizer_step(self, run: _Run, step_metrics: dict[str, torch.Tensor]) -> None:
         """Clip (if asked), step the optimizer and the per-step scheduler."""
         cfg = self.config
+        for cb in self.callbacks:
+            cb.on_before_optimizer_step(self)
         if cfg.grad_clip_norm is not None:
             norm = self.runtime.fabric.clip_gradients(
                 run.fmodel, run.foptimizer, max_norm=cfg.grad_clip_norm

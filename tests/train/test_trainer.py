@@ -75,6 +75,36 @@ def test_history_callbacks_and_files(tmp_path):
     assert [e for e in rec.events if e[0] == "epoch"] == [("epoch", 1), ("epoch", 2), ("epoch", 3)]
 
 
+def test_a_callback_changes_gradients_before_the_optimizer_step():
+    """on_before_optimizer_step sees the step's gradients and may edit them (projection)."""
+    x, y, _ = regression_data(n=64)
+    torch.manual_seed(0)
+    linear = nn.Linear(7, 3)
+    frozen = linear.weight.detach()[:, :2].clone()
+
+    class Linear(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = linear
+
+        def training_step(self, batch):
+            return nn.functional.mse_loss(self.lin(batch[0]), batch[1])
+
+    class ZeroFirstInputs(Callback):
+        calls = 0
+
+        def on_before_optimizer_step(self, trainer):
+            grad = linear.weight.grad
+            assert grad is not None and grad.abs().sum() > 0
+            grad[:, :2] = 0.0  # updates only in the span of inputs 3..7
+            ZeroFirstInputs.calls += 1
+
+    Trainer(max_epochs=2, batch_size=16, lr=1e-2, weight_decay=0.0, callbacks=[ZeroFirstInputs()],
+            **FAST).fit(Linear(), (x, y))  # fmt: skip
+    assert ZeroFirstInputs.calls == 8
+    torch.testing.assert_close(linear.weight.detach()[:, :2], frozen)
+
+
 def test_numpy_float64_input_is_accepted(rng):
     x = rng.standard_normal((40, 7))
     y = rng.standard_normal((40, 3))
