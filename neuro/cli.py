@@ -102,6 +102,12 @@ SUBCOMMANDS: list[Subcommand] = [
         "(resumable), generate spikes, decode behaviour from a few labels.",
         "neuro.spikes.command",
     ),
+    Subcommand(
+        "snn",
+        "Spiking networks learning a stream of tasks (permuted or split digits, permuted MNIST, "
+        "split CIFAR-100) with HLOP, GPM, EWC or fine-tuning: accuracy matrices, ACC and BWT.",
+        "neuro.snn.command",
+    ),
 ]
 
 
