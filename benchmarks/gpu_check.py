@@ -41,6 +41,7 @@ GPU_ARGS = {
     "nsd_scale": ["--sessions", "4", "--n-images", "1000"],  # writing the subject is CPU work
     "encoders_deep": [],  # paper sizes at full width, 10,000 voxels
     "neuroformer": [],  # paper size at the paper's batch 160; generation of 16 samples
+    "snn": [],  # PMNIST size, batch 64, DSR T=20; SVD of a 60,000-sample task on the GPU
 }
 GPU_TIMEOUTS = {
     "ridge": 150,
@@ -52,6 +53,7 @@ GPU_TIMEOUTS = {
     "nsd_scale": 240,
     "encoders_deep": 180,
     "neuroformer": 150,
+    "snn": 120,
 }
 TEST_TIMEOUT = 120
 

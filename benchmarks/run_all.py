@@ -32,6 +32,7 @@ BENCHMARKS = (
     "nsd_scale",
     "encoders_deep",
     "neuroformer",
+    "snn",
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -142,6 +143,7 @@ def test_gpu_check_pipeline_on_the_cpu(tmp_path):
         "nsd_scale",
         "encoders_deep",
         "neuroformer",
+        "snn",
     ]
     modules = {row["module"] for row in doc["summary"]}
     assert modules == {
@@ -155,6 +157,7 @@ def test_gpu_check_pipeline_on_the_cpu(tmp_path):
         "nsd_scale",
         "encoders_deep",
         "neuroformer",
+        "snn",
     }
     assert "module" in proc.stdout and "ratio" in proc.stdout
 
@@ -217,3 +220,50 @@ def test_neuroformer_quick(tmp_path):
         "training",
         "generation",
     ]
+
+
+@pytest.mark.slow
+def test_snn_quick(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")  # no thread contention
+    report = run_quick("snn", tmp_path, env=env)
+    steps, subspace = report["tables"]
+    rows = steps["rows"]
+    assert [(r["size"], r["kind"]) for r in rows] == [
+        (size, kind) for size in ("small", "paper") for kind in ("plain", "hlop", "gpm", "mlp")
+    ]
+    assert [r["net"] for r in rows[::4]] == ["64-100-100-10", "784-800-800-10"]
+    for row in rows:
+        assert row["batch"] == 64
+        assert math.isfinite(row["step_ms"]) and row["step_ms"] > 0
+        assert row["samples_per_s"] == pytest.approx(64e3 / row["step_ms"])
+        if row["kind"] == "mlp":
+            assert row["T"] is None and row["time_steps_per_s"] is None
+        else:  # time steps/s = batch * T / step time, DSR's T = 20
+            assert row["T"] == 20
+            assert row["time_steps_per_s"] == pytest.approx(row["samples_per_s"] * 20)
+    paper_hlop = rows[5]
+    assert paper_hlop["subspace"] == "80/200/100 old + 70/70/70 new"
+    layers = subspace["rows"]
+    assert [(r["size"], r["n"]) for r in layers] == [
+        ("small", 64),
+        ("small", 100),
+        ("small", 100),
+        ("paper", 784),
+        ("paper", 800),
+        ("paper", 800),
+    ]
+    assert [r["samples"] for r in layers] == [1347] * 3 + [6000] * 3  # --quick: 6,000 a task
+    for row in layers:
+        for key in ("learn_ms", "hlop_task_s", "gram_s", "extend_s", "gpm_task_s", "svd_s"):
+            assert math.isfinite(row[key]) and row[key] > 0, key
+        assert row["batches"] == math.ceil(row["samples"] / 64)
+        assert row["hlop_task_s"] == pytest.approx(row["learn_ms"] / 1e3 * row["batches"])
+        assert row["hlop_vs_svd"] == pytest.approx(row["hlop_task_s"] / row["svd_s"])
+        assert row["added"] >= 0
+    assert "batch x T / step time" in " ".join(report["notes"])
+    summary = report["summary"]
+    assert len(summary) == 6
+    for row in summary:
+        assert math.isfinite(row["ratio"]) and row["ratio"] > 0
+    assert summary[0]["benchmark"].startswith("SNN step with HLOP, small size")
+    assert summary[5]["benchmark"].startswith("subspace learning per task, paper size")
