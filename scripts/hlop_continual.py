@@ -69,8 +69,6 @@ METHODS = ("hlop", "gpm", "ewc", "finetune")
 STREAMS = ("permuted-digits", "split-digits", "pmnist", "split-cifar100")
 #: Streams read from the user's files (``--data``).
 FILE_STREAMS = ("pmnist", "split-cifar100")
-#: Inputs of each stream (Fashion-MNIST files give permuted MNIST's 784 too).
-N_FEATURES = {"permuted-digits": 64, "split-digits": 64, "pmnist": 784, "split-cifar100": 3072}
 #: Tasks of each stream when --tasks is not given.
 DEFAULT_TASKS = {"permuted-digits": 5, "split-digits": 5, "pmnist": 10, "split-cifar100": 10}
 #: The small network and its training, measured on permuted digits (about 21 batches a task).
@@ -256,9 +254,10 @@ def check_arguments(args: argparse.Namespace) -> None:
         A number out of range, a method or seed given twice, ``--data``
         missing for a file-based stream (or given for a digits one),
         ``--task-labels`` with a permuted stream, ``--paper-size`` without
-        ``--stream pmnist`` or with size flags, lateral neuron counts that
-        do not match the layers, or more lateral neurons in a layer by the
-        last task than it has inputs.
+        ``--stream pmnist`` or with size flags, or lateral neuron counts that
+        do not match the layers (more lateral neurons by the last task than a
+        layer has inputs is refused in :func:`run`, once the stream is read,
+        before anything trains).
     """
     from neuro._validation import check_float, check_int
     from neuro.errors import InputError
@@ -344,44 +343,6 @@ def check_arguments(args: argparse.Namespace) -> None:
                 "or one per layer."
             )
         setattr(args, key, list(value) * n_layers if len(value) == 1 else list(value))
-    if "hlop" in args.methods:
-        inputs = [N_FEATURES[args.stream], *args.hidden]
-        params = model_params(args, inputs[0], args.tasks)
-        lateral = params["lateral"] or [max(1, n // 10) for n in inputs]
-        added = params["added"] or [max(1, (n * 9) // 100) for n in inputs]
-        check_capacity(lateral, added, inputs, args.tasks)
-
-
-def check_capacity(lateral, added, inputs, n_tasks: int) -> None:
-    """Refuse more lateral neurons in a layer, by the last task, than the layer has inputs.
-
-    Parameters
-    ----------
-    lateral : list of int
-        Per layer, at task 0.
-    added : list of int, or list of lists
-        Per layer, added at each later task (or one list per later task).
-    inputs : list of int
-        Each layer's inputs.
-    n_tasks : int
-
-    Raises
-    ------
-    InputError
-        Naming the layer, its count after the last task, and the fix.
-    """
-    from neuro.errors import InputError
-
-    per_task = added if added and isinstance(added[0], list) else [added] * (n_tasks - 1)
-    for i, n in enumerate(inputs):
-        total = lateral[i] + sum(a[i] for a in per_task[: n_tasks - 1])
-        if total > n:
-            room = max(n - lateral[i], 0) // max(n_tasks - 1, 1)
-            raise InputError(
-                f"--lateral and --added: layer {i} ({n} inputs) would hold {total} lateral "
-                f"neurons after {n_tasks} tasks, more than its inputs; give --added at most "
-                f"{room} for it, a smaller --lateral, or fewer --tasks."
-            )
 
 
 def model_params(args: argparse.Namespace, n_features: int, n_tasks: int) -> dict:
@@ -823,6 +784,11 @@ def run(args: argparse.Namespace) -> int:
     from neuro.snn import ContinualSNN
 
     check_arguments(args)
+    first = load_stream(args, args.seeds[0])
+    if "hlop" in args.methods:  # HLOP's whole schedule of lateral neurons against the layers
+        params = model_params(args, int(first.n_features), len(first))
+        with errors_as_flags(FLAG_NAMES):
+            ContinualSNN(method="hlop", **params).check(first)
     out = prepare_output_dir(args.out, overwrite=args.overwrite)  # refused before any work
     say = print if args.verbose else (lambda *a, **k: None)
     started = time.perf_counter()
@@ -830,7 +796,7 @@ def run(args: argparse.Namespace) -> int:
     stream = params = None
     resolved = {}  # settings the model fills in: T, and HLOP's lateral neurons
     for seed in args.seeds:
-        stream = load_stream(args, seed)
+        stream = first if seed == args.seeds[0] else load_stream(args, seed)
         params = model_params(args, int(stream.n_features), len(stream))
         for method in args.methods:
             t0 = time.perf_counter()

@@ -134,6 +134,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: 8 for the input layer, 12 for each hidden layer)",
     )
     parser.add_argument(
+        "--added-shrink",
+        type=int,
+        default=0,
+        metavar="K",
+        help="HLOP: the added count shrinks by K per layer every --added-every tasks (the "
+        "paper's PMNIST schedule: --added 70 --added-shrink 20 --added-every 3); default 0, "
+        "a constant count",
+    )
+    parser.add_argument(
+        "--added-every",
+        type=int,
+        default=3,
+        metavar="N",
+        help="HLOP: tasks between shrinks of the added count (with --added-shrink)",
+    )
+    parser.add_argument(
         "--hebbian-lr",
         type=float,
         nargs="+",
@@ -264,28 +280,6 @@ def _per_layer(flag: str, values: list, n_layers: int) -> list:
     return list(values)
 
 
-def _check_lateral(lateral: list[int], added: list[int], inputs: list[int], n_tasks: int) -> None:
-    """Refuse more lateral neurons in a layer, by the last task, than the layer has inputs."""
-    from neuro.errors import InputError
-
-    for i, (k0, k, n) in enumerate(zip(lateral, added, inputs, strict=True)):
-        where = "the input layer" if i == 0 else f"hidden layer {i}"
-        if k0 > n:
-            raise InputError(
-                f"--lateral asks {k0} lateral neurons of layer {i}, which reads {n} inputs "
-                f"({where}); its lateral neurons span a subspace of those inputs, so give at "
-                f"most {n}."
-            )
-        total = k0 + (n_tasks - 1) * k
-        if total > n:
-            room = (n - k0) // (n_tasks - 1)
-            raise InputError(
-                f"--added: layer {i} ({where}, {n} inputs) would hold {k0} + {n_tasks - 1} x "
-                f"{k} = {total} lateral neurons after {n_tasks} tasks, more than its inputs; "
-                f"give at most {room} for it (or a smaller --lateral, or fewer --tasks)."
-            )
-
-
 def model_settings(args: argparse.Namespace, stream, methods: list[str]) -> dict[str, Any]:
     """The :class:`~neuro.snn.continual.ContinualSNN` settings the flags describe, checked.
 
@@ -308,6 +302,9 @@ def model_settings(args: argparse.Namespace, stream, methods: list[str]) -> dict
         to one count per linear layer.
     """
     from neuro._validation import check_float, check_int
+    from neuro.cli import errors_as_flags
+    from neuro.snn.continual import ContinualSNN
+    from neuro.snn.hlop import pmnist_added_schedule
 
     hidden = [check_int("--hidden", h, minimum=1) for h in args.hidden]
     inputs = [int(stream.n_features), *hidden]  # what each linear layer reads
@@ -318,13 +315,15 @@ def model_settings(args: argparse.Namespace, stream, methods: list[str]) -> dict
         check_int("--lateral", k, minimum=1) for k in _per_layer("--lateral", lateral, n_layers)
     ]
     added = [check_int("--added", k, minimum=0) for k in _per_layer("--added", added, n_layers)]
+    shrink = check_int("--added-shrink", args.added_shrink, minimum=0)
+    every = check_int("--added-every", args.added_every, minimum=1)
+    if shrink and len(stream) > 1:
+        added = pmnist_added_schedule(len(stream), added, shrink=shrink, every=every)
     hebbian_lr = [
         check_float("--hebbian-lr", r, minimum=0.0, strict_minimum=True)
         for r in _per_layer("--hebbian-lr", args.hebbian_lr, n_layers)
     ]
-    if "hlop" in methods:
-        _check_lateral(lateral, added, inputs, len(stream))
-    return {
+    settings = {
         "hidden": hidden,
         "neuron_method": args.neuron_method,
         "T": check_int("--time-steps", args.time_steps, minimum=1, allow_none=True),
@@ -342,6 +341,10 @@ def model_settings(args: argparse.Namespace, stream, methods: list[str]) -> dict
         ),
         "ewc_lambda": check_float("--ewc-lambda", args.ewc_lambda, minimum=0.0),
     }
+    if "hlop" in methods:  # the whole schedule of lateral neurons, before any network trains
+        with errors_as_flags({"lateral": "--lateral", "added": "--added", "tasks": "--tasks"}):
+            ContinualSNN(method="hlop", **settings).check(stream)
+    return settings
 
 
 def _describe_stream(stream, args: argparse.Namespace) -> dict[str, Any]:

@@ -244,6 +244,52 @@ class ContinualSNN(NeuroEstimator):
             )
         return torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
 
+    def _check_settings(self, stream):
+        for name in ("epochs", "batch_size"):
+            check_int(name, getattr(self, name), minimum=1)
+        check_float("lr", self.lr, minimum=0.0, strict_minimum=True)
+        check_float("momentum", self.momentum, minimum=0.0, maximum=1.0)
+        check_choice("neuron_method", self.neuron_method, ("dsr", "bptt", "ottt"))
+        check_int("T", self.T, minimum=1, allow_none=True)
+        sizes = self._sizes(stream)
+        strategy = self._strategy(sizes)
+        if isinstance(strategy, HLOP):
+            strategy.check_capacity(sizes[:-1], len(stream))
+        return sizes, strategy
+
+    def check(self, stream) -> ContinualSNN:
+        """Refuse settings that :meth:`fit` would refuse on ``stream``, without training.
+
+        Checks the stream's type, every setting, and, for HLOP, the whole
+        schedule of lateral neurons against each layer's inputs up to the
+        last task (:meth:`HLOP.check_capacity <neuro.snn.hlop.HLOP.check_capacity>`),
+        so that a comparison of several methods fails before the first one
+        trains rather than midway. :meth:`fit` runs the same checks first.
+
+        Parameters
+        ----------
+        stream : TaskStream
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        InputError
+            Naming the setting and the fix.
+
+        Examples
+        --------
+        >>> from data_loaders.continual import permuted_digits
+        >>> ContinualSNN(hidden=(32,), lateral=[8, 40]).check(permuted_digits(n_tasks=2))
+        Traceback (most recent call last):
+        ...
+        data_loaders.errors.InputError: lateral: layer 1 reads 32 inputs but is given 40 lateral ...
+        """
+        self._check_settings(self._check_stream(stream))
+        return self
+
     # -------------------------------------------------------------------- fit
     def fit(self, X, y=None):
         """Learn every task of the stream in order, scoring all tasks after each.
@@ -263,16 +309,12 @@ class ContinualSNN(NeuroEstimator):
         from neuro.train.seed import seed_everything
 
         stream = self._check_stream(X)
-        for name in ("epochs", "batch_size"):
-            check_int(name, getattr(self, name), minimum=1)
-        lr = check_float("lr", self.lr, minimum=0.0, strict_minimum=True)
-        momentum = check_float("momentum", self.momentum, minimum=0.0, maximum=1.0)
-        check_choice("neuron_method", self.neuron_method, ("dsr", "bptt", "ottt"))
-        sizes = self._sizes(stream)
+        sizes, strategy = self._check_settings(stream)
+        lr = float(self.lr)
+        momentum = float(self.momentum)
         device = self._device()
         seed_everything(self.random_state)
         net = SpikingMLP(sizes, method=self.neuron_method, T=self.T).to(device)
-        strategy = self._strategy(sizes)
         n = len(stream)
         R = np.full((n, n), np.nan)
         self.history_ = []

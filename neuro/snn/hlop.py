@@ -1074,6 +1074,59 @@ class HLOP(ContinualStrategy):
             added = added[task_index - 1]
         return _per_layer("added", added, n_layers, "count")
 
+    def check_capacity(self, inputs: Sequence[int], n_tasks: int) -> list[int]:
+        """Check the whole schedule of lateral neurons against the layers before training.
+
+        A layer's lateral neurons span a subspace of its presynaptic
+        features, so they can never outnumber them; :meth:`before_task`
+        refuses that too, but only when the task that overflows arrives.
+        This check runs the schedule to the last task up front.
+
+        Parameters
+        ----------
+        inputs : sequence of int
+            Presynaptic features of each linear layer, in order.
+        n_tasks : int
+            Tasks of the stream.
+
+        Returns
+        -------
+        list of int
+            Lateral neurons per layer after the last task.
+
+        Raises
+        ------
+        InputError
+            Naming the layer, its count by the last task, its inputs and the
+            largest constant ``added`` that would fit.
+
+        Examples
+        --------
+        >>> HLOP(lateral=[20, 40], added=[8, 12]).check_capacity([64, 100], 5)
+        [52, 88]
+        """
+        inputs = [check_int(f"inputs[{i}]", n, minimum=1) for i, n in enumerate(inputs)]
+        n_tasks = check_int("n_tasks", n_tasks, minimum=1)
+        totals = list(_per_layer("lateral", self.lateral, len(inputs), "count"))
+        for i, (k, n) in enumerate(zip(totals, inputs, strict=True)):
+            if k > n:
+                raise InputError(
+                    f"lateral: layer {i} reads {n} inputs but is given {k} lateral neurons; "
+                    f"they span a subspace of the layer's inputs, so give at most {n}."
+                )
+        for t in range(1, n_tasks):
+            totals = [a + b for a, b in zip(totals, self._added_at(t, len(inputs)), strict=True)]
+            for i, (k, n) in enumerate(zip(totals, inputs, strict=True)):
+                if k > n:
+                    first = _per_layer("lateral", self.lateral, len(inputs), "count")[i]
+                    room = (n - first) // (n_tasks - 1)
+                    raise InputError(
+                        f"added: layer {i} ({n} inputs) would hold {k} lateral neurons at task "
+                        f"{t} of {n_tasks}, more than its inputs; add at most {room} per task "
+                        "for it, start with fewer lateral neurons, or learn fewer tasks."
+                    )
+        return totals
+
     def before_task(self, model: nn.Module, task_index: int) -> None:
         """Create the lateral neurons (task 0) or add new ones (later tasks)."""
         task_index = check_int("task_index", task_index, minimum=0)

@@ -170,9 +170,14 @@ def _missing_folder(tmp_path):
         (["--data", "."], "--data is read only by --stream pmnist or split-cifar100"),
         (["--methods", "hlop", "sgd"], "--methods: unknown method 'sgd'; choose among hlop, "),
         (["--methods", "gpm", "hlop", "gpm"], "--methods names gpm more than once"),
-        (["--lateral", "70", "8"], "--lateral asks 70 lateral neurons of layer 0, which reads 64"),
-        (["--lateral", "8", "40"], "--lateral asks 40 lateral neurons of layer 1, which reads 32"),
-        (["--added", "4", "30"], "--added: layer 1 (hidden layer 1, 32 inputs) would hold 8 + 1"),
+        (["--lateral", "70", "8"], "--lateral: layer 0 reads 64 inputs but is given 70 lateral"),
+        (["--lateral", "8", "40"], "--lateral: layer 1 reads 32 inputs but is given 40 lateral"),
+        (["--added", "4", "30"], "--added: layer 1 (32 inputs) would hold 38 lateral neurons at "),
+        (
+            ["--tasks", "5", "--added", "20", "--added-shrink", "5"],
+            "--added: layer 1 (32 inputs) would hold 48 lateral neurons at task 2 of 5",
+        ),
+        (["--added-every", "0"], "--added-every must be an integer >= 1; got 0."),
         (["--lateral", "8", "8", "8"], "--lateral gives 3 values for 2 linear layers"),
         (["--hebbian-lr", "0.1", "0"], "--hebbian-lr must be > 0.0; got 0.0."),
         (["--stream", "split-digits", "--tasks", "11"], "--tasks must be an integer <= 10"),
@@ -211,3 +216,14 @@ def test_help(capsys):
         assert flag in text, flag
     assert "{permuted-digits,split-digits,pmnist,split-cifar100}" in text
     assert "epochs per task (default: 5)" in text and "(default: 20 for dsr" in text
+
+
+def test_added_shrink_builds_the_papers_kind_of_schedule(tmp_path):
+    out = tmp_path / "schedule"
+    flags = ["--tasks", "4", "--hidden", "32", "--epochs", "1", "--lateral", "8", "--added", "6"]
+    flags += ["--added-shrink", "2", "--added-every", "2", "--methods", "hlop", "--no-figures"]
+    assert main(["snn", *flags, "--device", "cpu", "-q", "--out", str(out)]) == 0
+    settings = json.loads((out / "metrics.json").read_text())["settings"]
+    assert settings["added"] == [[6, 6], [4, 4], [4, 4]]  # shrinks by 2 at task 2
+    model = ContinualSNN.load(out / "models" / "hlop.pt")
+    assert [sub.n_neurons for sub in model.strategy_.subspaces] == [8 + 14, 8 + 14]

@@ -99,3 +99,13 @@ def test_bad_input_is_one_line(fitted, stream):
         fitted["gpm"].predict(np.zeros((3, 10)))
     with pytest.raises(InputError, match="fit method='hlop'"):
         fitted["gpm"].subspace_angles(stream)
+    # more lateral neurons by the last task than a layer has inputs: refused before training
+    too_many = ContinualSNN(**{**SMALL, "lateral": [10, 8], "added": [30, 1]})
+    with pytest.raises(InputError, match=r"added: layer 0 \(64 inputs\) would hold"):
+        too_many.check(stream)
+    with pytest.raises(InputError, match=r"added: layer 0 \(64 inputs\) would hold"):
+        too_many.fit(stream)
+    assert not hasattr(too_many, "net_")
+    assert ContinualSNN(**{**SMALL, "method": "gpm", "lateral": [10, 8], "added": [30, 1]}).check(
+        stream
+    )

@@ -505,3 +505,17 @@ def test_strategy_errors():
         EWC(lambda m, b: m(b).sum()).after_task(TinyMLP(), 0, [])
     with pytest.raises(InputTypeError, match="each activity batch"):
         GPM().after_task(TinyMLP(), 0, [[np.zeros((2, 12))]])
+
+
+def test_check_capacity_runs_the_whole_schedule_up_front():
+    hlop = HLOP(lateral=[4, 2], added=pmnist_added_schedule(5, [3, 1], shrink=1, every=2))
+    assert hlop.check_capacity([16, 8], 5) == [4 + 3 + 2 + 2 + 1, 2 + 1 + 0 + 0 + 0]
+    assert hlop.check_capacity([16, 8], 1) == [4, 2]
+    with pytest.raises(InputError, match=r"lateral: layer 1 reads 8 inputs but is given 9"):
+        HLOP(lateral=[4, 9], added=1).check_capacity([16, 8], 2)
+    with pytest.raises(
+        InputError, match=r"added: layer 0 \(16 inputs\) would hold 19 .* task 3 of 4"
+    ):
+        HLOP(lateral=[4, 2], added=[5, 1]).check_capacity([16, 8], 4)
+    with pytest.raises(InputError, match="added gives neurons for tasks 1..2 only; task 3"):
+        HLOP(lateral=2, added=[[1, 1], [1, 1]]).check_capacity([16, 8], 4)

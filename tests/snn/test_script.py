@@ -166,8 +166,14 @@ def test_an_existing_output_is_refused_before_any_work(tmp_path, script, capsys)
         (["--hidden", "8", "--lateral", "4", "4", "4"], "--lateral has 3 values"),
         (["--hebbian-lr", "0.1", "0.1", "0.1", "0.1"], "--hebbian-lr has 4 values"),
         (["--task-labels"], "--task-labels applies to the split streams"),
-        (["--hidden", "8", "--lateral", "4", "--added", "2"], "layer 1 (8 inputs) would hold 12"),
-        (["--tasks", "11", "--added", "6"], "layer 0 (64 inputs) would hold 80 lateral neurons"),
+        (
+            ["--hidden", "8", "--lateral", "4", "--added", "2"],
+            "--added: layer 1 (8 inputs) would hold 10",
+        ),
+        (
+            ["--tasks", "11", "--added", "6"],
+            "layer 0 (64 inputs) would hold 68 lateral neurons at task 8 of 11",
+        ),
         (["--seeds", "1", "1"], "--seeds lists a seed more than once"),
         (["--methods", "hlop", "hlop"], "--methods lists a method more than once"),
         (["--tasks", "0"], "--tasks"),
