@@ -55,7 +55,7 @@ SIM_STEPS = 1_000 if SMALL else 10_000
 # ## The tasks
 # N-parity shows one bit per step and asks, at the last step, whether the last
 # `N` bits hold an odd number of ones. Each sequence draws its own bias
-# `p ~ U(0, 1)`, and a batch's length is drawn from `[N + 2, 4N + 2]`.
+# `p ~ U(0, 1)`, and a batch's length is drawn from `N + 2 ... 4N + 1` (the public code's `randint(N + 2, 4N + 2)`, whose end is excluded).
 # `make_batch` is the vectorised generator; `reference_labels` computes the same
 # labels one sequence at a time, and they agree.
 

@@ -118,7 +118,7 @@ class CurriculumConfig:
     grad_clip_norm : float, default=2.0
     seq_len : int or (int, int) or None, default=None
         Fixed sequence length or range; None draws each batch's length from
-        ``[N + 2, 4 N + 2]`` with N the largest active N.
+        ``N + 2 ... 4 N + 1`` with N the largest active N (the public code's).
     """
 
     task: str = "parity"
@@ -580,7 +580,7 @@ def evaluate(
     The same ``seed`` gives the same sequences and initial states, so two
     networks (or one before and after a change) are compared on equal terms.
 
-    Sequences are drawn as in training for that N (length ``[n + 2, 4 n + 2]``
+    Sequences are drawn as in training for that N (length ``n + 2 ... 4 n + 1``
     unless ``seq_len``), in batches of ``batch_size``.
 
     Parameters

@@ -252,12 +252,12 @@ class LeakyRNN(RecurrentNetwork):
                 + inv[:, None] * w
             ).T
             drive = drive * inv
-            for t in range(x.shape[1]):
-                h = F.leaky_relu(torch.addmm(drive[:, t], h, a_t), self.negative_slope)
+            for d in drive.unbind(1):  # one split, not T slices with T-sized backward buffers
+                h = F.leaky_relu(torch.addmm(d, h, a_t), self.negative_slope)
                 out.append(h)
         else:
-            for t in range(x.shape[1]):
-                h = F.leaky_relu((1 - inv) * h + (h @ w.T + drive[:, t]) * inv, self.negative_slope)
+            for d in drive.unbind(1):
+                h = F.leaky_relu((1 - inv) * h + (h @ w.T + d) * inv, self.negative_slope)
                 out.append(h)
         return torch.stack(out, 1), h
 

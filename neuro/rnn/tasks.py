@@ -16,8 +16,9 @@ N-DMS
     with itself, so N-DMS needs ``N >= 2``.
 
 A batch has one sequence length ``T``, drawn uniformly from
-``[N_max + 2, 4 N_max + 2]`` (``N_max`` the largest N asked for) unless
-``seq_len`` fixes it; every label of the batch (one per N asked for) is
+``N_max + 2 ... 4 N_max + 1`` (``N_max`` the largest N asked for) unless
+``seq_len`` fixes it. That is the public code's ``randint(N + 2, 4 N + 2)``,
+whose upper end is excluded; every label of the batch (one per N asked for) is
 read at its final step.
 
 :func:`make_batch` is the vectorised generator the curricula train on;
@@ -106,7 +107,7 @@ def check_ns(
             raise InputError(
                 f"seq_len={seq_len} is shorter than N={max(ns)}: the label needs the last N bits. "
                 f"Use sequences of at least {max(ns)} steps (the default draws them from "
-                f"[N+2, 4N+2])."
+                f"N+2 ... 4N+1)."
             )
     return [int(n) for n in ns]
 
@@ -137,7 +138,7 @@ def make_batch(
     batch_size : int
     seq_len : int or (int, int), optional
         Fixed length, or an inclusive range to draw the batch's length from;
-        default ``[max(ns) + 2, 4 max(ns) + 2]``.
+        default ``max(ns) + 2 ... 4 max(ns) + 1`` (the public code's range).
     generator : torch.Generator, optional
         CPU generator for reproducible batches (default: torch's global one).
     device : str or torch.device, default="cpu"
@@ -164,7 +165,7 @@ def make_batch(
         )
     n_max = max(ns)
     lo, hi = (
-        (n_max + 2, 4 * n_max + 2)
+        (n_max + 2, 4 * n_max + 1)  # the public code's randint(N + 2, 4N + 2), end excluded
         if seq_len is None
         else ((seq_len, seq_len) if isinstance(seq_len, (int, np.integer)) else seq_len)
     )
@@ -231,7 +232,7 @@ class _MemoryTaskEnv(gym.Env):
         super().reset(seed=seed)
         rng = self.np_random
         lo, hi = (
-            (self.n + 2, 4 * self.n + 2)
+            (self.n + 2, 4 * self.n + 1)
             if self.seq_len is None
             else (
                 (self.seq_len, self.seq_len)

@@ -34,10 +34,11 @@ def test_labels_by_hand():
 @pytest.mark.parametrize("task", ["parity", "dms"])
 def test_lengths_statistics_and_seeding(task):
     lengths = set()
-    for seed in range(40):
-        x, _ = make_batch(task, [3], 64, generator=torch.Generator().manual_seed(seed))
+    for seed in range(120):
+        x, _ = make_batch(task, [3], 2, generator=torch.Generator().manual_seed(seed))
         lengths.add(x.shape[1])
-    assert min(lengths) >= 5 and max(lengths) <= 14 and len(lengths) > 4  # [N+2, 4N+2]
+    # the public code's randint(N + 2, 4N + 2): 5 ... 13 for N = 3, the upper end excluded
+    assert lengths == set(range(5, 14))
     x1, y1 = make_batch(task, [3], 8, generator=torch.Generator().manual_seed(1))
     x2, y2 = make_batch(task, [3], 8, generator=torch.Generator().manual_seed(1))
     assert torch.equal(x1, x2) and torch.equal(y1, y2)
@@ -54,9 +55,10 @@ def test_lengths_statistics_and_seeding(task):
 @pytest.mark.parametrize("cls", [ParityEnv, DMSEnv])
 def test_environment_episodes_agree_with_labels(cls):
     env = cls(n=3)
-    rewards = []
-    for seed in range(30):
+    rewards, lengths = [], set()
+    for seed in range(60):
         obs, info = env.reset(seed=seed)
+        lengths.add(info["length"])
         bits, done = [obs], False
         while not done:
             obs, reward, done, truncated, step_info = env.step(1)
@@ -67,6 +69,7 @@ def test_environment_episodes_agree_with_labels(cls):
         assert step_info["label"] == label and reward == float(label == 1)
         rewards.append(reward)
     assert 0 < np.mean(rewards) < 1
+    assert lengths == set(range(5, 14))  # N + 2 ... 4N + 1, as the public code's randint
     assert env.observation_space.n == 2 and env.action_space.n == 2
     with pytest.raises(RuntimeError, match="reset"):
         env.step(0)
