@@ -42,6 +42,7 @@ GPU_ARGS = {
     "encoders_deep": [],  # paper sizes at full width, 10,000 voxels
     "neuroformer": [],  # paper size at the paper's batch 160; generation of 16 samples
     "snn": [],  # PMNIST size, batch 64, DSR T=20; SVD of a 60,000-sample task on the GPU
+    "rl": [],  # env steps on the CPU; updates at batch 64 and a 20-episode fit on the GPU
 }
 GPU_TIMEOUTS = {
     "ridge": 150,
@@ -54,6 +55,7 @@ GPU_TIMEOUTS = {
     "encoders_deep": 180,
     "neuroformer": 150,
     "snn": 120,
+    "rl": 150,
 }
 TEST_TIMEOUT = 120
 

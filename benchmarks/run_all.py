@@ -33,6 +33,7 @@ BENCHMARKS = (
     "encoders_deep",
     "neuroformer",
     "snn",
+    "rl",
 )
 
 

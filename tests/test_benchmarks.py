@@ -144,6 +144,7 @@ def test_gpu_check_pipeline_on_the_cpu(tmp_path):
         "encoders_deep",
         "neuroformer",
         "snn",
+        "rl",
     ]
     modules = {row["module"] for row in doc["summary"]}
     assert modules == {
@@ -158,6 +159,7 @@ def test_gpu_check_pipeline_on_the_cpu(tmp_path):
         "encoders_deep",
         "neuroformer",
         "snn",
+        "rl",
     }
     assert "module" in proc.stdout and "ratio" in proc.stdout
 
@@ -267,3 +269,54 @@ def test_snn_quick(tmp_path):
         assert math.isfinite(row["ratio"]) and row["ratio"] > 0
     assert summary[0]["benchmark"].startswith("SNN step with HLOP, small size")
     assert summary[5]["benchmark"].startswith("subspace learning per task, paper size")
+
+
+def test_rl_quick(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")  # no thread contention
+    report = run_quick("rl", tmp_path, env=env)
+    envs, updates, fit = report["tables"]
+    rows = envs["rows"]
+    assert [r["how"] for r in rows] == [
+        "GridWorld (unwrapped)",
+        "make (gymnasium wrappers)",
+        "make_vector, N=8",
+        "Python loop, N=8 (peer)",
+        "make_vector, N=64",
+        "Python loop, N=64 (peer)",
+    ]
+    for row in rows:
+        assert math.isfinite(row["env_steps_per_s"]) and row["env_steps_per_s"] > 0
+        assert row["env_steps_per_s"] == pytest.approx(row["env_steps"] / row["seconds"])
+    # --quick: 2,000 env-steps per timing; a vector step is N env-steps
+    assert [r["env_steps"] for r in rows] == [2000, 2000, 2000, 2000, 1984, 1984]
+    for vec, loop in ((rows[2], rows[3]), (rows[4], rows[5])):
+        assert vec["env_steps_per_s"] == pytest.approx(vec["N"] * vec["vector_steps_per_s"])
+        assert vec["vs_loop"] == pytest.approx(vec["seconds"] / loop["seconds"])
+        assert loop["vs_loop"] == 1.0
+    rows = updates["rows"]
+    labels = ["model-free", "predictive, gamma_p 0", "predictive, gamma_p 0.8", "plain double DQN"]
+    assert [(r["encoder"], r["update"]) for r in rows] == [
+        (size, label) for size in ("small", "default", "large") for label in labels
+    ]
+    params = [r["encoder_params"] for r in rows[::4]]
+    assert params[0] < params[1] < params[2]  # the three encoder sizes
+    for row in rows:
+        assert row["batch"] == 64 and len(row["times"]) == 1
+        assert math.isfinite(row["update_ms"]) and row["update_ms"] > 0
+        assert row["updates_per_s"] == pytest.approx(1e3 / row["update_ms"])
+    for plain in rows[3::4]:
+        assert plain["vs_plain"] == 1.0
+    (row,) = fit["rows"]
+    assert row["episodes"] == 2 and 2 <= row["train_steps"] <= 2 * 150
+    # one update per training step once the buffer holds a batch of 64
+    assert row["updates"] == max(0, row["train_steps"] - 63)
+    assert 2 <= row["eval_steps"] <= 2 * 150 and row["seconds"] > 0
+    assert row["train_steps_per_s"] == pytest.approx(row["train_steps"] / row["seconds"])
+    summary = report["summary"]
+    assert [s["benchmark"].split(" (")[0] for s in summary[:2]] == [
+        "vector env, N=8",
+        "vector env, N=64",
+    ]
+    assert len(summary) == 2 + 3 * 2 + 1 and summary[-1]["benchmark"].startswith("fit")
+    for s in summary:
+        assert math.isfinite(s["ratio"]) and s["ratio"] > 0

@@ -491,18 +491,23 @@ class PredictiveAgent(NeuroEstimator):
         n = len(index)
         gamma_p = s["gamma_p"]
         stacked = [b["obs"], b["next_obs"]]
-        if gamma_p > 0 and s["code_gaps"]:  # the next stored observation, whatever episode
+        if gamma_p > 0 and s["code_gaps"] and s["weights"][0] > 0:  # next stored, any episode
             stacked.append(torch.from_numpy(buffer.obs[np.where(follower >= 0, follower, index)]))
         latents = nets.encoder(torch.cat([t.to(device) for t in stacked]))
         z, next_z = latents[:n], latents[n : 2 * n]
-        prediction = nets.transition(z, b["action"])
-        bootstrap = None
-        if gamma_p > 0:
-            next_action = torch.from_numpy(buffer.action[np.where(follower >= 0, follower, 0)])
-            start = latents[2 * n :] if s["code_gaps"] else next_z
-            bootstrap = nets.transition(start, next_action.to(device))
-        pos = predictive_loss(prediction, next_z, bootstrap, gamma_p, mask=has_next)
-        neighbour, random = negative_terms(z, next_z, s["temperature"])
+        w = s["weights"]
+        zero = z.new_zeros(())
+        pos = neighbour = random = zero  # terms of weight 0 are skipped (same gradients, faster)
+        if w[0] > 0:
+            prediction = nets.transition(z, b["action"])
+            bootstrap = None
+            if gamma_p > 0:
+                next_action = torch.from_numpy(buffer.action[np.where(follower >= 0, follower, 0)])
+                start = latents[2 * n :] if s["code_gaps"] else next_z
+                bootstrap = nets.transition(start, next_action.to(device))
+            pos = predictive_loss(prediction, next_z, bootstrap, gamma_p, mask=has_next)
+        if w[1] > 0 or w[2] > 0:
+            neighbour, random = negative_terms(z, next_z, s["temperature"])
         with torch.no_grad():
             target_q = nets.target_q(nets.target_encoder(b["next_obs"]))
             online_next = nets.q(next_z.detach())
