@@ -108,6 +108,12 @@ SUBCOMMANDS: list[Subcommand] = [
         "split CIFAR-100) with HLOP, GPM, EWC or fine-tuning: accuracy matrices, ACC and BWT.",
         "neuro.snn.command",
     ),
+    Subcommand(
+        "rl",
+        "Deep RL with predictive auxiliary objectives (Fang & Stachenfeld 2024): train agents per "
+        "objective and seed, learning curves, transfer, module representations, claim verdicts.",
+        "neuro.rl.command",
+    ),
 ]
 
 
