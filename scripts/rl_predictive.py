@@ -95,9 +95,10 @@ PAPER = {
 }
 PRESETS = {"small": SMALL, "paper": PAPER}
 SMALL_NOTE = (
-    "this run ({episodes} episodes, {seeds} seeds, a {size} x {size} grid) is far shorter than "
-    "the paper's (350 episodes, 5 or more seeds, 8 x 8) and has too few seeds for its claims to "
-    "hold reliably; its verdicts show the pipeline, not the paper's results (--preset paper)"
+    "this run ({episodes} episodes, {seeds} seeds, a {size} x {size} grid) is smaller than "
+    "the paper's (350 episodes, 5 or more seeds, 8 x 8): too short or with too few seeds for its "
+    "claims to hold reliably; its verdicts show the pipeline, not the paper's results "
+    "(--preset paper)"
 )
 
 

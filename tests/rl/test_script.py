@@ -54,7 +54,7 @@ def test_tiny_run_writes_and_refuses_overwrite(script, tmp_path, capsys):
     assert script.main([*TINY, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "claims (95% intervals over seeds)" in printed
-    assert "(2 episodes, 2 seeds, a 5 x 5 grid) is far shorter" in printed  # it says so
+    assert "(2 episodes, 2 seeds, a 5 x 5 grid) is smaller than" in printed  # it says so
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["settings"]["preset"] == "small"
     assert "too few seeds" in metrics["settings"]["note"]
