@@ -423,6 +423,28 @@ class GoalMazeEnv(MazeEnv):
 
     _valid_obs_modes = OBS_MODES
 
+    def _setup_sized(
+        self, walls, size, goal, start, max_steps, obs_mode, layout_seed, texture_size
+    ):
+        """``_setup`` for a maze built from one ``size``, then the goal and start cells."""
+        config = {
+            "size": int(size),
+            "max_steps": int(max_steps),
+            "obs_mode": obs_mode,
+            "layout_seed": int(layout_seed),
+            "texture_size": int(texture_size),
+        }
+        self._setup(
+            walls,
+            max_steps=int(max_steps),
+            obs_mode=obs_mode,
+            layout_seed=int(layout_seed),
+            texture_size=int(texture_size),
+            config=config,
+        )
+        self.size = int(size)
+        self._setup_goal(goal, start)
+
     def _setup_goal(self, goal: Any, start: Any) -> None:
         if goal is None:
             free = self._free

@@ -104,23 +104,7 @@ class GridWorld(GoalMazeEnv):
         check_common(obs_mode, layout_seed, max_steps, texture_size)
         walls = np.ones((size + 2, size + 2), dtype=bool)
         walls[1:-1, 1:-1] = False
-        config = {
-            "size": int(size),
-            "max_steps": int(max_steps),
-            "obs_mode": obs_mode,
-            "layout_seed": int(layout_seed),
-            "texture_size": int(texture_size),
-        }
-        self._setup(
-            walls,
-            max_steps=int(max_steps),
-            obs_mode=obs_mode,
-            layout_seed=int(layout_seed),
-            texture_size=int(texture_size),
-            config=config,
-        )
-        self.size = int(size)
-        self._setup_goal(goal, start)
+        self._setup_sized(walls, size, goal, start, max_steps, obs_mode, layout_seed, texture_size)
 
     def step(self, action: Any):
         """Move one cell; reward 1 and ``terminated`` on entering the goal.

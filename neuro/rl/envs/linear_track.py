@@ -76,23 +76,7 @@ class LinearTrack(GoalMazeEnv):
         check_common(obs_mode, layout_seed, max_steps, texture_size)
         walls = np.ones((size + 2, size + 2), dtype=bool)
         walls[1, 1:-1] = walls[-2, 1:-1] = walls[1:-1, 1] = walls[1:-1, -2] = False
-        config = {
-            "size": int(size),
-            "max_steps": int(max_steps),
-            "obs_mode": obs_mode,
-            "layout_seed": int(layout_seed),
-            "texture_size": int(texture_size),
-        }
-        self._setup(
-            walls,
-            max_steps=int(max_steps),
-            obs_mode=obs_mode,
-            layout_seed=int(layout_seed),
-            texture_size=int(texture_size),
-            config=config,
-        )
-        self.size = int(size)
-        self._setup_goal(goal, start)
+        self._setup_sized(walls, size, goal, start, max_steps, obs_mode, layout_seed, texture_size)
 
     def forward_action(self, cell: Any = None) -> int:
         """The one action that moves the agent on from ``cell`` (default: its own).
