@@ -45,6 +45,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-size", type=int, default=128, help="sequences per batch (paper: 256)"
     )
+    parser.add_argument(
+        "--val-batches",
+        type=int,
+        default=50,
+        help="validation batches after each epoch (the paper's 50: at 256 sequences each, the "
+        "standard error of an accuracy near 0.98 is 0.0012)",
+    )
     parser.add_argument("--lr", type=float, default=0.05, help="SGD learning rate")
     parser.add_argument(
         "--tau-init",
@@ -83,6 +90,7 @@ def config_from_args(args: argparse.Namespace):
         ("--hidden", args.hidden),
         ("--epochs", args.epochs),
         ("--steps", args.steps),
+        ("--val-batches", args.val_batches),
     ):
         check_int(flag, value, minimum=1)
     return CurriculumConfig(
@@ -98,6 +106,7 @@ def config_from_args(args: argparse.Namespace):
         max_epochs=args.epochs,
         steps_per_epoch=args.steps,
         batch_size=args.batch_size,
+        val_batches=args.val_batches,
         lr=args.lr,
     )
 

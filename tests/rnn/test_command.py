@@ -83,6 +83,7 @@ def test_command_writes_the_comparison_and_a_resumed_run_continues(tmp_path, cap
     [
         (["--hidden", "0"], "--hidden must be an integer >= 1; got 0."),
         (["--epochs", "0"], "--epochs must be an integer >= 1; got 0."),
+        (["--val-batches", "0"], "--val-batches must be an integer >= 1; got 0."),
         (["--repeats", "0"], "--repeats must be an integer >= 1; got 0."),
         (["--n-start", "5", "--n-max", "3"], "--n-max (3) must be >= --n-start (5)."),
         (["--n-start", "0"], "--n-start must be >= 1 for the parity task; got --n-start 0."),

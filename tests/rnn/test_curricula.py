@@ -223,3 +223,10 @@ def test_a_run_is_a_result_that_saves_its_network_and_snapshots(tmp_path):
         load_network(out / "snapshots" / "N2.pt", other)
     with pytest.raises(OutputExistsError):
         res.save(tmp_path / "run")
+
+
+def test_validation_defaults_to_the_public_codes_12800_sequences():
+    cfg = CurriculumConfig()
+    assert cfg.val_batches * cfg.batch_size == 50 * 256
+    se = (0.98 * 0.02 / (cfg.val_batches * cfg.batch_size)) ** 0.5
+    assert se < 0.0015  # the standard error of the 98 % decision (4 batches gave 0.0044)
