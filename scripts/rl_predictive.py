@@ -184,10 +184,9 @@ def run(args: argparse.Namespace) -> int:
     """Check the flags, train, transfer, analyse, write, print the tables."""
     import time
 
-    from neuro.cli import errors_as_flags
-    from neuro.errors import OutputExistsError
+    from neuro.cli import _check_resume_folder, errors_as_flags
     from neuro.io import prepare_output_dir
-    from neuro.rl.command import build_configs, check_arguments
+    from neuro.rl.command import build_configs, check_arguments, clear_checkpoints
     from neuro.rl.experiment import train_agents, transfer_agents
     from neuro.train.device import resolve_device
 
@@ -201,19 +200,11 @@ def run(args: argparse.Namespace) -> int:
         device = str(resolve_device(args.device))
     out = Path(args.out)
     if args.resume:
-        if out.is_dir() and any(out.iterdir()) and not any(out.glob("**/checkpoints/last.pt")):
-            raise OutputExistsError(
-                f"--resume: {str(out)!r} holds files but no checkpoints of an earlier run; give "
-                "the --out of the run to resume, or run without --resume."
-            )
+        _check_resume_folder(out)  # the same rule as the neuro command's
         out.mkdir(parents=True, exist_ok=True)
     else:
         out = prepare_output_dir(out, overwrite=args.overwrite)  # refused before any work
-        for name in configs:
-            for seed in seeds:
-                last = out / "checkpoints" / f"{name}_seed{seed}" / "checkpoints" / "last.pt"
-                if last.is_file():  # --overwrite: the earlier run's checkpoints go
-                    last.unlink()
+        clear_checkpoints(out / "checkpoints", [f"{n}_seed{s}" for n in configs for s in seeds])
     say = print if args.verbose else (lambda *a, **k: None)
     say(
         f"{PROG}: preset {args.preset}, {len(configs)} configurations x {len(seeds)} seeds, "

@@ -42,10 +42,11 @@ from torch import nn
 
 from neuro._validation import check_bool, check_choice, check_float, check_int
 from neuro.base import NeuroEstimator
-from neuro.errors import InputError, InputTypeError, OutputExistsError
+from neuro.errors import InputError, InputTypeError
 from neuro.rl.losses import double_dqn_target, negative_terms, predictive_loss
 from neuro.rl.networks import ENCODER_SIZES, Encoder, QHead, TransitionModel
 from neuro.rl.replay import ReplayBuffer
+from neuro.train.checkpointed import CheckpointedFit
 
 __all__ = ["OBJECTIVES", "PREDICTIVE_WEIGHTS", "PredictiveAgent", "loss_weights"]
 
@@ -142,7 +143,7 @@ def _from_json(text: str) -> Any:
     return json.loads(text, object_hook=hook)
 
 
-class PredictiveAgent(NeuroEstimator):
+class PredictiveAgent(CheckpointedFit, NeuroEstimator):
     """Double DQN with a transition model and anti-collapse terms, trained off-policy.
 
     Parameters
@@ -186,7 +187,7 @@ class PredictiveAgent(NeuroEstimator):
         Cap of an evaluation episode (default: the environment's own limit).
     checkpoint_dir : str or path, optional
         Folder for ``checkpoints/last.pt`` (exact resume of a killed run).
-    checkpoint_every : int, optional
+    checkpoint_every_n_episodes : int, optional
         Episodes between checkpoints (default 10 when ``checkpoint_dir`` is set).
     device : str, default="auto"
     random_state : int, default=0
@@ -234,7 +235,7 @@ class PredictiveAgent(NeuroEstimator):
         freeze_encoder: bool = False,
         eval_max_steps: int | None = None,
         checkpoint_dir=None,
-        checkpoint_every: int | None = None,
+        checkpoint_every_n_episodes: int | None = None,
         device: str = "auto",
         random_state: int = 0,
         verbose: int = 0,
@@ -258,7 +259,7 @@ class PredictiveAgent(NeuroEstimator):
         self.freeze_encoder = freeze_encoder
         self.eval_max_steps = eval_max_steps
         self.checkpoint_dir = checkpoint_dir
-        self.checkpoint_every = checkpoint_every
+        self.checkpoint_every_n_episodes = checkpoint_every_n_episodes
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -276,6 +277,11 @@ class PredictiveAgent(NeuroEstimator):
         return [float(v) for v in w]
 
     def _check_settings(self) -> dict[str, Any]:
+        if self.env_kwargs is not None and not isinstance(self.env_kwargs, dict):
+            raise InputTypeError(
+                "env_kwargs must be a dict of the environment's settings (e.g. {'size': 6}) or "
+                f"None; got {type(self.env_kwargs).__name__}."
+            )
         check_choice("objective", self.objective, OBJECTIVES)
         check_choice("encoder_size", self.encoder_size, tuple(ENCODER_SIZES))
         settings = {
@@ -296,12 +302,16 @@ class PredictiveAgent(NeuroEstimator):
                 "eval_max_steps", self.eval_max_steps, minimum=1, allow_none=True
             ),
             "checkpoint_every": check_int(
-                "checkpoint_every", self.checkpoint_every, minimum=1, allow_none=True
+                "checkpoint_every_n_episodes",
+                self.checkpoint_every_n_episodes,
+                minimum=1,
+                allow_none=True,
             ),
         }
         if settings["checkpoint_every"] is not None and self.checkpoint_dir is None:
             raise InputError(
-                "checkpoint_every needs checkpoint_dir=..., the folder where checkpoints go."
+                "checkpoint_every_n_episodes needs checkpoint_dir=..., the folder where "
+                "checkpoints go."
             )
         if settings["replay_capacity"] < settings["batch_size"]:
             raise InputError(
@@ -372,7 +382,7 @@ class PredictiveAgent(NeuroEstimator):
         from neuro.train.seed import seed_everything
 
         s = self._check_settings()
-        resume = check_bool("resume", resume)
+        resume = self._resume(resume) == "last"  # refuses a used folder or nothing to resume
         env, eval_env = self._make_env(X)
         obs_shape, n_actions = self._spaces(env)
         device = resolve_device(self.device)
@@ -410,11 +420,6 @@ class PredictiveAgent(NeuroEstimator):
         }
         last = self._checkpoint_path()
         if resume:
-            if last is None or not last.is_file():
-                raise InputError(
-                    "resume=True needs checkpoint_dir holding checkpoints/last.pt of the run to "
-                    f"continue; found none{'' if last is None else f' at {last}'}."
-                )
             state = load_checkpoint(last)
             self._check_resume(state)
             extra = self._restore(state, nets, optimizer)
@@ -423,11 +428,6 @@ class PredictiveAgent(NeuroEstimator):
             _set_env_state(env, extra["env"])
             _set_env_state(eval_env, extra["eval_env"])
             run = {k: extra["run"][k] for k in run}
-        elif last is not None and last.parent.is_dir() and any(last.parent.iterdir()):
-            raise OutputExistsError(
-                f"checkpoint_dir {str(self.checkpoint_dir)!r} holds an earlier run's checkpoints; "
-                "pass fit(..., resume=True) to continue it, or give an empty or new folder."
-            )
         self.networks_ = nets
         self.obs_shape_, self.n_actions_ = obs_shape, n_actions
         every = s["checkpoint_every"] or 10
@@ -538,6 +538,39 @@ class PredictiveAgent(NeuroEstimator):
             done = bool(terminated or truncated) or (cap is not None and steps >= cap)
         return steps, total
 
+    def score(self, X=None, y=None, n_episodes: int = 10) -> float:
+        """Mean return of greedy episodes (higher is better, as scikit-learn's ``score``).
+
+        Parameters
+        ----------
+        X : str or gymnasium.Env, optional
+            The environment (default: a new copy of ``env`` with ``env_kwargs``),
+            seeded with ``random_state + 2`` at its first reset.
+        y : None
+            Unused.
+        n_episodes : int, default=10
+
+        Returns
+        -------
+        float
+            On the grid tasks, the fraction of episodes that reach the goal
+            within the environment's step limit (reward 1 each).
+        """
+        self._check_fitted()
+        n_episodes = check_int("n_episodes", n_episodes, minimum=1)
+        env = self._make_env(X)[0]
+        if self._spaces(env)[0] != tuple(self.obs_shape_):
+            raise InputError(
+                f"This agent reads observations of shape {tuple(self.obs_shape_)}; the "
+                f"environment gives {self._spaces(env)[0]}. Score it on the task it learned."
+            )
+        device = next(self.networks_.parameters()).device
+        env.reset(seed=int(self.random_state) + 2)
+        returns = []
+        for _ in range(n_episodes):
+            returns.append(self._evaluate(env, device, self.eval_max_steps)[1])
+        return float(np.mean(returns))
+
     # ----------------------------------------------------------- checkpoints
     def _checkpoint_path(self) -> Path | None:
         if self.checkpoint_dir is None:
@@ -609,7 +642,7 @@ class PredictiveAgent(NeuroEstimator):
         new = copy.deepcopy(self.get_params(deep=False))
         new.update(
             checkpoint_dir=None,
-            checkpoint_every=None,
+            checkpoint_every_n_episodes=None,
             freeze_encoder=freeze_encoder,
             env_kwargs=env_kwargs if env_kwargs is not None else self.env_kwargs,
         )

@@ -330,12 +330,14 @@ def _as_flags():
     )
 
 
-def _clear_checkpoints(root: Path, names: list[str]) -> None:
+def clear_checkpoints(root: Path, names: list[str]) -> None:
     """With --overwrite and without --resume: drop the earlier run's checkpoints of these runs."""
-    for name in names:
-        last = root / name / "checkpoints" / "last.pt"
-        if last.is_file():
-            last.unlink()
+    import shutil
+
+    for name in names:  # folders this command made under --out/checkpoints, one per run
+        folder = root / name
+        if (folder / "checkpoints").is_dir():
+            shutil.rmtree(folder)
 
 
 # ----------------------------------------------------------------------------- the command
@@ -352,7 +354,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     root = out / "checkpoints"
     if not args.resume:
-        _clear_checkpoints(root, [f"{n}_seed{s}" for n in configs for s in seeds])
+        clear_checkpoints(root, [f"{n}_seed{s}" for n in configs for s in seeds])
     started = time.perf_counter()
     comparison = train_agents(
         configs,

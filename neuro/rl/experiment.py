@@ -423,7 +423,7 @@ def train_agents(
                 episodes=episodes,
                 **config,
                 checkpoint_dir=ckpt,
-                checkpoint_every=checkpoint_every if ckpt is not None else None,
+                checkpoint_every_n_episodes=checkpoint_every if ckpt is not None else None,
                 device=device,
                 random_state=seed,
                 verbose=max(verbose - 1, 0),

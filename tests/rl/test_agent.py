@@ -7,7 +7,7 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from neuro.errors import InputError
+from neuro.errors import InputError, InputTypeError
 from neuro.rl.agent import PredictiveAgent, loss_weights
 from neuro.train.checkpoint import CheckpointError
 
@@ -62,6 +62,8 @@ def test_learns_the_shortest_path_of_a_corridor():
     agent = PredictiveAgent(episodes=60, gamma_p=0.5, **FAST).fit(Corridor())
     assert agent.eval_steps_[-5:].tolist() == [5] * 5  # 5 steps: the shortest path
     assert agent.eval_steps_[0] == 40  # untrained: never got there
+    assert agent.score(Corridor()) == 1.0  # every greedy episode reaches the goal
+    assert PredictiveAgent(episodes=1, **FAST).fit(Corridor()).score(Corridor()) == 0.0
     cells, act = agent.module_activity(Corridor())
     assert len(cells) == 6 and act["encoder"].shape == (6, 4) and act["q"].shape == (6, 16)
     values = act["values"]
@@ -80,9 +82,9 @@ def test_no_reward_no_value():
 def test_resume_after_a_kill_equals_an_uninterrupted_run(tmp_path):
     settings = dict(objective="predictive", gamma_p=0.25, **FAST)
     whole = PredictiveAgent(episodes=6, **settings).fit(Corridor())
-    PredictiveAgent(episodes=3, checkpoint_dir=tmp_path, checkpoint_every=1, **settings).fit(
-        Corridor()
-    )
+    PredictiveAgent(
+        episodes=3, checkpoint_dir=tmp_path, checkpoint_every_n_episodes=1, **settings
+    ).fit(Corridor())
     resumed = PredictiveAgent(episodes=6, checkpoint_dir=tmp_path, **settings)
     resumed.fit(Corridor(), resume=True)
     np.testing.assert_array_equal(resumed.eval_steps_, whole.eval_steps_)
@@ -118,6 +120,8 @@ def test_save_load_and_transfer(tmp_path):
         moved.networks_.encoder.parameters(), agent.networks_.encoder.parameters(), strict=True
     ):
         assert torch.equal(p, q)
+    with pytest.raises(InputError, match=r"reads observations of shape \(1, 4, 8\); the env"):
+        agent.score(Corridor(length=8))
     with pytest.raises(InputError, match="Transfer between tasks of one observation shape"):
         agent.transfer(Corridor(length=8), episodes=1)
     with pytest.raises(InputError, match="same encoder_size and latent_dim"):
@@ -135,6 +139,8 @@ def test_presets_and_bad_input():
         InputError, match=r"weights must be 4 finite non-negative numbers .* got \[1.0, 0.0, 1.0\]"
     ):
         PredictiveAgent(weights=[1.0, 0.0, 1.0]).fit(Corridor())
+    with pytest.raises(InputTypeError, match="env_kwargs must be a dict"):
+        PredictiveAgent(env_kwargs=[("size", 4)]).fit()
     with pytest.raises(InputError, match="objective"):
         PredictiveAgent(objective="curiosity").fit(Corridor())
 
