@@ -234,7 +234,7 @@ def compare_curricula(
     out_dir: str | Path | None = None,
     resume: bool = False,
     overwrite: bool = False,
-    timescale_steps: int = 5_000,
+    timescale_steps: int = 100_000,
     timescale_trials: int = 10,
     ablation_fractions: Sequence[float] = (0.0, 0.1, 0.2, 0.3, 0.5),
     perturbation_sigmas: Sequence[float] = (0.0, 0.25, 0.5, 1.0, 2.0),
@@ -256,7 +256,9 @@ def compare_curricula(
     resume : bool, default=False
         Continue killed runs in ``out_dir`` from their last checkpoints.
     timescale_steps, timescale_trials : int
-        Length and number of the random-input simulations per snapshot.
+        Length and number of the random-input simulations per snapshot
+        (default: the public code's 1e5 steps x 10 trials, after 1,000 steps
+        of burn-in; see :func:`~neuro.rnn.timescales.network_timescales`).
     ablation_fractions, perturbation_sigmas : sequence of float
     n_repeats, n_sequences : int
         Random draws per point, and test sequences per accuracy.

@@ -181,6 +181,46 @@ def fit_timescales(
     return {"tau": tau, "model": model, "tau_single": tau1}
 
 
+def _activity_chunks(network, n_steps, n_trials, burn_in, chunk, seed):
+    """Yield the activity after ``burn_in`` in chunks of at most ``chunk`` steps (tensors).
+
+    The one source of the random-input drive: :func:`simulate_activity` stacks
+    the chunks, :func:`network_timescales` streams them, so both see the same
+    activity for the same ``seed``.
+    """
+    network.eval()
+    param = next(network.parameters())
+    gen = torch.Generator().manual_seed(seed)
+    p = torch.rand(n_trials, 1, 1, generator=gen)
+    state, t, total = None, 0, burn_in + n_steps
+    cuda = []
+    if param.device.type == "cuda":
+        cuda = [
+            param.device.index if param.device.index is not None else torch.cuda.current_device()
+        ]
+    with torch.random.fork_rng(devices=cuda):  # the random initial state, seeded too
+        torch.manual_seed(seed)
+        while t < total:
+            m = min(chunk, total - t)
+            x = (torch.rand(n_trials, m, 1, generator=gen) < p).to(param.device, param.dtype)
+            h, state = network.run(x, state)
+            lo = max(t, burn_in)
+            if t + m > lo:
+                yield h[:, lo - t :]
+            t += m
+
+
+def _check_simulation(network, n_steps, n_trials, burn_in, chunk, seed):
+    check_network(network)
+    return (
+        check_int("n_steps", n_steps, minimum=2),
+        check_int("n_trials", n_trials, minimum=1),
+        check_int("burn_in", burn_in, minimum=0),
+        check_int("chunk", chunk, minimum=1),
+        check_int("seed", seed, minimum=0),
+    )
+
+
 @torch.no_grad()
 def simulate_activity(
     network: RecurrentNetwork,
@@ -196,42 +236,79 @@ def simulate_activity(
     input statistics). The input is fed in chunks of ``chunk`` steps with the
     state carried over, so memory is bounded by the returned array. The same
     ``seed`` gives the same input and initial state (torch's global random
-    stream is left as it was).
+    stream is left as it was). :func:`network_timescales` streams the same
+    activity without holding it.
 
     Returns
     -------
     ndarray (n_trials, n_steps, hidden) float32
         After the first ``burn_in`` steps (which are simulated, not returned).
     """
-    check_network(network)
-    n_steps = check_int("n_steps", n_steps, minimum=2)
-    n_trials = check_int("n_trials", n_trials, minimum=1)
-    burn_in = check_int("burn_in", burn_in, minimum=0)
-    chunk = check_int("chunk", chunk, minimum=1)
-    seed = check_int("seed", seed, minimum=0)
-    network.eval()
-    param = next(network.parameters())
-    gen = torch.Generator().manual_seed(seed)
-    p = torch.rand(n_trials, 1, 1, generator=gen)
+    n_steps, n_trials, burn_in, chunk, seed = _check_simulation(
+        network, n_steps, n_trials, burn_in, chunk, seed
+    )
     out = np.empty((n_trials, n_steps, network.hidden_size), dtype=np.float32)
-    state, t, total = None, 0, burn_in + n_steps
-    cuda = []
-    if param.device.type == "cuda":
-        cuda = [
-            param.device.index if param.device.index is not None else torch.cuda.current_device()
-        ]
-    with torch.random.fork_rng(devices=cuda):  # the random initial state, seeded too
-        torch.manual_seed(seed)
-        while t < total:
-            m = min(chunk, total - t)
-            x = (torch.rand(n_trials, m, 1, generator=gen) < p).to(param.device, param.dtype)
-            h, state = network.run(x, state)
-            h = h.float().cpu().numpy()
-            lo, hi = max(t, burn_in), t + m
-            if hi > lo:
-                out[:, lo - burn_in : hi - burn_in] = h[:, lo - t :]
-            t += m
+    t = 0
+    for h in _activity_chunks(network, n_steps, n_trials, burn_in, chunk, seed):
+        out[:, t : t + h.shape[1]] = h.float().cpu().numpy()
+        t += h.shape[1]
     return out
+
+
+class _StreamedAutocorrelation:
+    """:func:`autocorrelation`'s estimator accumulated chunk by chunk (exact, float64).
+
+    Per trial, neuron and lag ``k`` it keeps the raw lagged products
+    ``C_k = sum_t x_t x_{t+k}``, the total ``S`` and the first and last
+    ``max_lag`` samples; at the end
+    ``sum_t (x_t - mu)(x_{t+k} - mu) = C_k - mu (H_k + L_k) + (T - k) mu^2``
+    with ``mu = S / T``, ``H_k`` the sum of all but the last ``k`` samples and
+    ``L_k`` of all but the first ``k``. Memory: ``trials x (chunk + max_lag) x
+    neurons``, whatever the length of the simulation.
+    """
+
+    def __init__(self, max_lag: int) -> None:
+        self.max_lag = max_lag
+        self.prev = None  # the last max_lag samples seen
+        self.head = None  # the first max_lag samples
+        self.c = None
+        self.total = None
+        self.t = 0
+
+    def add(self, x: torch.Tensor) -> None:
+        x = x.to(torch.float64)
+        if self.c is None:
+            self.c = x.new_zeros((x.shape[0], self.max_lag + 1, x.shape[2]))
+            self.total = x.new_zeros((x.shape[0], x.shape[2]))
+            self.prev = x[:, :0]
+            self.head = x[:, :0]
+        y = torch.cat([self.prev, x], dim=1)
+        p, n = self.prev.shape[1], y.shape[1]
+        for k in range(self.max_lag + 1):  # pairs whose later sample lies in this chunk
+            start = max(p, k)
+            if start < n:
+                self.c[:, k] += (y[:, start - k : n - k] * y[:, start:n]).sum(1)
+        self.total += x.sum(1)
+        if self.head.shape[1] < self.max_lag:
+            self.head = torch.cat([self.head, x[:, : self.max_lag - self.head.shape[1]]], dim=1)
+        self.prev = y[:, -self.max_lag :]
+        self.t += x.shape[1]
+
+    def result(self) -> np.ndarray:
+        t, lags = self.t, torch.arange(self.max_lag + 1)
+        mu = self.total / t  # (trials, neurons)
+        zero = self.total.new_zeros((self.total.shape[0], 1, self.total.shape[1]))
+        first = torch.cat([zero, self.head.cumsum(1)], dim=1)[:, : self.max_lag + 1]
+        last = torch.cat([zero, self.prev.flip(1).cumsum(1)], dim=1)[:, : self.max_lag + 1]
+        s = self.total[:, None]
+        centred = self.c - mu[:, None] * ((s - last) + (s - first))
+        centred += (t - lags).to(mu)[None, :, None] * mu[:, None] ** 2
+        ac = (centred / (t - lags).to(mu)[None, :, None]).mean(0).T.cpu().numpy()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            silent = ac[:, 0] <= 1e-12 * (mu**2).mean(0).cpu().numpy() + 1e-30
+            ac = ac / ac[:, :1]
+        ac[silent | ~np.isfinite(ac).all(1)] = np.nan
+        return ac
 
 
 @dataclass
@@ -281,47 +358,71 @@ class TimescaleResult:
         return out
 
 
+@torch.no_grad()
 def network_timescales(
     network: RecurrentNetwork,
-    n_steps: int = 20_000,
+    n_steps: int = 100_000,
     n_trials: int = 10,
-    burn_in: int = 500,
+    burn_in: int = 1_000,
     max_lag: int = 50,
     fit_lag: int = 30,
+    max_tau: float = 100.0,
+    chunk: int = 2_000,
     seed: int = 0,
 ) -> TimescaleResult:
     """Single-neuron network timescales of ``network`` (the paper's protocol; module docstring).
 
-    The paper simulates about 1e5 steps in total; ``n_steps * n_trials``
-    of 2e5 (the default) gives the same precision.
+    The defaults are the public code's: 10 trials of 1e5 steps after 1,000
+    steps of burn-in (1e6 samples per neuron), lags 0-30 fitted, taus
+    bounded by 100. The activity is streamed: the autocorrelations are
+    accumulated chunk by chunk (the estimator of :func:`autocorrelation`,
+    exactly), so memory is ``n_trials x chunk x hidden`` whatever
+    ``n_steps``.
 
     Parameters
     ----------
     network : RecurrentNetwork
-    n_steps, n_trials, burn_in, seed : int
+    n_steps, n_trials, burn_in, chunk, seed : int
         As for :func:`simulate_activity`.
     max_lag : int, default=50
         Lags of the autocorrelations, ``0 .. max_lag`` (``< n_steps``).
     fit_lag : int, default=30
         As for :func:`fit_timescales`.
+    max_tau : float, default=100
+        Upper bound of the fitted timescales (the public code's).
 
     Returns
     -------
     TimescaleResult
         Per-neuron ``tau_net (hidden,)`` and ``ac (hidden, max_lag + 1)``.
+
+    Examples
+    --------
+    >>> _ = torch.manual_seed(0)
+    >>> net = LeakyRNN(hidden_size=8, tau_init=(2.0, 5.0))
+    >>> res = network_timescales(net, n_steps=2_000, n_trials=2)
+    >>> res.ac.shape, res.tau_net.shape
+    ((8, 51), (8,))
     """
     max_lag = check_int("max_lag", max_lag, minimum=1)
     fit_lag = check_int("fit_lag", fit_lag, minimum=2)
-    if check_int("n_steps", n_steps, minimum=2) <= max_lag:
+    max_tau = check_float("max_tau", max_tau, minimum=1.0)
+    n_steps, n_trials, burn_in, chunk, seed = _check_simulation(
+        network, n_steps, n_trials, burn_in, chunk, seed
+    )
+    if n_steps <= max_lag:
         raise InputError(
             f"n_steps ({n_steps}) must exceed max_lag ({max_lag}): the autocorrelation at lag k "
             "averages pairs k steps apart."
         )
-    act = simulate_activity(network, n_steps, n_trials, burn_in, seed=seed)
-    ac = autocorrelation(act, max_lag)
-    fits = fit_timescales(ac, fit_lag)
-    pop_ac = autocorrelation(act.sum(-1, keepdims=True), max_lag)[0]
-    pop_tau = float(fit_timescales(pop_ac[None], fit_lag)["tau"][0])
+    neurons, population = _StreamedAutocorrelation(max_lag), _StreamedAutocorrelation(max_lag)
+    for h in _activity_chunks(network, n_steps, n_trials, burn_in, chunk, seed):
+        neurons.add(h)
+        population.add(h.sum(-1, keepdim=True))
+    ac = neurons.result()
+    fits = fit_timescales(ac, fit_lag, max_tau=max_tau)
+    pop_ac = population.result()[0]
+    pop_tau = float(fit_timescales(pop_ac[None], fit_lag, max_tau=max_tau)["tau"][0])
     trained = network.taus.detach().cpu().numpy().copy() if isinstance(network, LeakyRNN) else None
     return TimescaleResult(fits["tau"], fits["model"], trained, ac, pop_ac, pop_tau)
 
