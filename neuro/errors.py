@@ -7,7 +7,7 @@ shows its traceback. :class:`~sklearn.exceptions.NotFittedError` (scikit-learn's
 is raised by every estimator used before ``fit``.
 """
 
-from sklearn.exceptions import NotFittedError
+from typing import TYPE_CHECKING, Any
 
 from data_loaders.errors import (
     InputError,
@@ -18,7 +18,27 @@ from data_loaders.errors import (
     OutputExistsError,
     UnreadableFileError,
 )
-from neuro.train.checkpoint import CheckpointError
+
+if TYPE_CHECKING:
+    from sklearn.exceptions import NotFittedError
+
+
+class CheckpointError(InputError, RuntimeError):
+    """A checkpoint or saved model is missing, unreadable, or was written for another model.
+
+    An :class:`InputError`: the ``neuro`` command reports it in one line.
+    """
+
+
+def __getattr__(name: str) -> Any:
+    # scikit-learn's NotFittedError is re-exported lazily: importing this module (every
+    # command's --help does) then costs neither scikit-learn nor torch.
+    if name == "NotFittedError":
+        from sklearn.exceptions import NotFittedError
+
+        return NotFittedError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CheckpointError",

@@ -221,3 +221,20 @@ def test_every_subcommand_shows_each_default_once(capsys):
         text = " ".join(capsys.readouterr().out.split())  # undo argparse's line wrapping
         for chunk in text.split(" -"):
             assert chunk.lower().count("default") <= 1, f"neuro {sc.name} --help: -{chunk}"
+
+
+def test_errors_and_the_cli_import_neither_torch_nor_sklearn():
+    """``--help`` of a command or script is instant: the error classes pull in no heavy import."""
+    code = (
+        "import sys, neuro.cli, neuro.errors\n"
+        "from neuro.errors import CheckpointError, InputError\n"
+        "heavy = [m for m in ('torch', 'sklearn') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+        "from neuro.errors import NotFittedError\n"
+        "import sklearn.exceptions\n"
+        "assert NotFittedError is sklearn.exceptions.NotFittedError\n"
+        "from neuro.train.checkpoint import CheckpointError as C\n"
+        "assert C is CheckpointError and issubclass(C, InputError)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr

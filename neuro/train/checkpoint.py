@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from data_loaders.errors import InputError, InputTypeError
+from neuro.errors import CheckpointError
 from neuro.io import atomic_open
 
 __all__ = [
@@ -51,14 +52,6 @@ __all__ = [
 
 FORMAT = "neuro-checkpoint"
 VERSION = 1
-
-
-class CheckpointError(InputError, RuntimeError):
-    """A checkpoint or saved model is missing, unreadable, or was written for another model.
-
-    An :class:`~neuro.errors.InputError`: the ``neuro`` command reports it in
-    one line.
-    """
 
 
 def qualified_name(obj: Any) -> str:
