@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV ?= .venv
 TORCH_VERSION ?= 2.13.0
 TORCH_INDEX_URL ?=
-EXTRAS ?= dev,notebooks,backbones
+EXTRAS ?= dev,notebooks,backbones,3d
 PYTEST_ARGS ?=
 OUT ?= runs/demo
 

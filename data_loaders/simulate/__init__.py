@@ -14,7 +14,11 @@
 - :func:`simulate_spiking_circuit` (:mod:`data_loaders.simulate.spikes`): a
   stimulus-driven spiking circuit with known directed connectivity (hubs,
   excitatory and inhibitory delayed couplings, refractoriness) and a
-  behaviour read out from the population.
+  behaviour read out from the population;
+- :func:`simulate_shape_fmri` (:mod:`data_loaders.simulate.shapes`): a
+  subject viewing renders of procedural 3D objects (:func:`make_shapes`:
+  occupancy grids, signed distances, renders), with V1-V4 driven by the
+  renders through receptive fields and an MTL-like ROI by category.
 """
 
 from data_loaders.simulate.calcium import CalciumGroundTruth, SimulatedCalcium, simulate_calcium
@@ -30,6 +34,15 @@ from data_loaders.simulate.fmri import (
 )
 from data_loaders.simulate.linear import LinearEncodingData, simulate_linear_encoding
 from data_loaders.simulate.nsd_layout import NSDLayout, write_nsd_layout
+from data_loaders.simulate.shapes import (
+    SHAPE_CATEGORIES,
+    SHAPE_ROIS,
+    ShapeSet,
+    SimulatedShapeFMRI,
+    make_shapes,
+    render_occupancy,
+    simulate_shape_fmri,
+)
 from data_loaders.simulate.spikes import (
     SimulatedCircuit,
     cross_correlogram,
@@ -39,20 +52,27 @@ from data_loaders.simulate.spikes import (
 __all__ = [
     "CATEGORIES",
     "ROIS",
+    "SHAPE_CATEGORIES",
+    "SHAPE_ROIS",
     "CalciumGroundTruth",
     "LinearEncodingData",
     "NSDLayout",
+    "ShapeSet",
     "SimulatedCalcium",
     "SimulatedCircuit",
     "SimulatedFMRI",
+    "SimulatedShapeFMRI",
     "SimulatedStimuli",
     "SimulatedSubject",
     "contrast_energy",
     "cross_correlogram",
+    "make_shapes",
     "make_stimuli",
+    "render_occupancy",
     "simulate_calcium",
     "simulate_fmri",
     "simulate_linear_encoding",
+    "simulate_shape_fmri",
     "simulate_spiking_circuit",
     "write_nsd_layout",
 ]

@@ -784,13 +784,18 @@ def _mni():
     return np.asarray(mask.get_fdata() > 0), np.asarray(mask.affine)
 
 
-def _place_rois(rng, brain: np.ndarray, affine: np.ndarray, counts: dict, jitter_mm: float):
-    """Choose voxels for each ROI and hemisphere: the in-brain voxels nearest a jittered centre."""
+def _place_rois(
+    rng, brain: np.ndarray, affine: np.ndarray, counts: dict, jitter_mm: float, rois=None
+):
+    """Choose voxels for each ROI and hemisphere: the in-brain voxels nearest a jittered centre.
+
+    ``rois`` is a table like :data:`ROIS` (name -> (left centre in mm, kind, spec)); default ROIS.
+    """
     ijk = np.argwhere(brain)
     xyz = ijk @ affine[:3, :3].T + affine[:3, 3]
     taken = np.zeros(len(ijk), dtype=bool)
     chosen, labels, hemis = [], [], []
-    for roi, (centre, _, _) in ROIS.items():
+    for roi, (centre, _, _) in (ROIS if rois is None else rois).items():
         for hemi, sign in (("left", 1.0), ("right", -1.0)):
             c = np.array(centre) * np.array([sign, 1.0, 1.0]) + rng.normal(0, jitter_mm, 3)
             d = np.linalg.norm(xyz - c, axis=1)
