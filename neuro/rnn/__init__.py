@@ -11,9 +11,19 @@ training curriculum and affect performance in memory tasks" (ICLR 2024):
   shared Trainer;
 * :mod:`~neuro.rnn.timescales`: autocorrelation timescales, ablation,
   perturbation and retention;
+* :mod:`~neuro.rnn.analyses`: the public code's PCA dimensionality, ablation
+  by tau, normalised perturbations and retraining;
 * :mod:`~neuro.rnn.experiment`: the paper's comparison end to end.
 """
 
+from neuro.rnn.analyses import (
+    network_dimensionality,
+    normalized_perturbation_curve,
+    pca_dimensionality,
+    retraining_curve,
+    stream_accuracy,
+    tau_ablation,
+)
 from neuro.rnn.curricula import (
     CURRICULA,
     CurriculumConfig,
@@ -57,10 +67,16 @@ __all__ = [
     "fit_timescales",
     "load_network",
     "make_batch",
+    "network_dimensionality",
     "network_timescales",
+    "normalized_perturbation_curve",
+    "pca_dimensionality",
     "perturbation_curve",
     "reference_labels",
     "retention",
+    "retraining_curve",
     "simulate_activity",
+    "stream_accuracy",
+    "tau_ablation",
     "train_curriculum",
 ]

@@ -2,18 +2,25 @@
 
 Trains one network per ``--curricula`` entry with the same settings and
 budget (``--epochs`` of ``--steps`` batches), then measures, for every N each
-network solved, its trained taus and its network-mediated timescales
-(autocorrelations of its activity under random input), and at the largest N
-that all solved, its accuracy after removing neurons and after perturbing
-the recurrent weights, and how well the final network still answers every
-earlier N. Writes into ``--out`` what
+network solved, its trained taus, its network-mediated timescales
+(autocorrelations of its activity under random input) and the PCA
+dimensionality of that activity; at the largest N that all solved, its
+accuracy after removing neurons and after perturbing the recurrent weights,
+and, as the paper's public code does, after silencing each of its fastest and
+slowest neurons alone and after normalised perturbations of the taus
+(increase only) and of the weights (both scored at every step of a long
+random stream), and how far retraining repairs a perturbed network and adapts
+it to the next N; and how well the final network still answers every earlier
+N. Writes into ``--out`` what
 :meth:`~neuro.rnn.experiment.CurriculumComparison.save` writes:
 ``metrics.json`` (everything above), ``summary.txt`` (the printed table),
 ``history.csv``, ``timescales.csv``, ``robustness.csv``, ``retention.csv``,
-the figures ``figures/{curriculum,taus,robustness,retention}.png``, and
-``<curriculum>/`` (the Trainer's checkpoints and ``metrics.jsonl``, the final
-``network.pt`` and the network as each N was solved in ``snapshots/``). A
-killed run continues with ``--resume``.
+``dimensionality.csv``, ``tau_ablation.csv``, ``normalized_perturbation.csv``,
+``retraining.csv``, the figures ``figures/{curriculum,taus,robustness,
+retention,dimensionality,tau_ablation,normalized_perturbation,retraining}.png``,
+and ``<curriculum>/`` (the Trainer's checkpoints and ``metrics.jsonl``, the
+final ``network.pt`` and the network as each N was solved in ``snapshots/``).
+A killed run continues with ``--resume``.
 """
 
 from __future__ import annotations
@@ -79,6 +86,53 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--timescale-trials", type=int, default=10, help="simulations per network (paper: 10)"
     )
     parser.add_argument("--repeats", type=int, default=3, help="random draws per ablation point")
+    parser.add_argument(
+        "--pca-steps",
+        type=int,
+        default=10_000,
+        help="steps per random-input simulation for the PCA dimensionality at each N solved "
+        "(0: skip; paper: 100500)",
+    )
+    parser.add_argument(
+        "--pca-trials", type=int, default=10, help="simulations per network for the PCA (paper: 10)"
+    )
+    parser.add_argument(
+        "--tau-ablation-neurons",
+        type=int,
+        default=20,
+        help="silence each of this many fastest and slowest neurons alone (0: skip; paper: 20)",
+    )
+    parser.add_argument(
+        "--normalized-strengths",
+        type=float,
+        nargs="*",
+        default=[0.0, 0.01, 0.1, 1.0, 10.0],
+        metavar="EPS",
+        help="normalised perturbations of the taus (increase only) and the recurrent weights "
+        "(none: skip)",
+    )
+    parser.add_argument(
+        "--stream-steps",
+        type=int,
+        default=1_000,
+        help="steps of the random stream that scores ablation by tau and normalised "
+        "perturbations, after 100 of warm-up (paper: 1000)",
+    )
+    parser.add_argument(
+        "--stream-trials", type=int, default=10, help="streams per score (paper: 10)"
+    )
+    parser.add_argument(
+        "--retrain-epochs",
+        type=int,
+        default=2,
+        help="epochs of retraining after a perturbation and on the next N (0: skip; paper: 20)",
+    )
+    parser.add_argument(
+        "--retrain-perturbation",
+        type=float,
+        default=1.0,
+        help="normalised perturbation of the recurrent weights before retraining",
+    )
     parser.add_argument("--resume", action="store_true", help="continue runs killed in --out")
     parser.add_argument("--no-figures", action="store_true", help="skip the figures")
 
@@ -119,10 +173,23 @@ def config_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``neuro rnn``."""
-    from neuro._validation import check_int
+    from neuro._validation import check_float, check_int
+    from neuro.errors import InputError
     from neuro.rnn.experiment import compare_curricula
 
     config = config_from_args(args)
+    for flag, value in (
+        ("--pca-steps", args.pca_steps),
+        ("--tau-ablation-neurons", args.tau_ablation_neurons),
+        ("--retrain-epochs", args.retrain_epochs),
+    ):
+        check_int(flag, value, minimum=0)
+    check_int("--pca-trials", args.pca_trials, minimum=1)
+    check_int("--stream-steps", args.stream_steps, minimum=1)
+    check_int("--stream-trials", args.stream_trials, minimum=1)
+    check_float("--retrain-perturbation", args.retrain_perturbation, minimum=0.0)
+    if any(e < 0 for e in args.normalized_strengths):
+        raise InputError(f"--normalized-strengths must be >= 0; got {args.normalized_strengths}.")
     comp = compare_curricula(
         config,
         kinds=args.curricula,
@@ -132,6 +199,14 @@ def run(args: argparse.Namespace) -> int:
         timescale_steps=args.timescale_steps,
         timescale_trials=args.timescale_trials,
         n_repeats=check_int("--repeats", args.repeats, minimum=1),
+        pca_steps=args.pca_steps,
+        pca_trials=args.pca_trials,
+        tau_ablation_neurons=args.tau_ablation_neurons,
+        normalized_strengths=args.normalized_strengths,
+        stream_steps=args.stream_steps,
+        stream_trials=args.stream_trials,
+        retrain_epochs=args.retrain_epochs,
+        retrain_perturbation=args.retrain_perturbation,
         device=args.device,
         seed=args.seed,
         verbose=max(0, args.verbose - 1),

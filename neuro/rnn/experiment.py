@@ -11,6 +11,12 @@ and budget, then for each network
   task);
 * retention: the final network's accuracy on every N it solved along the
   way (the single-head network's one head must still answer earlier N).
+* the public code's further analyses (:mod:`neuro.rnn.analyses`): the PCA
+  dimensionality of the activity at every N solved, and at the common N the
+  fastest and slowest neurons silenced one at a time, normalised
+  perturbations of the taus (increase only) and of the recurrent weights
+  (both scored at every step of a long random stream), and retraining after
+  a perturbation and on the next N. Each switches off with a zero setting.
 
 It returns a :class:`CurriculumComparison`, a :class:`~neuro.results.Result`:
 ``summary()`` (JSON values), ``format_table()``, ``tables()``, ``plot()``
@@ -31,9 +37,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from neuro._validation import check_array, check_bool, check_choice, check_int
+from neuro._validation import check_array, check_bool, check_choice, check_float, check_int
 from neuro.errors import InputError, InputTypeError
 from neuro.results import Result, jsonable
+from neuro.rnn.analyses import (
+    network_dimensionality,
+    normalized_perturbation_curve,
+    retraining_curve,
+    tau_ablation,
+)
 from neuro.rnn.curricula import CURRICULA, CurriculumConfig, CurriculumResult, train_curriculum
 from neuro.rnn.models import LeakyRNN
 from neuro.rnn.timescales import (
@@ -62,9 +74,13 @@ class CurriculumComparison(Result):
 
     ``save(folder)`` writes ``metrics.json`` (:meth:`summary`), ``summary.txt``
     (:meth:`format_table`), ``history.csv``, ``timescales.csv``,
-    ``robustness.csv`` and ``retention.csv`` (:meth:`tables`),
-    ``figures/{curriculum,taus,robustness,retention}.png`` (:meth:`plot`) and,
-    per curriculum, ``<kind>/network.pt`` and ``<kind>/snapshots/N{n}.pt``.
+    ``robustness.csv``, ``retention.csv``, ``dimensionality.csv``,
+    ``tau_ablation.csv``, ``normalized_perturbation.csv`` and
+    ``retraining.csv`` (:meth:`tables`), ``figures/{curriculum,taus,
+    robustness,retention,dimensionality,tau_ablation,normalized_perturbation,
+    retraining}.png`` (:meth:`plot`) and, per curriculum, ``<kind>/network.pt``
+    and ``<kind>/snapshots/N{n}.pt``. Analyses switched off leave their tables
+    and figures out.
 
     Attributes
     ----------
@@ -81,6 +97,27 @@ class CurriculumComparison(Result):
         The largest N that every curriculum solved (None: none was).
     example_ac : dict
         ``{kind: (hidden, lags)}`` autocorrelations at the largest N solved.
+    dimensionality : dict
+        ``{kind: {N: (trials,)}}`` PCA dimensionality of the activity under
+        random input (components for 90% of the variance), each N solved
+        (:func:`~neuro.rnn.analyses.network_dimensionality`).
+    example_pca : dict
+        ``{kind: (hidden,)}`` explained-variance ratios (mean over trials) at
+        the largest N solved.
+    tau_ablation : dict
+        ``{kind: tau_ablation(...)}`` at N = :attr:`n_common` (leaky RNNs):
+        the fastest and slowest neurons silenced one at a time, scored at
+        every step of a random stream (:func:`~neuro.rnn.analyses.tau_ablation`).
+    normalized_perturbation : dict
+        ``{kind: {"taus": ..., "recurrent": ...}}``, each a
+        :func:`~neuro.rnn.analyses.normalized_perturbation_curve` at
+        :attr:`n_common` (taus only increased, as the public code does; the
+        taus curve for leaky RNNs only).
+    retraining : dict
+        ``{kind: {"perturbed": ..., "larger_n": ...}}``, each a
+        :func:`~neuro.rnn.analyses.retraining_curve`: after a normalised
+        perturbation of the recurrent weights at :attr:`n_common`, and
+        unperturbed on the next N (the paper's retraining on larger N).
     settings : dict
         The analysis settings (``timescale_steps``, ``n_repeats``, ``seed``, ...).
     """
@@ -93,6 +130,11 @@ class CurriculumComparison(Result):
     retention: dict[str, dict[int, float]] = field(default_factory=dict)
     n_common: int | None = None
     example_ac: dict[str, np.ndarray] = field(default_factory=dict)
+    dimensionality: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)
+    example_pca: dict[str, np.ndarray] = field(default_factory=dict)
+    tau_ablation: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    normalized_perturbation: dict[str, dict[str, dict]] = field(default_factory=dict)
+    retraining: dict[str, dict[str, dict]] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
@@ -125,8 +167,37 @@ class CurriculumComparison(Result):
                     entry[name] = {f"{v:g}": float(m) for v, m in zip(c[x], means, strict=True)}
             if kind in self.retention:
                 entry["retention"] = {str(n): a for n, a in self.retention[kind].items()}
+            entry.update(self._analyses_summary(kind))
             out["curricula"][kind] = entry
         return jsonable(out)
+
+    def _analyses_summary(self, kind: str) -> dict[str, Any]:
+        """The further analyses of one curriculum, as means (for :meth:`summary`)."""
+        out: dict[str, Any] = {}
+        if self.dimensionality.get(kind):
+            out["dimensionality_by_N"] = {
+                str(n): float(np.mean(d)) for n, d in sorted(self.dimensionality[kind].items())
+            }
+        if kind in self.tau_ablation:
+            a = self.tau_ablation[kind]
+            out["tau_ablation"] = {
+                "baseline": float(a["baseline"].mean()),
+                "fastest": float(a["accuracy"][~a["slow"]].mean()),
+                "slowest": float(a["accuracy"][a["slow"]].mean()),
+                "tau_fastest": float(a["taus"][~a["slow"]].mean()),
+                "tau_slowest": float(a["taus"][a["slow"]].mean()),
+            }
+        for target, c in self.normalized_perturbation.get(kind, {}).items():
+            means = c["relative"].mean(1)
+            out[f"normalized_perturbation_{target}"] = {
+                f"{v:g}": float(m) for v, m in zip(c["strengths"], means, strict=True)
+            }
+        for name, c in self.retraining.get(kind, {}).items():
+            out[f"retraining_{name}"] = {
+                str(int(n)): {"baseline": float(b), "accuracy_by_epoch": acc.tolist()}
+                for n, b, acc in zip(c["ns"], c["baseline"], c["accuracy"], strict=True)
+            }
+        return out
 
     def format_table(self) -> str:
         """A plain-text table of the headline figures, one row per curriculum."""
@@ -205,14 +276,97 @@ class CurriculumComparison(Result):
             "timescales": timescales,
             "robustness": robustness,
             "retention": retained,
+            **self._analyses_rows(),
         }
         return {name: pd.DataFrame(r) for name, r in rows.items() if r}
 
+    def _analyses_rows(self) -> dict[str, list[dict[str, Any]]]:
+        """Rows of ``dimensionality``, ``tau_ablation``, ``normalized_perturbation``, ``retraining``."""
+        dims = [
+            {"curriculum": kind, "N": n, "trial": t, "dimensionality": int(v)}
+            for kind, by_n in self.dimensionality.items()
+            for n, d in sorted(by_n.items())
+            for t, v in enumerate(d)
+        ]
+        ablated = []
+        for kind, a in self.tau_ablation.items():
+            ablated.append(
+                {
+                    "curriculum": kind,
+                    "group": "none",
+                    "neuron": -1,
+                    "tau": np.nan,
+                    "accuracy_mean": float(a["baseline"].mean()),
+                    "accuracy_sd": float(a["baseline"].std()),
+                }
+            )
+            for i, tau, slow, acc in zip(
+                a["neurons"], a["taus"], a["slow"], a["accuracy"], strict=True
+            ):
+                ablated.append(
+                    {
+                        "curriculum": kind,
+                        "group": "slowest" if slow else "fastest",
+                        "neuron": int(i),
+                        "tau": float(tau),
+                        "accuracy_mean": float(acc.mean()),
+                        "accuracy_sd": float(acc.std()),
+                    }
+                )
+        perturbed = [
+            {
+                "curriculum": kind,
+                "target": target,
+                "strength": float(v),
+                "accuracy_mean": float(acc.mean()),
+                "relative_mean": float(rel.mean()),
+                "relative_sd": float(rel.std()),
+            }
+            for kind, by_target in self.normalized_perturbation.items()
+            for target, c in by_target.items()
+            for v, acc, rel in zip(c["strengths"], c["accuracy"], c["relative"], strict=True)
+        ]
+        retrained = [
+            {
+                "curriculum": kind,
+                "analysis": name,
+                "N": int(n),
+                "epoch": e,
+                "accuracy": float(a),
+                "baseline": float(b),
+            }
+            for kind, by_name in self.retraining.items()
+            for name, c in by_name.items()
+            for n, b, acc in zip(c["ns"], c["baseline"], c["accuracy"], strict=True)
+            for e, a in enumerate(acc)
+        ]
+        return {
+            "dimensionality": dims,
+            "tau_ablation": ablated,
+            "normalized_perturbation": perturbed,
+            "retraining": retrained,
+        }
+
     def plot(self) -> dict[str, Any]:
-        """The figures by name: ``curriculum``, ``taus``, ``robustness``, ``retention``."""
+        """The figures by name: ``curriculum``, ``taus``, ``robustness``, ``retention`` and,
+        where those analyses ran, ``dimensionality``, ``tau_ablation``,
+        ``normalized_perturbation`` and ``retraining``."""
         from neuro.rnn import plots
 
-        return {
+        extra = {}
+        if any(self.dimensionality.values()):
+            extra["dimensionality"] = plots.plot_dimensionality(
+                self.dimensionality, self.example_pca
+            )
+        if self.tau_ablation:
+            extra["tau_ablation"] = plots.plot_tau_ablation(self.tau_ablation, self.n_common)
+        if self.normalized_perturbation:
+            extra["normalized_perturbation"] = plots.plot_normalized_perturbation(
+                self.normalized_perturbation, self.n_common
+            )
+        if self.retraining:
+            extra["retraining"] = plots.plot_retraining(self.retraining)
+        base = {
             "curriculum": plots.plot_curriculum(self.results),
             "taus": plots.plot_timescales(self.timescales, self.results),
             "robustness": plots.plot_robustness(
@@ -220,6 +374,7 @@ class CurriculumComparison(Result):
             ),
             "retention": plots.plot_retention(self.retention, self.example_ac),
         }
+        return base | extra
 
     def _save_extra(self, folder: Path, overwrite: bool) -> None:
         """Each curriculum's ``<kind>/network.pt`` and ``<kind>/snapshots/N{n}.pt``."""
@@ -240,6 +395,14 @@ def compare_curricula(
     perturbation_sigmas: Sequence[float] = (0.0, 0.25, 0.5, 1.0, 2.0),
     n_repeats: int = 3,
     n_sequences: int = 512,
+    pca_steps: int = 10_000,
+    pca_trials: int = 10,
+    tau_ablation_neurons: int = 20,
+    normalized_strengths: Sequence[float] = (0.0, 0.01, 0.1, 1.0, 10.0),
+    stream_steps: int = 1_000,
+    stream_trials: int = 10,
+    retrain_epochs: int = 2,
+    retrain_perturbation: float = 1.0,
     device: str = "auto",
     seed: int = 0,
     verbose: int = 0,
@@ -262,6 +425,33 @@ def compare_curricula(
     ablation_fractions, perturbation_sigmas : sequence of float
     n_repeats, n_sequences : int
         Random draws per point, and test sequences per accuracy.
+    pca_steps, pca_trials : int
+        Random-input simulation for the PCA dimensionality at each N solved
+        (:func:`~neuro.rnn.analyses.network_dimensionality`; 0 steps: skip).
+        The public code's is 100,500 steps x 10 trials; on the two 64-neuron
+        networks of ``neuro rnn``'s small default, 10,000 steps gave the same
+        dimensionality in every trial at a tenth of the cost (0.2 s against
+        2 s per network on one CPU thread).
+    tau_ablation_neurons : int, default=20
+        The fastest and the slowest this many neurons silenced one at a time
+        at ``n_common`` (leaky RNNs; :func:`~neuro.rnn.analyses.tau_ablation`;
+        0: skip). The public code's 20.
+    normalized_strengths : sequence of float
+        Strengths of the normalised perturbations of the taus (increase only)
+        and of the recurrent weights at ``n_common``
+        (:func:`~neuro.rnn.analyses.normalized_perturbation_curve`; empty:
+        skip). The public code's grids run from 1e-3 (taus) or 1e-2 (weights)
+        to 10.
+    stream_steps, stream_trials : int
+        The scoring stream of the last two (the public code's 1,000 steps
+        after 100 of warm-up, 10 trials).
+    retrain_epochs : int, default=2
+        Epochs of single-head retraining (of the config's ``steps_per_epoch``
+        batches) after a normalised perturbation of the recurrent weights of
+        strength ``retrain_perturbation`` at ``n_common``, and unperturbed on
+        ``n_common + 1`` (:func:`~neuro.rnn.analyses.retraining_curve`; 0:
+        skip). The paper retrains for 20 epochs of 600 batches.
+    retrain_perturbation : float, default=1.0
     device, seed, verbose
         As for :func:`~neuro.rnn.curricula.train_curriculum`.
 
@@ -300,6 +490,23 @@ def compare_curricula(
         raise InputError(f"perturbation_sigmas must be >= 0; got {list(perturbation_sigmas)}.")
     n_repeats = check_int("n_repeats", n_repeats, minimum=1)
     n_sequences = check_int("n_sequences", n_sequences, minimum=1)
+    pca_steps = check_int("pca_steps", pca_steps, minimum=0)
+    if 0 < pca_steps < 2:
+        raise InputError(f"pca_steps must be 0 (skip) or >= 2; got {pca_steps}.")
+    pca_trials = check_int("pca_trials", pca_trials, minimum=1)
+    tau_ablation_neurons = check_int("tau_ablation_neurons", tau_ablation_neurons, minimum=0)
+    strengths = np.zeros(0)
+    empty = isinstance(normalized_strengths, (list, tuple, np.ndarray)) and not len(
+        normalized_strengths
+    )
+    if not empty:  # an empty sequence skips the analysis
+        strengths = check_array("normalized_strengths", normalized_strengths, ndim=1, dtype=float)
+    if (strengths < 0).any():
+        raise InputError(f"normalized_strengths must be >= 0; got {list(normalized_strengths)}.")
+    stream_steps = check_int("stream_steps", stream_steps, minimum=1)
+    stream_trials = check_int("stream_trials", stream_trials, minimum=1)
+    retrain_epochs = check_int("retrain_epochs", retrain_epochs, minimum=0)
+    retrain_perturbation = check_float("retrain_perturbation", retrain_perturbation, minimum=0.0)
     seed = check_int("seed", seed, minimum=0)
     dev = resolve_device(device)  # the analyses run where training ran
     settings = {
@@ -310,6 +517,14 @@ def compare_curricula(
         "perturbation_sigmas": sigmas.tolist(),
         "n_repeats": n_repeats,
         "n_sequences": n_sequences,
+        "pca_steps": pca_steps,
+        "pca_trials": pca_trials,
+        "tau_ablation_neurons": tau_ablation_neurons,
+        "normalized_strengths": strengths.tolist(),
+        "stream_steps": stream_steps,
+        "stream_trials": stream_trials,
+        "retrain_epochs": retrain_epochs,
+        "retrain_perturbation": retrain_perturbation,
         "device": str(dev),
         "seed": seed,
     }
@@ -342,6 +557,13 @@ def compare_curricula(
             comp.timescales[kind][n] = ts.summary()
             if n == max(res.snapshots):
                 comp.example_ac[kind] = ts.ac
+            if pca_steps:
+                pca = network_dimensionality(
+                    res.network_at(n).to(dev), pca_steps, pca_trials, seed=seed
+                )
+                comp.dimensionality.setdefault(kind, {})[n] = pca["dimensionality"]
+                if n == max(res.snapshots):
+                    comp.example_pca[kind] = pca["explained_variance_ratio"].mean(0)
         comp.retention[kind] = retention(
             copy.deepcopy(res.network).to(dev),
             cfg.task,
@@ -366,4 +588,44 @@ def compare_curricula(
             comp.perturbation[kind] = perturbation_curve(
                 net, task, n, head, sigmas, "recurrent", n_repeats, n_sequences, seed
             )
+            _further_analyses(comp, kind, res, net, n, settings, dev)
     return comp
+
+
+def _further_analyses(comp, kind, res, net, n, settings, dev) -> None:
+    """The public code's ablation by tau, normalised perturbations and retraining at N = n."""
+    cfg, head, s = res.config, res.config.head_of(n), settings
+    stream = dict(n_steps=s["stream_steps"], n_trials=s["stream_trials"], seed=s["seed"])
+    # the stream's 100 warm-up steps must cover the N read (N > 100 takes warmup = N)
+    stream["warmup"] = max(100, n)
+    leaky = isinstance(net, LeakyRNN)
+    if leaky and s["tau_ablation_neurons"]:
+        comp.tau_ablation[kind] = tau_ablation(
+            net, cfg.task, n, head, s["tau_ablation_neurons"], **stream
+        )
+    if s["normalized_strengths"]:
+        targets = ("taus", "recurrent") if leaky else ("recurrent",)
+        comp.normalized_perturbation[kind] = {
+            t: normalized_perturbation_curve(
+                net, cfg.task, n, head, s["normalized_strengths"], t, **stream
+            )
+            for t in targets
+        }
+    if s["retrain_epochs"]:
+        train = dict(
+            epochs=s["retrain_epochs"],
+            steps_per_epoch=cfg.steps_per_epoch,
+            batch_size=cfg.batch_size,
+            lr=cfg.lr,
+            momentum=cfg.momentum,
+            grad_clip_norm=cfg.grad_clip_norm,
+            n_sequences=s["n_sequences"],
+            device=str(dev),
+            seed=s["seed"],
+        )
+        comp.retraining[kind] = {
+            "perturbed": retraining_curve(
+                net, cfg.task, [n], head, perturbation=s["retrain_perturbation"], **train
+            ),
+            "larger_n": retraining_curve(net, cfg.task, [n + 1], head, **train),
+        }

@@ -28,6 +28,21 @@ SMALL = [
     "2",
     "--repeats",
     "1",
+    "--pca-steps",
+    "300",
+    "--pca-trials",
+    "2",
+    "--tau-ablation-neurons",
+    "2",
+    "--normalized-strengths",
+    "0",
+    "1",
+    "--stream-steps",
+    "50",
+    "--stream-trials",
+    "2",
+    "--retrain-epochs",
+    "1",
     "--device",
     "cpu",
     "-q",
@@ -55,9 +70,12 @@ def test_command_writes_the_comparison_and_a_resumed_run_continues(tmp_path, cap
         assert sorted(p.name for p in (out / kind / "snapshots").iterdir()) == sorted(
             f"N{n}.pt" for n in solved
         )
-    for name in ("history", "timescales", "robustness", "retention"):
+    analyses = ("dimensionality", "tau_ablation", "normalized_perturbation", "retraining")
+    if metrics["n_common"] is None:  # only the dimensionality runs without a common N
+        analyses = ("dimensionality",)
+    for name in ("history", "timescales", "robustness", "retention", *analyses):
         assert (out / f"{name}.csv").read_text().startswith("curriculum,"), name
-    for name in ("curriculum", "taus", "robustness", "retention"):
+    for name in ("curriculum", "taus", "robustness", "retention", *analyses):
         assert (out / "figures" / f"{name}.png").stat().st_size > 1000
     before = {kind: _history(out / kind) for kind in ("single", "multi")}
 
@@ -91,6 +109,11 @@ def test_command_writes_the_comparison_and_a_resumed_run_continues(tmp_path, cap
         (["--tau-init", "0.5", "2"], "--tau-init must be a range (low, high)"),
         (["--timescale-steps", "40"], "--timescale-steps must be > 50"),
         (["--device", "tpu"], "device must be"),
+        (["--pca-steps", "-1"], "--pca-steps must be an integer >= 0; got -1."),
+        (["--stream-trials", "0"], "--stream-trials must be an integer >= 1; got 0."),
+        (["--retrain-epochs", "-2"], "--retrain-epochs must be an integer >= 0; got -2."),
+        (["--retrain-perturbation", "-1"], "--retrain-perturbation must be >= 0.0; got -1.0."),
+        (["--normalized-strengths", "-1"], "--normalized-strengths must be >= 0; got [-1.0]."),
     ],
 )
 def test_bad_flags_are_one_line_errors(flags, message, tmp_path, capsys):

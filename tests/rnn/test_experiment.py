@@ -17,7 +17,21 @@ TINY = CurriculumConfig(
     batch_size=8,
     val_batches=1,
 )
-FAST = dict(timescale_steps=200, timescale_trials=1, n_repeats=1, n_sequences=32, device="cpu")
+FAST = dict(
+    timescale_steps=200,
+    timescale_trials=1,
+    n_repeats=1,
+    n_sequences=32,
+    pca_steps=200,
+    pca_trials=2,
+    tau_ablation_neurons=2,
+    normalized_strengths=(0.0, 1.0),
+    stream_steps=50,
+    stream_trials=2,
+    retrain_epochs=1,
+    device="cpu",
+)
+OFF = dict(pca_steps=0, tau_ablation_neurons=0, normalized_strengths=(), retrain_epochs=0)
 
 
 def test_comparison_is_a_result(tmp_path):
@@ -30,14 +44,33 @@ def test_comparison_is_a_result(tmp_path):
     assert set(summary["curricula"]["multi"]["ablation"]) == {"0", "0.1", "0.2", "0.3", "0.5"}
     assert "ablation at N=3" in comp.format_table()
     tables = comp.tables()
-    assert set(tables) == {"history", "timescales", "robustness", "retention"}
+    assert set(tables) == {
+        "history",
+        "timescales",
+        "robustness",
+        "retention",
+        "dimensionality",
+        "tau_ablation",
+        "normalized_perturbation",
+        "retraining",
+    }
     assert set(tables["robustness"]["analysis"]) == {
         "ablation",
         "ablation_slowest_taus",
         "perturbation",
     }
     assert len(tables["history"]) == 4  # two epochs per curriculum
-    assert set(comp.plot()) == {"curriculum", "taus", "robustness", "retention"}
+    figures = comp.plot()
+    assert list(figures)[:4] == ["curriculum", "taus", "robustness", "retention"]
+    assert set(figures) == set(tables) - {"history", "timescales"} | {"curriculum", "taus"}
+    multi = summary["curricula"]["multi"]
+    assert set(multi["dimensionality_by_N"]) == {"2", "3"}
+    assert multi["tau_ablation"]["tau_slowest"] >= multi["tau_ablation"]["tau_fastest"]
+    assert set(multi["normalized_perturbation_taus"]) == {"0", "1"}
+    assert multi["normalized_perturbation_taus"]["0"] == pytest.approx(1.0)  # null: unperturbed
+    assert len(multi["retraining_perturbed"]["3"]["accuracy_by_epoch"]) == 2
+    assert set(multi["retraining_larger_n"]) == {"4"}
+    assert len(tables["tau_ablation"]) == 2 * (1 + 4)  # baseline + 2 fastest + 2 slowest
 
     out = comp.save(tmp_path / "cmp", figures=False)
     assert json.loads((out / "metrics.json").read_text()) == summary
@@ -56,12 +89,25 @@ def test_comparison_is_a_result(tmp_path):
         (dict(perturbation_sigmas=(-1.0,)), InputError, "perturbation_sigmas must be >= 0"),
         (dict(n_repeats=0), InputError, "n_repeats"),
         (dict(resume="yes"), InputTypeError, "resume must be True or False"),
+        (dict(pca_steps=1), InputError, "pca_steps must be 0 .skip. or >= 2"),
+        (dict(tau_ablation_neurons=-1), InputError, "tau_ablation_neurons"),
+        (dict(normalized_strengths=(-0.1,)), InputError, "normalized_strengths must be >= 0"),
+        (dict(stream_trials=0), InputError, "stream_trials"),
+        (dict(retrain_epochs=-1), InputError, "retrain_epochs"),
+        (dict(retrain_perturbation=-1.0), InputError, "retrain_perturbation must be >= 0"),
     ],
 )
 def test_bad_settings_fail_before_training(settings, error, match, tmp_path):
     with pytest.raises(error, match=match):
         compare_curricula(TINY, out_dir=tmp_path / "never", **{**FAST, **settings})
     assert not (tmp_path / "never").exists()
+
+
+def test_further_analyses_switch_off():
+    comp = compare_curricula(TINY, kinds=["multi"], **{**FAST, **OFF})
+    assert set(comp.tables()) == {"history", "timescales", "robustness", "retention"}
+    assert set(comp.plot()) == {"curriculum", "taus", "robustness", "retention"}
+    assert "tau_ablation" not in comp.summary()["curricula"]["multi"]
 
 
 def test_config_must_be_a_config():
