@@ -6,9 +6,10 @@ training curriculum and affect performance in memory tasks" (ICLR 2024):
 * :mod:`~neuro.rnn.tasks`: N-parity and N-DMS streams (batched generators and
   gymnasium environments);
 * :mod:`~neuro.rnn.models`: a leaky RNN with a trainable timescale per neuron,
-  GRU and LSTM baselines;
-* :mod:`~neuro.rnn.curricula`: single-head and multi-head curricula on the
-  shared Trainer;
+  the public code's variants (the nonlinearity inside the leak; continuous
+  time with duplicated inputs), GRU and LSTM baselines;
+* :mod:`~neuro.rnn.curricula`: single-head, multi-head and sliding-window
+  curricula on the shared Trainer;
 * :mod:`~neuro.rnn.timescales`: autocorrelation timescales, ablation,
   perturbation and retention;
 * :mod:`~neuro.rnn.analyses`: the public code's PCA dimensionality, ablation
@@ -33,7 +34,16 @@ from neuro.rnn.curricula import (
     train_curriculum,
 )
 from neuro.rnn.experiment import CurriculumComparison, compare_curricula
-from neuro.rnn.models import MODELS, GRUNetwork, LeakyRNN, LSTMNetwork, build_model
+from neuro.rnn.models import (
+    MODELS,
+    NONLINEARITIES,
+    ContinuousRNN,
+    GRUNetwork,
+    LeakyRNN,
+    LSTMNetwork,
+    ModRNN,
+    build_model,
+)
 from neuro.rnn.tasks import TASKS, DMSEnv, ParityEnv, make_batch, reference_labels
 from neuro.rnn.timescales import (
     TimescaleResult,
@@ -49,7 +59,9 @@ from neuro.rnn.timescales import (
 __all__ = [
     "CURRICULA",
     "MODELS",
+    "NONLINEARITIES",
     "TASKS",
+    "ContinuousRNN",
     "CurriculumComparison",
     "CurriculumConfig",
     "CurriculumResult",
@@ -57,6 +69,7 @@ __all__ = [
     "GRUNetwork",
     "LSTMNetwork",
     "LeakyRNN",
+    "ModRNN",
     "ParityEnv",
     "TimescaleResult",
     "ablation_curve",

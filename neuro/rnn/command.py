@@ -21,27 +21,141 @@ retention,dimensionality,tau_ablation,normalized_perturbation,retraining}.png``,
 and ``<curriculum>/`` (the Trainer's checkpoints and ``metrics.jsonl``, the
 final ``network.pt`` and the network as each N was solved in ``snapshots/``).
 A killed run continues with ``--resume``.
+
+Variants of the public code: ``--model mod`` (the nonlinearity inside the
+leak, ``RNN_Mod``) and ``--model continuous --duplicates 2 3`` (inputs held
+for k steps of taus scaled by k, ``RNN_Continuous``), each with
+``--nonlinearity {leaky_relu,relu,tanh,sigmoid}``; ``--curricula sliding``
+with ``--window`` and ``--stride`` (the code's sliding-window curriculum).
+
+``--preset paper`` sets the paper's sizes and protocol (:data:`PRESETS`:
+500 neurons, batches of 256, 600 per epoch, N up to 100, up to 1,000 epochs,
+SGD lr 0.05 with Nesterov momentum 0.1 and clipping at 2.0 (the defaults),
+validation on 50 batches, the public code's analyses at full length); flags
+given explicitly still override it, and ``metrics.json`` records the preset
+under ``settings``. It is meant for a GPU. Measured on one CPU thread
+(``python benchmarks/rnn.py --paper-epoch``: the curriculum's own steps, 500
+neurons, batches of 256, 20 steps at each of N = 2, 10, 20, 30), a training
+step costs 7-8 ms per sequence step (0.04 s at N = 2, 0.6 s at N = 30,
+linear in the length), so an epoch (600 steps and 50 validation batches)
+projects to 0.5 min at N = 2, 6 min at N = 30 and 20 min at N = 100, a run
+to N = 100 to at least 17 hours (one epoch per N) and the 1,000-epoch
+budget at N = 100 to 335 hours: a GPU run, not a CPU one.
 """
 
 from __future__ import annotations
 
 import argparse
 
-__all__ = ["add_arguments", "config_from_args", "run"]
+__all__ = ["PRESETS", "add_arguments", "config_from_args", "run"]
+
+#: ``--preset`` values: option destinations and their values (explicit flags win).
+PRESETS = {
+    "paper": {
+        "hidden": 500,
+        "batch_size": 256,
+        "steps": 600,
+        "n_start": 2,
+        "n_max": 100,
+        "epochs": 1000,
+        "lr": 0.05,
+        "val_batches": 50,
+        "threshold": 0.98,
+        "timescale_steps": 100_000,
+        "timescale_trials": 10,
+        "pca_steps": 100_500,
+        "pca_trials": 10,
+        "tau_ablation_neurons": 20,
+        "stream_steps": 1_000,
+        "stream_trials": 10,
+        "retrain_epochs": 20,
+    }
+}
+
+
+class _Given(argparse.Action):
+    """Store the value and remember that the flag was given (so a preset does not replace it)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace._given = {*getattr(namespace, "_given", ()), self.dest}
+
+
+def apply_preset(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill the options of ``args.preset`` that were not given explicitly (in place).
+
+    Returns
+    -------
+    argparse.Namespace
+        ``args``, with ``preset_overrides``: the preset's options that
+        explicit flags kept.
+    """
+    preset = getattr(args, "preset", None)
+    given = set(getattr(args, "_given", ()))
+    args.preset_overrides = []
+    if preset is None:
+        return args
+    for dest, value in PRESETS[preset].items():
+        if dest in given:
+            args.preset_overrides.append(dest)
+        else:
+            setattr(args, dest, value)
+    return args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``neuro rnn``."""
+    parser.register("action", None, _Given)  # every valued option records that it was given
+    parser.add_argument(
+        "--preset",
+        choices=tuple(PRESETS),
+        default=None,
+        help="the paper's sizes and protocol (500 neurons, batches of 256, 600 per epoch, N up "
+        "to 100, up to 1000 epochs, full-length analyses); explicit flags override it. For a "
+        "GPU: on one CPU thread an epoch projects to 20 min at N=100 and a run to N=100 to 17 h "
+        "or more",
+    )
     parser.add_argument("--task", choices=("parity", "dms"), default="parity", help="memory task")
     parser.add_argument(
         "--curricula",
         nargs="+",
-        choices=("single", "multi"),
+        choices=("single", "multi", "sliding"),
         default=["single", "multi"],
         help="curricula to train and compare",
     )
     parser.add_argument(
-        "--model", choices=("leaky", "gru", "lstm"), default="leaky", help="recurrent network"
+        "--model",
+        choices=("leaky", "mod", "continuous", "gru", "lstm"),
+        default="leaky",
+        help="recurrent network (mod: the nonlinearity inside the leak, the public code's "
+        "RNN_Mod; continuous: mod with inputs duplicated, RNN_Continuous)",
+    )
+    parser.add_argument(
+        "--nonlinearity",
+        choices=("leaky_relu", "relu", "tanh", "sigmoid"),
+        default="leaky_relu",
+        help="of the leaky, mod and continuous networks",
+    )
+    parser.add_argument(
+        "--duplicates",
+        type=int,
+        nargs="+",
+        default=[1],
+        metavar="K",
+        help="--model continuous: each input held for K steps with taus x K; several K train "
+        "in turn, one batch each per step",
+    )
+    parser.add_argument(
+        "--window", type=int, default=1, help="--curricula sliding: N values trained together"
+    )
+    parser.add_argument(
+        "--stride", type=int, default=1, help="--curricula sliding: N values the window moves by"
+    )
+    parser.add_argument(
+        "--sliding-heads",
+        choices=("positional", "per_n"),
+        default="positional",
+        help="--curricula sliding: the public code's positional heads, or one head per N",
     )
     parser.add_argument("--hidden", type=int, default=64, help="neurons (paper: 500)")
     parser.add_argument("--n-start", type=int, default=2, help="first N")
@@ -146,6 +260,7 @@ def config_from_args(args: argparse.Namespace):
     from neuro._validation import check_int
     from neuro.rnn.curricula import CurriculumConfig
 
+    apply_preset(args)
     for flag, value in (
         ("--hidden", args.hidden),
         ("--epochs", args.epochs),
@@ -168,6 +283,11 @@ def config_from_args(args: argparse.Namespace):
         batch_size=args.batch_size,
         val_batches=args.val_batches,
         lr=args.lr,
+        nonlinearity=args.nonlinearity,
+        duplicates=tuple(args.duplicates),
+        window=check_int("--window", args.window, minimum=1),
+        stride=check_int("--stride", args.stride, minimum=1),
+        sliding_heads=args.sliding_heads,
     )
 
 
@@ -211,6 +331,9 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         verbose=max(0, args.verbose - 1),
     )
+    comp.settings["preset"] = getattr(args, "preset", None)
+    given = getattr(args, "preset_overrides", [])
+    comp.settings["preset_overrides"] = [f"--{d.replace('_', '-')}" for d in given]
     comp.save(args.out, overwrite=True, figures=not args.no_figures)
     print(
         f"neuro rnn: {config.task}, {config.model} network of {config.hidden_size} neurons, "

@@ -8,6 +8,14 @@ multi-head
     One output head per N. The network trains on every N from ``n_start``
     to the current one together (cross-entropy summed over the active
     heads); a head for N + 1 joins when all are solved.
+sliding
+    The public code's sliding window (``--curriculum_type sliding``): the
+    ``window`` N values ``N - window + 1 ... N`` train together, starting
+    from ``n_start ... n_start + window - 1``; when all are solved the
+    window moves on by ``stride`` (the code's ``--forget_heads``): the
+    ``stride`` smallest N leave and the next ``stride`` join, so earlier N
+    are no longer trained. ``window=1`` is the single-head curriculum with
+    a head per N.
 
 "Solved", after each epoch, is the paper's rule: accuracy on fresh
 validation batches above ``threshold`` both averaged over the active heads
@@ -48,6 +56,8 @@ from neuro.io import check_overwrite
 from neuro.results import Result, jsonable
 from neuro.rnn.models import (
     MODELS,
+    NONLINEARITIES,
+    ContinuousRNN,
     LeakyRNN,
     RecurrentNetwork,
     build_model,
@@ -76,7 +86,7 @@ __all__ = [
 _log = get_logger(__name__)
 
 #: Curriculum kinds.
-CURRICULA = ("single", "multi")
+CURRICULA = ("single", "multi", "sliding")
 
 
 @dataclass
@@ -86,8 +96,9 @@ class CurriculumConfig:
     Parameters
     ----------
     task : {"parity", "dms"}, default="parity"
-    kind : {"single", "multi"}, default="multi"
-        Single-head or multi-head curriculum (see the module docstring).
+    kind : {"single", "multi", "sliding"}, default="multi"
+        Single-head, multi-head or sliding-window curriculum (see the module
+        docstring).
     n_start : int, default=2
         First N (the paper starts at 2).
     n_max : int, default=20
@@ -95,9 +106,13 @@ class CurriculumConfig:
         gets ``n_max - n_start + 1`` heads.
     threshold : float, default=0.98
         Accuracy, in (0, 1], above which N counts as solved.
-    model : {"leaky", "gru", "lstm"}, default="leaky"
-        GRU and LSTM baselines learn slowly with SGD at ``lr=0.05``; ``lr=0.5``
-        trains a 32-unit GRU to N=4 parity in 13 epochs of 50 batches.
+    model : {"leaky", "mod", "continuous", "gru", "lstm"}, default="leaky"
+        :class:`~neuro.rnn.models.LeakyRNN` (the paper's), :class:`~neuro.rnn.models.ModRNN`
+        (the nonlinearity inside the leak, the code's ``RNN_Mod``),
+        :class:`~neuro.rnn.models.ContinuousRNN` (``ModRNN`` with inputs
+        duplicated, the code's ``RNN_Continuous``), GRU or LSTM. GRU and LSTM
+        baselines learn slowly with SGD at ``lr=0.05``; ``lr=0.5`` trains a
+        32-unit GRU to N=4 parity in 13 epochs of 50 batches.
     hidden_size : int, default=500
         The paper's size; 50-100 suffice for N up to about 6 on a CPU.
     tau_init : (float, float), default=(1.0, 2.0)
@@ -106,6 +121,29 @@ class CurriculumConfig:
         Leaky RNN: train the taus (False: fixed at their start).
     tau_parametrization : {"clamp", "softplus"}, default="clamp"
         See :class:`~neuro.rnn.models.LeakyRNN`.
+    nonlinearity : {"leaky_relu", "relu", "tanh", "sigmoid"}, default="leaky_relu"
+        Of the leaky networks (the code's ``--afunc``).
+    duplicates : int or tuple of int, default=(1,)
+        ``model="continuous"``: the duplication factors ``k`` (the code's
+        ``-dup 2,3,4``). Each training step takes one batch per ``k``, in
+        this order, with an optimiser step after each (so an epoch is
+        ``steps_per_epoch * len(duplicates)`` steps), and validation pools
+        ``val_batches`` batches per ``k``, as the code does. The trained
+        network is left at the first ``k``.
+    window : int, default=1
+        ``kind="sliding"``: N values trained together (the code's
+        ``--init_heads``, default 1).
+    stride : int, default=1
+        ``kind="sliding"``: N values the window moves by (the code's
+        ``--forget_heads``, default 1); at most ``window``. The last move
+        stops at ``n_max``.
+    sliding_heads : {"positional", "per_n"}, default="positional"
+        ``kind="sliding"``: "positional" is the public code's (``window``
+        heads, head ``j`` answering the ``j``-th N of the current window, so
+        a head is retrained for another N each time the window moves);
+        "per_n" gives every N its own head (N's head is ``N - n_start``), so a
+        head keeps its meaning as the window moves and retention of earlier N
+        can be read from it.
     max_epochs : int, default=100
         Budget of epochs.
     steps_per_epoch : int, default=600
@@ -143,16 +181,35 @@ class CurriculumConfig:
     momentum: float = 0.1
     grad_clip_norm: float = 2.0
     seq_len: Any = None
+    nonlinearity: str = "leaky_relu"
+    duplicates: Any = (1,)
+    window: int = 1
+    stride: int = 1
+    sliding_heads: str = "positional"
 
     def __post_init__(self) -> None:
         check_choice("task", self.task, TASKS)
         check_choice("kind", self.kind, CURRICULA)
         check_choice("model", self.model, MODELS)
         check_choice("tau_parametrization", self.tau_parametrization, ("clamp", "softplus"))
+        check_choice("nonlinearity", self.nonlinearity, NONLINEARITIES)
+        check_choice("sliding_heads", self.sliding_heads, ("per_n", "positional"))
+        self.window = check_int("window", self.window, minimum=1)
+        self.stride = check_int("stride", self.stride, minimum=1)
+        if self.stride > self.window:
+            raise InputError(
+                f"stride must be at most window (got stride {self.stride}, window {self.window}): "
+                "the window cannot move past N it has not trained (the public code raises the "
+                "window to the stride)."
+            )
+        self.duplicates = _check_duplicates(self.duplicates, self.model)
         (self.n_start,) = check_ns(self.task, [self.n_start], name="n_start")
         (self.n_max,) = check_ns(self.task, [self.n_max], name="n_max")
-        if self.n_max < self.n_start:
-            raise InputError(f"n_max ({self.n_max}) must be >= n_start ({self.n_start}).")
+        if self.n_max < self.first_level:
+            what = f"n_start + window - 1 ({self.first_level})" if self.kind == "sliding" else ""
+            raise InputError(
+                f"n_max ({self.n_max}) must be >= {what or f'n_start ({self.n_start})'}."
+            )
         if isinstance(self.seq_len, list):
             self.seq_len = tuple(self.seq_len)
         check_ns(self.task, [self.n_start, self.n_max], self.seq_len)
@@ -172,21 +229,57 @@ class CurriculumConfig:
 
     @property
     def n_heads(self) -> int:
-        """Output heads the curriculum needs: 1 (single-head) or one per N (multi-head)."""
-        return 1 if self.kind == "single" else self.n_max - self.n_start + 1
+        """Output heads the curriculum needs: 1 (single-head), ``window`` (sliding, positional
+        heads) or one per N."""
+        if self.kind == "single":
+            return 1
+        if self.kind == "sliding" and self.sliding_heads == "positional":
+            return self.window
+        return self.n_max - self.n_start + 1
+
+    @property
+    def first_level(self) -> int:
+        """The largest N trained in the first epoch (``n_start + window - 1`` for sliding)."""
+        return self.n_start + (self.window - 1 if self.kind == "sliding" else 0)
+
+    def next_level(self, n: int) -> int:
+        """The largest N trained once ``n`` is solved (``n + stride``, at most ``n_max``, for
+        sliding; ``n + 1`` otherwise)."""
+        n = self._check_level(n)
+        return min(n + (self.stride if self.kind == "sliding" else 1), self.n_max)
 
     def _check_level(self, n: int) -> int:
         return check_int("n", n, minimum=self.n_start, maximum=self.n_max)
 
     def active_ns(self, n: int) -> list[int]:
-        """The N values trained together when the curriculum stands at ``n``."""
-        n = self._check_level(n)
-        return [n] if self.kind == "single" else list(range(self.n_start, n + 1))
+        """The N values trained together when the curriculum stands at ``n`` (its largest N).
 
-    def head_of(self, n: int) -> int:
-        """Index of the head that answers N = ``n``."""
+        >>> CurriculumConfig(kind="sliding", window=3, n_max=9).active_ns(6)
+        [4, 5, 6]
+        """
         n = self._check_level(n)
-        return 0 if self.kind == "single" else n - self.n_start
+        if self.kind == "single":
+            return [n]
+        if self.kind == "sliding":
+            return list(range(max(n - self.window + 1, self.n_start), n + 1))
+        return list(range(self.n_start, n + 1))
+
+    def head_of(self, n: int, level: int | None = None) -> int:
+        """Index of the head that answers N = ``n`` (when the curriculum stands at ``level``).
+
+        Only sliding positional heads depend on ``level`` (default: ``n``,
+        where ``n`` is the window's last N, so its head is ``window - 1``).
+        """
+        n = self._check_level(n)
+        if self.kind == "single":
+            return 0
+        if self.kind == "sliding" and self.sliding_heads == "positional":
+            level = n if level is None else self._check_level(level)
+            ns = self.active_ns(level)
+            if n not in ns:
+                raise InputError(f"N={n} is not in the window {ns} at level {level}.")
+            return self.window - 1 - (level - n)
+        return n - self.n_start
 
     def build_model(self) -> RecurrentNetwork:
         """A fresh network of ``model`` with ``hidden_size`` neurons and :attr:`n_heads` heads."""
@@ -197,7 +290,29 @@ class CurriculumConfig:
             tau_init=self.tau_init,
             train_tau=self.train_tau,
             tau_parametrization=self.tau_parametrization,
+            nonlinearity=self.nonlinearity,
+            duplicate=self.duplicates[0],
         )
+
+
+def _check_duplicates(duplicates, model: str) -> tuple[int, ...]:
+    """``duplicates`` as a non-empty tuple of ints >= 1; other than ``(1,)`` only for continuous."""
+    if isinstance(duplicates, (int, np.integer)) and not isinstance(duplicates, bool):
+        duplicates = (duplicates,)
+    if isinstance(duplicates, (str, bytes)) or not isinstance(duplicates, (list, tuple)):
+        raise InputError(
+            f"duplicates must be an int or a sequence of ints >= 1 (e.g. (2, 3, 4)); got "
+            f"{duplicates!r}."
+        )
+    out = tuple(check_int("duplicates", k, minimum=1) for k in duplicates)
+    if not out:
+        raise InputError("duplicates must hold at least one factor (e.g. (1,)); got ().")
+    if model != "continuous" and out != (1,):
+        raise InputError(
+            f"duplicates={out} needs model='continuous' (the network that scales its taus by "
+            f"the duplication); got model={model!r}."
+        )
+    return out
 
 
 class _CurriculumModule(nn.Module):
@@ -208,7 +323,7 @@ class _CurriculumModule(nn.Module):
         self.network = network
         self.config = config
         n_levels = config.n_max - config.n_start + 1
-        self.register_buffer("level", torch.tensor(config.n_start))
+        self.register_buffer("level", torch.tensor(config.first_level))
         self.register_buffer("epoch_counter", torch.tensor(0))
         self.register_buffer("solved_epoch", torch.full((n_levels,), -1))
         taus = torch.full((n_levels, network.hidden_size), float("nan"))
@@ -221,10 +336,12 @@ class _CurriculumModule(nn.Module):
 
     def active(self) -> tuple[list[int], list[int]]:
         ns = self.config.active_ns(self.level_now)
-        return ns, [self.config.head_of(k) for k in ns]
+        return ns, [self.config.head_of(k, self.level_now) for k in ns]
 
     def _step(self, batch) -> dict[str, torch.Tensor]:
         x, y = batch[0][0], batch[1][0]  # each dataset item is a whole batch
+        if len(batch) > 2:  # the duplication factor of this batch (continuous model)
+            self.network.duplicate = int(batch[2][0])
         ns, heads = self.active()
         logits = self.network(x, heads)  # (B, k, 2)
         losses = F.cross_entropy(logits.transpose(1, 2), y, reduction="none").mean(0)  # (k,)
@@ -242,10 +359,17 @@ class _CurriculumModule(nn.Module):
 
 
 class _TaskBatches(Dataset):
-    """``length`` batches of the curriculum's current task, each seeded by (seed, epoch, index)."""
+    """``length`` batches of the curriculum's current task, each seeded by (seed, epoch, index).
+
+    With a continuous model the batches cycle through ``config.duplicates``
+    (``length`` batches per factor), and each carries its factor.
+    """
 
     def __init__(self, module: _CurriculumModule, length: int, seed: int) -> None:
-        self.module, self.length, self.seed = module, length, seed
+        self.module, self.seed = module, seed
+        cfg = module.config
+        self.duplicates = cfg.duplicates if _is_continuous(module.network, cfg) else ()
+        self.length = length * max(1, len(self.duplicates))
 
     def __len__(self) -> int:
         return self.length
@@ -257,7 +381,14 @@ class _TaskBatches(Dataset):
         gen = torch.Generator().manual_seed(
             int(np.random.SeedSequence([self.seed, epoch + 1, i]).generate_state(1)[0])
         )
-        return make_batch(cfg.task, ns, cfg.batch_size, cfg.seq_len, generator=gen)
+        x, y = make_batch(cfg.task, ns, cfg.batch_size, cfg.seq_len, generator=gen)
+        if self.duplicates:
+            return x, y, self.duplicates[i % len(self.duplicates)]
+        return x, y
+
+
+def _is_continuous(network, config) -> bool:
+    return config.model == "continuous" and isinstance(network, ContinuousRNN)
 
 
 class _Advance(Callback):
@@ -292,7 +423,7 @@ class _Advance(Callback):
         if done:
             trainer.should_stop = True
         else:
-            m.level.fill_(n + 1)
+            m.level.fill_(cfg.next_level(n))
             m.refresh()
         if self.verbose > 0:
             _log.info(
@@ -300,7 +431,7 @@ class _Advance(Callback):
                 n,
                 m.epoch_now + 1,
                 metrics["val_acc_last"],
-                "; n_max reached" if done else f"; now training N={n + 1}",
+                "; n_max reached" if done else f"; now training N={int(m.level)}",
             )
 
     def on_epoch_end(self, trainer, epoch, record) -> None:
@@ -542,6 +673,8 @@ def train_curriculum(
         run_config=config,
     )
     module = module.cpu()
+    if _is_continuous(network, config):
+        network.duplicate = config.duplicates[0]
     solved = {
         config.n_start + i: int(e) + 1 for i, e in enumerate(module.solved_epoch.tolist()) if e >= 0
     }

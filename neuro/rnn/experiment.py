@@ -413,7 +413,8 @@ def compare_curricula(
     ----------
     config : CurriculumConfig
         Shared settings; its ``kind`` is replaced by each of ``kinds``.
-    kinds : sequence of {"single", "multi"}
+    kinds : sequence of {"single", "multi", "sliding"}
+        The sliding window takes ``config.window`` and ``config.stride``.
     out_dir : path, optional
         Each run writes into ``out_dir/<kind>`` (checkpoints, snapshots).
     resume : bool, default=False
@@ -471,6 +472,7 @@ def compare_curricula(
     kinds = [check_choice("kinds", k, CURRICULA) for k in kinds]
     if not kinds or len(set(kinds)) != len(kinds):
         raise InputError(f"kinds must name each curriculum once (e.g. single multi); got {kinds}.")
+    configs = {k: replace(config, kind=k) for k in kinds}  # each checked before any training
     if out_dir is not None and not isinstance(out_dir, (str, os.PathLike)):
         raise InputTypeError(f"out_dir must be a path or None; got {type(out_dir).__name__}.")
     resume = check_bool("resume", resume)
@@ -535,7 +537,7 @@ def compare_curricula(
             "last" if resume and run_dir and (run_dir / "checkpoints/last.pt").is_file() else None
         )
         results[kind] = train_curriculum(
-            replace(config, kind=kind),
+            configs[kind],
             out_dir=run_dir,
             resume=resume_from,
             overwrite=overwrite,

@@ -28,9 +28,12 @@ from neuro.errors import InputError, InputTypeError
 
 __all__ = [
     "MODELS",
+    "NONLINEARITIES",
+    "ContinuousRNN",
     "GRUNetwork",
     "LSTMNetwork",
     "LeakyRNN",
+    "ModRNN",
     "RecurrentNetwork",
     "build_model",
     "check_network",
@@ -38,7 +41,10 @@ __all__ = [
 ]
 
 #: Model names accepted by :func:`build_model`.
-MODELS = ("leaky", "gru", "lstm")
+MODELS = ("leaky", "mod", "continuous", "gru", "lstm")
+
+#: Nonlinearities of the leaky networks (the public code's ``--afunc`` choices).
+NONLINEARITIES = ("leaky_relu", "relu", "tanh", "sigmoid")
 
 
 def check_tau_init(tau_init) -> tuple[float, float]:
@@ -109,6 +115,9 @@ class RecurrentNetwork(nn.Module):
         ``state`` is what a previous call returned (None: the initial state),
         so long inputs can be fed in chunks.
         """
+        return self._run(self._check_input(x), state)
+
+    def _check_input(self, x) -> torch.Tensor:
         if not isinstance(x, torch.Tensor):
             raise InputTypeError(
                 f"x must be a torch.Tensor of shape (batch, T, {self.input_size}); got "
@@ -119,7 +128,7 @@ class RecurrentNetwork(nn.Module):
                 f"x must have shape (batch, T, {self.input_size}); got {tuple(x.shape)}. Bit "
                 "streams from neuro.rnn.tasks.make_batch have this shape."
             )
-        return self._run(x, state)
+        return x
 
     def _run(self, x: torch.Tensor, state) -> tuple[torch.Tensor, object]:
         raise NotImplementedError(
@@ -174,6 +183,11 @@ class LeakyRNN(RecurrentNetwork):
         stuck).
     negative_slope : float, default=0.01
         Of the LeakyReLU.
+    nonlinearity : {"leaky_relu", "relu", "tanh", "sigmoid"}, default="leaky_relu"
+        The function ``f`` applied to the whole update (the paper's model,
+        the public code's ``RNN_Stack``, uses LeakyReLU only; the others are
+        offered for comparison with :class:`ModRNN`, where ``f`` sits inside
+        the leak).
     fused : bool, default=True
         Compute each step as one matrix product with the merged matrix
         ``A = diag(1 - 1/tau) + diag(1/tau) W_rec`` and the input drive
@@ -203,11 +217,13 @@ class LeakyRNN(RecurrentNetwork):
         tau_parametrization: str = "clamp",
         negative_slope: float = 0.01,
         fused: bool = True,
+        nonlinearity: str = "leaky_relu",
     ) -> None:
         super().__init__(input_size, hidden_size, n_heads)
         lo, hi = check_tau_init(tau_init)
         check_choice("tau_parametrization", tau_parametrization, ("clamp", "softplus"))
         self.tau_parametrization = tau_parametrization
+        self.nonlinearity = check_choice("nonlinearity", nonlinearity, NONLINEARITIES)
         self.negative_slope = check_float("negative_slope", negative_slope, minimum=0.0)
         self.fused = check_bool("fused", fused)
         train_tau = check_bool("train_tau", train_tau)
@@ -229,6 +245,14 @@ class LeakyRNN(RecurrentNetwork):
         if self.tau_parametrization == "softplus":
             return 1 + F.softplus(self.tau_raw)
         return self.tau_raw.clamp(min=1.0)
+
+    def activation(self, z: torch.Tensor) -> torch.Tensor:
+        """The neurons' nonlinearity ``f`` (:attr:`nonlinearity`) applied to ``z``."""
+        if self.nonlinearity == "leaky_relu":
+            return F.leaky_relu(z, self.negative_slope)
+        return {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}[
+            self.nonlinearity
+        ](z)
 
     def recurrent_weight(self) -> torch.Tensor:
         """``W_rec`` with its diagonal at zero, ``(hidden, hidden)``."""
@@ -253,13 +277,137 @@ class LeakyRNN(RecurrentNetwork):
             ).T
             drive = drive * inv
             for d in drive.unbind(1):  # one split, not T slices with T-sized backward buffers
-                h = F.leaky_relu(torch.addmm(d, h, a_t), self.negative_slope)
+                h = self.activation(torch.addmm(d, h, a_t))
                 out.append(h)
         else:
             for d in drive.unbind(1):
-                h = F.leaky_relu((1 - inv) * h + (h @ w.T + d) * inv, self.negative_slope)
+                h = self.activation((1 - inv) * h + (h @ w.T + d) * inv)
                 out.append(h)
         return torch.stack(out, 1), h
+
+
+class ModRNN(LeakyRNN):
+    """Leaky network with the nonlinearity inside the leak: the public code's ``RNN_Mod``.
+
+    ``h_t = (1 - 1/tau) * h_{t-1} + f(W_rec h_{t-1} + W_in x_t + b) / tau``
+
+    Where :class:`LeakyRNN` (the paper's main model, ``RNN_Stack``) applies
+    ``f`` to the whole update, here only the input to each neuron passes
+    through ``f`` and the leak stays linear, so each neuron is a linear
+    low-pass filter of its drive: an uncoupled neuron under independent
+    input has the autocorrelation ``(1 - 1/tau)^lag`` whatever ``f`` is
+    (ReLU, tanh and sigmoid, the public code's ``--afunc`` choices, with
+    LeakyReLU its default). Everything else (``tau >= 1`` per neuron,
+    zero recurrent diagonal, initial state ``0.1 U(0, 1)``, one head per N)
+    is as in :class:`LeakyRNN`, whose parameters it takes; ``fused`` is
+    ignored (with ``f`` inside the leak there is no single matrix to merge).
+
+    >>> net = ModRNN(hidden_size=8, nonlinearity="tanh")
+    >>> net.hidden_states(torch.rand(2, 5, 1).round()).shape
+    torch.Size([2, 5, 8])
+    """
+
+    def __init__(
+        self,
+        input_size: int = 1,
+        hidden_size: int = 500,
+        n_heads: int = 1,
+        tau_init: tuple[float, float] = (1.0, 2.0),
+        train_tau: bool = True,
+        tau_parametrization: str = "clamp",
+        negative_slope: float = 0.01,
+        fused: bool = False,
+        nonlinearity: str = "leaky_relu",
+    ) -> None:
+        super().__init__(
+            input_size,
+            hidden_size,
+            n_heads,
+            tau_init=tau_init,
+            train_tau=train_tau,
+            tau_parametrization=tau_parametrization,
+            negative_slope=negative_slope,
+            fused=False,
+            nonlinearity=nonlinearity,
+        )
+
+    def _step_taus(self) -> torch.Tensor:
+        """The taus of one simulation step."""
+        return self.taus
+
+    def _substeps(self) -> int:
+        return 1
+
+    def _run(self, x: torch.Tensor, state: torch.Tensor | None = None, fine: bool = False):
+        h = self.initial_state(x.shape[0], x.device) if state is None else state
+        inv = 1.0 / self._step_taus()
+        leak = 1 - inv
+        w_t = self.recurrent_weight().T
+        drive = self.w_in(x) + self.w_rec.bias  # (batch, T, hidden)
+        k = self._substeps()
+        out = []
+        for d in drive.unbind(1):  # one split, no T-sized backward buffers
+            for _ in range(k):  # the same input held for k substeps
+                h = leak * h + self.activation(torch.addmm(d, h, w_t)) * inv
+                if fine:
+                    out.append(h)
+            if not fine:
+                out.append(h)
+        return torch.stack(out, 1), h
+
+
+class ContinuousRNN(ModRNN):
+    """:class:`ModRNN` in finer time: each input held for ``duplicate`` steps of ``tau * duplicate``.
+
+    The public code's ``RNN_Continuous`` (its "duplicated inputs"
+    experiment): every input bit is repeated ``k = duplicate`` times and
+    every neuron's timescale is multiplied by ``k`` (then clamped at 1, as
+    the code does, ``max(tau * k, 1)``), so a network with timescale ``tau``
+    in input steps is simulated with a time step ``1/k`` of an input step; the
+    label is still that of the original bits. ``k = 1`` is exactly
+    :class:`ModRNN`. The trained taus (:attr:`taus`) stay in input steps.
+
+    ``hidden_states(x)`` returns the state at the end of each input step,
+    ``(batch, T, hidden)``, so every analysis sees the network on the
+    input's time grid (timescales in input steps); :meth:`fine_states` gives
+    all ``k T`` substeps. The heads read the last substep, as the code does.
+
+    Where ours differs from the public code: its fixed-tau branch
+    (``train_tau=False``) reads an undefined variable and cannot run; here
+    ``train_tau=False`` freezes the taus and simulates the same update.
+    The code's ``init_tau`` (rescale the initial taus to a given mean) is
+    ``tau_init=(2 m / 3, 4 m / 3)`` here in expectation, for ``m >= 1.5``.
+
+    Parameters
+    ----------
+    duplicate : int, default=1
+        ``k``, substeps per input step (the code's ``k_data``); an
+        attribute that training on several ``k`` changes per batch.
+    **kwargs
+        As for :class:`ModRNN`.
+
+    >>> net = ContinuousRNN(hidden_size=8, duplicate=3)
+    >>> x = torch.rand(2, 5, 1).round()
+    >>> net.hidden_states(x).shape, net.fine_states(x).shape
+    (torch.Size([2, 5, 8]), torch.Size([2, 15, 8]))
+    """
+
+    def __init__(self, *args, duplicate: int = 1, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.duplicate = check_int("duplicate", duplicate, minimum=1)
+
+    def _substeps(self) -> int:
+        return check_int("duplicate", self.duplicate, minimum=1)
+
+    def _step_taus(self) -> torch.Tensor:
+        """``max(tau * k, 1)`` on the raw taus, as the code clamps after scaling."""
+        if self.tau_parametrization == "softplus":
+            return self.taus * self._substeps()
+        return (self.tau_raw * self._substeps()).clamp(min=1.0)
+
+    def fine_states(self, x: torch.Tensor, state=None) -> torch.Tensor:
+        """Activity at every substep, ``(batch, duplicate * T, hidden)``."""
+        return self._run(self._check_input(x), state, fine=True)[0]
 
 
 class _GatedNetwork(RecurrentNetwork):
@@ -293,9 +441,25 @@ class LSTMNetwork(_GatedNetwork):
 
 
 def build_model(kind: str = "leaky", **kwargs) -> RecurrentNetwork:
-    """A model by name: ``"leaky"`` (:class:`LeakyRNN`), ``"gru"`` or ``"lstm"``."""
+    """A model by name: ``"leaky"`` (:class:`LeakyRNN`), ``"mod"`` (:class:`ModRNN`),
+    ``"continuous"`` (:class:`ContinuousRNN`), ``"gru"`` or ``"lstm"``.
+
+    Settings a model does not have are dropped (GRU and LSTM take only the
+    sizes; ``duplicate`` only reaches :class:`ContinuousRNN`).
+
+    >>> type(build_model("mod", hidden_size=4, nonlinearity="relu")).__name__
+    'ModRNN'
+    """
     check_choice("model", kind, MODELS)
-    cls = {"leaky": LeakyRNN, "gru": GRUNetwork, "lstm": LSTMNetwork}[kind]
-    if kind != "leaky":
+    cls = {
+        "leaky": LeakyRNN,
+        "mod": ModRNN,
+        "continuous": ContinuousRNN,
+        "gru": GRUNetwork,
+        "lstm": LSTMNetwork,
+    }[kind]
+    if kind in ("gru", "lstm"):
         kwargs = {k: v for k, v in kwargs.items() if k in ("input_size", "hidden_size", "n_heads")}
+    elif kind != "continuous":
+        kwargs.pop("duplicate", None)
     return cls(**kwargs)
