@@ -51,7 +51,14 @@ from neuro.connectome.ntf import (
     select_rank,
 )
 from neuro.connectome.report import ConnectomeReport
-from neuro.connectome.sbm import SBMFit, fit_weighted_sbm, sbm_icl
+from neuro.connectome.sbm import (
+    SBMFit,
+    adjusted_rand,
+    bootstrap_stability,
+    fit_sbm,
+    fit_weighted_sbm,
+    sbm_icl,
+)
 
 __all__ = [
     "ComponentCommunities",
@@ -60,7 +67,9 @@ __all__ = [
     "NTFResult",
     "RankSelection",
     "SBMFit",
+    "adjusted_rand",
     "affinity_tensor",
+    "bootstrap_stability",
     "check_rank",
     "check_ranks",
     "check_traces",
@@ -72,6 +81,7 @@ __all__ = [
     "factor_match_score",
     "find_communities",
     "fit_ntf",
+    "fit_sbm",
     "fit_weighted_sbm",
     "pair_index",
     "pairs_to_matrix",

@@ -91,7 +91,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--communities",
         choices=("sbm", "louvain", "greedy"),
         default="sbm",
-        help="partition of each component: weighted SBM chosen by exact ICL, or modularity",
+        help="partition of each component: an exponential-weight SBM (with or without degree "
+        "correction, chosen by its criterion), or modularity",
+    )
+    parser.add_argument(
+        "--sbm-model",
+        choices=("auto", "dc", "plain"),
+        default="auto",
+        help="--communities sbm: degree-corrected or not chosen per component (auto), always "
+        "degree-corrected (dc), or the earlier Gaussian model without degrees (plain)",
+    )
+    parser.add_argument(
+        "--stability-bootstraps",
+        type=int,
+        default=5,
+        metavar="N",
+        help="refits on noisier copies for each partition's stability score (0: none)",
     )
     parser.add_argument("--noise", type=float, default=0.3, help="simulated noise sd")
     parser.add_argument("--animals", type=int, default=4, help="simulated animals")
@@ -111,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
     # flags whose names differ from the library's arguments are checked here, by flag
     check_int("--n-iter", args.n_iter, minimum=1)
     check_int("--restarts", args.restarts, minimum=1)
+    check_int("--stability-bootstraps", args.stability_bootstraps, minimum=0)
     truth = None
     if args.traces:
         path = check_file("--traces", args.traces, suffixes=TRACE_SUFFIXES)
@@ -128,6 +144,8 @@ def run(args: argparse.Namespace) -> int:
         n_iter_max=args.n_iter,
         n_restarts=args.restarts,
         community_method=args.communities,
+        sbm_model=args.sbm_model,
+        n_bootstrap=args.stability_bootstraps,
         device=args.device,
         random_state=args.seed,
         verbose=max(0, args.verbose - 1),

@@ -5,23 +5,40 @@ A component's pair factor ``P[:, r]`` (one weight per neuron pair, in
 with every pair as an edge (no threshold). It is partitioned by one of:
 
 ``method="sbm"`` (default)
-    A weighted stochastic block model (Gaussian weights with a mean and a
-    variance per block pair by default, or exponential weights), the number
-    of blocks chosen by the exact integrated complete-data likelihood
-    (:func:`neuro.connectome.sbm.fit_weighted_sbm`; the model, priors and
-    fitting are documented there). The paper partitioned components with a
-    weighted degree-corrected SBM (graph-tool, not on PyPI); the model here
-    is the same family without the degree correction (the reason is given in
-    :mod:`neuro.connectome.sbm`). A block model suits NTF pair factors: they
-    are dense, with a core-periphery pattern (strong ties inside the active
-    community, weaker ties from its members to every other neuron, near-zero
-    ties among the others), which a block model describes as blocks while
-    modularity does not split it (Louvain on the full graph finds no planted
-    community on the simulator, ARI 0).
+    A weighted stochastic block model. With ``sbm_model="auto"`` (default)
+    it is the exponential-weight model with or without degree correction
+    (pair means ``theta_i theta_j omega_rs`` or ``omega_rs``), the variant
+    and the number of blocks chosen by one criterion, with a hierarchy of
+    coarser levels (:func:`neuro.connectome.sbm.fit_sbm`; the model, the
+    criterion and the comparison with graspologic, leidenalg and
+    scikit-network are documented there). Degree correction is what the
+    paper used (graph-tool's degree-corrected SBM): an NTF pair factor of
+    independent neurons is close to rank one (``P_ij ~ s_i s_j``), and a
+    model without degrees cuts that continuum of strengths into blocks
+    that are not communities. ``sbm_model="dc"`` forces degree correction;
+    ``sbm_model="plain"`` is the earlier model without degrees chosen by
+    exact ICL (:func:`neuro.connectome.sbm.fit_weighted_sbm`, Gaussian or
+    exponential weights by ``sbm_weights``), which reads strength
+    differences as blocks. A block model suits NTF pair factors: they are
+    dense, with a core-periphery pattern (strong ties inside the active
+    community, weaker ties from its members to every other neuron,
+    near-zero ties among the others), which a block model describes as
+    blocks while modularity does not split it (Louvain on the full graph
+    finds no planted community on the simulator).
 ``method="louvain"`` or ``"greedy"``
     Weighted modularity maximisation with networkx
     (``louvain_communities``, ``greedy_modularity_communities``) at
     ``resolution``; kept as the usual baseline.
+
+Stability
+    Every partition carries a stability score: the mean adjusted Rand index
+    between it and the partitions the same method finds on ``n_bootstrap``
+    noisier copies of the graph (every weight times a multiplicative
+    residual of the degree-corrected fit drawn with replacement; see
+    :func:`neuro.connectome.sbm.bootstrap_stability`). A partition with more
+    than one community and a stability below ``STABILITY_WARNING`` (0.8)
+    raises a one-line ``UserWarning``. On null components the earlier
+    model's blocks score 0.5-0.8 and planted communities 0.9-1.
 
 Whatever the method, each partition's weighted modularity
 (``networkx.community.modularity``) is reported, and each component names
@@ -39,6 +56,7 @@ time factor as the graph attribute ``time_factor``.
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,12 +64,14 @@ import networkx as nx
 import numpy as np
 
 from neuro._validation import check_array, check_choice, check_float, check_int
-from neuro.connectome.sbm import fit_weighted_sbm
+from neuro.connectome.sbm import bootstrap_stability, fit_sbm, fit_weighted_sbm
 from neuro.errors import InputError, InputTypeError
 from neuro.io import atomic_open, check_overwrite
 
 __all__ = [
     "COMMUNITY_METHODS",
+    "SBM_VARIANTS",
+    "STABILITY_WARNING",
     "ComponentCommunities",
     "community_result",
     "component_graph",
@@ -63,6 +83,10 @@ __all__ = [
 
 #: Methods accepted by :func:`partition` and :func:`find_communities`.
 COMMUNITY_METHODS = ("sbm", "louvain", "greedy")
+#: Block models accepted as ``sbm_model``.
+SBM_VARIANTS = ("auto", "dc", "plain")
+#: A partition with more than one community and a stability below this warns.
+STABILITY_WARNING = 0.8
 
 
 def pairs_to_matrix(values, n_neurons: int) -> np.ndarray:
@@ -133,8 +157,9 @@ def partition(
     method: str = "sbm",
     resolution: float = 1.0,
     seed: int = 0,
-    max_blocks: int = 6,
+    max_blocks: int | None = None,
     sbm_weights: str = "gaussian",
+    sbm_model: str = "auto",
 ) -> tuple[np.ndarray, float]:
     """Weighted community partition of ``graph`` and its modularity.
 
@@ -143,17 +168,23 @@ def partition(
     graph : networkx.Graph
         Nodes ``0 .. n-1``; edge attribute ``weight`` (non-negative).
     method : {"sbm", "louvain", "greedy"}, default="sbm"
-        Exponential-weight stochastic block model chosen by exact ICL
-        (:func:`~neuro.connectome.sbm.fit_weighted_sbm`), or networkx
-        modularity maximisation.
+        Stochastic block model (``sbm_model``), or networkx modularity
+        maximisation.
     resolution : float, default=1.0
         Modularity resolution (``"louvain"``, ``"greedy"`` and the reported
         modularity).
     seed : int, default=0
-    max_blocks : int, default=6
-        Largest number of blocks the SBM may use (``"sbm"`` only).
+    max_blocks : int, optional
+        Largest number of SBM blocks tried (``"sbm"`` only); default: grows
+        with the number of nodes (``"auto"``, ``"dc"``:
+        :func:`~neuro.connectome.sbm.default_max_blocks`; ``"plain"``: 6).
     sbm_weights : {"gaussian", "exponential"}, default="gaussian"
-        Weight distribution of the SBM (``"sbm"`` only).
+        Weight distribution of ``sbm_model="plain"``.
+    sbm_model : {"auto", "dc", "plain"}, default="auto"
+        ``"auto"``: degree-corrected or not, chosen by the criterion
+        (:func:`~neuro.connectome.sbm.fit_sbm`); ``"dc"``: degree-corrected;
+        ``"plain"``: the earlier model without degrees, by exact ICL
+        (:func:`~neuro.connectome.sbm.fit_weighted_sbm`).
 
     Returns
     -------
@@ -173,46 +204,83 @@ def partition(
         raise InputTypeError(f"graph must be a networkx.Graph; got {type(graph).__name__}.")
     if sorted(graph.nodes) != list(range(graph.number_of_nodes())):
         raise InputError("graph must have the nodes 0 .. n-1 (as component_graph makes them).")
-    method, resolution, seed, max_blocks = _check_partition_args(
-        method, resolution, seed, max_blocks, sbm_weights
-    )
-    labels, q, _ = _partition(graph, method, resolution, seed, max_blocks, sbm_weights)
+    opts = _check_partition_args(method, resolution, seed, max_blocks, sbm_weights, sbm_model)
+    labels, q, _ = _partition(graph, opts)
     return labels, q
 
 
-def _check_partition_args(method, resolution, seed, max_blocks, sbm_weights):
+def _check_partition_args(method, resolution, seed, max_blocks, sbm_weights, sbm_model):
     check_choice("method", method, COMMUNITY_METHODS)
     check_choice("sbm_weights", sbm_weights, ("gaussian", "exponential"))
-    resolution = check_float("resolution", resolution, minimum=0.0, strict_minimum=True)
-    seed = check_int("seed", seed)
-    max_blocks = check_int("max_blocks", max_blocks, minimum=1)
-    return method, resolution, seed, max_blocks
+    check_choice("sbm_model", sbm_model, SBM_VARIANTS)
+    return {
+        "method": method,
+        "resolution": check_float("resolution", resolution, minimum=0.0, strict_minimum=True),
+        "seed": check_int("seed", seed),
+        "max_blocks": check_int("max_blocks", max_blocks, minimum=1, allow_none=True),
+        "sbm_weights": sbm_weights,
+        "sbm_model": sbm_model,
+    }
 
 
-def _partition(graph, method, resolution, seed, max_blocks, sbm_weights):
-    n = graph.number_of_nodes()
-    if graph.number_of_edges() == 0 or graph.size(weight="weight") <= 0:
-        return np.arange(n), 0.0, None
-    icl = None
-    if method == "sbm":
-        matrix = nx.to_numpy_array(graph, nodelist=range(n), weight="weight")
-        fit = fit_weighted_sbm(matrix, max_blocks=max_blocks, seed=seed, weights=sbm_weights)
-        comms = [np.flatnonzero(fit.labels == k).tolist() for k in range(fit.n_blocks)]
-        icl = fit.icl
-    elif method == "louvain":
-        comms = nx.community.louvain_communities(
-            graph, weight="weight", resolution=resolution, seed=seed
-        )
-    else:
-        comms = nx.community.greedy_modularity_communities(
-            graph, weight="weight", resolution=resolution
-        )
+def _labels_from(comms, n):
     comms = sorted((sorted(c) for c in comms), key=lambda c: (-len(c), c[0]))
     labels = np.empty(n, dtype=np.int64)
     for k, c in enumerate(comms):
         labels[c] = k
-    q = nx.community.modularity(graph, comms, weight="weight", resolution=resolution)
-    return labels, float(q), icl
+    return labels, comms
+
+
+def _fit_labels(matrix, opts, seed):
+    """Labels of ``matrix`` by the method in ``opts`` (and the SBM fit, else None)."""
+    n = len(matrix)
+    method, model = opts["method"], opts["sbm_model"]
+    if method == "sbm" and model == "plain":
+        fit = fit_weighted_sbm(
+            matrix, max_blocks=opts["max_blocks"] or 6, seed=seed, weights=opts["sbm_weights"]
+        )
+        return fit.labels, fit
+    if method == "sbm":
+        fit = fit_sbm(matrix, model, max_blocks=opts["max_blocks"], seed=seed, n_bootstrap=0)
+        return fit.labels, fit
+    graph = nx.from_numpy_array(matrix)
+    if graph.size(weight="weight") <= 0:
+        return np.arange(n), None
+    if method == "louvain":
+        comms = nx.community.louvain_communities(
+            graph, weight="weight", resolution=opts["resolution"], seed=seed
+        )
+    else:
+        comms = nx.community.greedy_modularity_communities(
+            graph, weight="weight", resolution=opts["resolution"]
+        )
+    return _labels_from(comms, n)[0], None
+
+
+def _partition(graph, opts, n_bootstrap=0):
+    """Labels, modularity and a dict of what else the method found (ICL, model, levels, ...)."""
+    n = graph.number_of_nodes()
+    info = {"icl": None, "sbm_model": None, "levels": None, "stability": None}
+    if graph.number_of_edges() == 0 or graph.size(weight="weight") <= 0:
+        return np.arange(n), 0.0, info
+    matrix = nx.to_numpy_array(graph, nodelist=range(n), weight="weight")
+    labels, fit = _fit_labels(matrix, opts, opts["seed"])
+    if fit is not None:
+        info["icl"] = float(fit.icl)
+        if opts["sbm_model"] == "plain":
+            info["sbm_model"] = f"plain-{opts['sbm_weights']}"
+        else:
+            info["sbm_model"] = "dc" if fit.degree_corrected else "plain-exponential"
+            info["levels"] = np.stack(fit.levels)
+    if n_bootstrap:
+
+        def refit(m, s):
+            return _fit_labels(m, opts, s)[0]
+
+        info["stability"] = bootstrap_stability(matrix, labels, refit, n_bootstrap, opts["seed"])
+    labels, comms = _labels_from([np.flatnonzero(labels == k) for k in np.unique(labels)], n)
+    q = nx.community.modularity(graph, comms, weight="weight", resolution=opts["resolution"])
+    return labels, float(q), info
 
 
 @dataclass
@@ -237,7 +305,18 @@ class ComponentCommunities:
     method : str
         The partition method.
     icl : float or None
-        Exact ICL of the SBM partition (``method="sbm"``), else None.
+        The SBM's criterion (``method="sbm"``; exact ICL for ``"plain"``), else None.
+    sbm_model : str or None
+        The block model chosen: ``"dc"`` (degree-corrected),
+        ``"plain-exponential"`` (``sbm_model="auto"`` without degrees), or
+        ``"plain-gaussian"`` / ``"plain-exponential"`` from ``sbm_model="plain"``.
+    stability : float or None
+        Bootstrap stability of ``labels`` (mean ARI, see the module
+        docstring); None when not computed.
+    levels : ndarray of shape (n_levels, n_neurons), int, or None
+        The SBM hierarchy: ``levels[0]`` is ``labels``, each next row merges
+        two blocks of the row above, the last is one block (``sbm_model``
+        ``"auto"`` or ``"dc"``).
     """
 
     component: int
@@ -249,13 +328,21 @@ class ComponentCommunities:
     graph: nx.Graph
     method: str = "sbm"
     icl: float | None = None
+    sbm_model: str | None = None
+    stability: float | None = None
+    levels: np.ndarray | None = None
 
     def summary(self) -> dict:
         """JSON-ready description."""
         return {
             "component": self.component,
             "method": self.method,
+            "sbm_model": self.sbm_model,
             "n_communities": int(self.labels.max() + 1),
+            "n_communities_by_level": (
+                None if self.levels is None else [int(z.max() + 1) for z in self.levels]
+            ),
+            "stability": self.stability,
             "modularity": self.modularity,
             "icl": self.icl,
             "core": [self.graph.nodes[n]["label"] for n in np.flatnonzero(self.core)],
@@ -293,8 +380,10 @@ def find_communities(
     method: str = "sbm",
     resolution: float = 1.0,
     seed: int = 0,
-    max_blocks: int = 6,
+    max_blocks: int | None = None,
     sbm_weights: str = "gaussian",
+    sbm_model: str = "auto",
+    n_bootstrap: int = 5,
 ) -> list[ComponentCommunities]:
     """Partition every component's pair factor (all pairs kept as edges).
 
@@ -309,21 +398,34 @@ def find_communities(
     resolution : float, default=1.0
         Modularity resolution (``"louvain"``, ``"greedy"``; reported modularity).
     seed : int, default=0
-    max_blocks : int, default=6
-        Largest number of SBM blocks tried per component (``"sbm"`` only).
+    max_blocks : int, optional
+        Largest number of SBM blocks tried per component (``"sbm"`` only);
+        default: grows with ``n_neurons`` (see :func:`partition`).
     sbm_weights : {"gaussian", "exponential"}, default="gaussian"
-        Weight distribution of the SBM (``"sbm"`` only; see :mod:`neuro.connectome.sbm`).
+        Weight distribution of ``sbm_model="plain"``.
+    sbm_model : {"auto", "dc", "plain"}, default="auto"
+        The block model (``"sbm"`` only; see :func:`partition`).
+    n_bootstrap : int, default=5
+        Bootstrap replicates of each partition's stability (0: not computed).
 
     Returns
     -------
     list of ComponentCommunities, one per component
 
+    Warns
+    -----
+    UserWarning
+        A component with more than one community whose stability is below
+        ``STABILITY_WARNING``.
+
     Examples
     --------
     >>> w = np.zeros(15); w[[0, 1, 5]] = 1.0             # pairs (0,1), (0,2), (1,2)
-    >>> found = find_communities(w[:, None] + 0.01, 6)
+    >>> found = find_communities(w[:, None] + 0.01, 6, n_bootstrap=3)
     >>> np.flatnonzero(found[0].core).tolist(), found[0].labels.tolist()
     ([0, 1, 2], [0, 0, 0, 1, 1, 1])
+    >>> found[0].stability
+    1.0
     """
     n_neurons = check_int("n_neurons", n_neurons, minimum=2)
     p = check_array(
@@ -331,9 +433,8 @@ def find_communities(
     )
     if p.ndim == 1:
         p = p[:, None]
-    method, resolution, seed, max_blocks = _check_partition_args(
-        method, resolution, seed, max_blocks, sbm_weights
-    )
+    opts = _check_partition_args(method, resolution, seed, max_blocks, sbm_weights, sbm_model)
+    n_bootstrap = check_int("n_bootstrap", n_bootstrap, minimum=0)
     if p.shape[0] != n_neurons * (n_neurons - 1) // 2:
         raise InputError(
             f"pair_factors must have shape (n_pairs, rank) with n_pairs = "
@@ -346,8 +447,16 @@ def find_communities(
     out = []
     for r in range(p.shape[1]):
         g = component_graph(p[:, r], n_neurons, labels)
-        lab, q, icl = _partition(g, method, resolution, seed, max_blocks, sbm_weights)
-        out.append(community_result(r, p[:, r], labels, lab, q, method=method, icl=icl, graph=g))
+        lab, q, info = _partition(g, opts, n_bootstrap)
+        k, stab = int(lab.max() + 1), info["stability"]
+        if k > 1 and stab is not None and stab < STABILITY_WARNING:
+            warnings.warn(
+                f"component {r}: {k} communities with bootstrap stability {stab:.2f} "
+                f"(< {STABILITY_WARNING}); they may be noise, not communities.",
+                UserWarning,
+                stacklevel=2,
+            )
+        out.append(community_result(r, p[:, r], labels, lab, q, method=method, graph=g, **info))
     return out
 
 
@@ -363,6 +472,9 @@ def community_result(
     method: str = "sbm",
     icl: float | None = None,
     graph: nx.Graph | None = None,
+    sbm_model: str | None = None,
+    stability: float | None = None,
+    levels=None,
 ) -> ComponentCommunities:
     """The :class:`ComponentCommunities` of one component from its partition.
 
@@ -386,6 +498,9 @@ def community_result(
     icl : float or None
     graph : networkx.Graph, optional
         The component graph; built from ``pair_factor`` when not given.
+    sbm_model : str or None
+    stability : float or None
+    levels : array of shape (n_levels, n_neurons), int, optional
 
     Returns
     -------
@@ -406,6 +521,10 @@ def community_result(
     g.graph["modularity"] = float(modularity)
     if icl is not None:
         g.graph["icl"] = float(icl)
+    if sbm_model is not None:
+        g.graph["sbm_model"] = str(sbm_model)
+    if stability is not None:
+        g.graph["stability"] = float(stability)
     return ComponentCommunities(
         int(component),
         lab,
@@ -416,6 +535,9 @@ def community_result(
         g,
         method,
         None if icl is None else float(icl),
+        None if sbm_model is None else str(sbm_model),
+        None if stability is None else float(stability),
+        None if levels is None else np.asarray(levels, dtype=np.int64),
     )
 
 

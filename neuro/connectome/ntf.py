@@ -520,14 +520,26 @@ class DynamicConnectome(NeuroEstimator):
         ``rank=None`` the restarts also measure stability.
     missing : {"em", "zero"}, default="em"
     community_method : {"sbm", "louvain", "greedy"}, default="sbm"
-        How each component's pair factor is partitioned: a weighted (Gaussian)
-        stochastic block model with the number of blocks chosen by exact ICL
-        (:func:`~neuro.connectome.sbm.fit_weighted_sbm`), or networkx
-        modularity maximisation (see :mod:`neuro.connectome.communities`).
+        How each component's pair factor is partitioned: a weighted
+        stochastic block model (``sbm_model``), or networkx modularity
+        maximisation (see :mod:`neuro.connectome.communities`).
     resolution : float, default=1.0
         Modularity resolution (``"louvain"``, ``"greedy"``; reported modularity).
-    max_blocks : int, default=6
-        Largest number of SBM blocks tried per component.
+    max_blocks : int or None, default=None
+        Largest number of SBM blocks tried per component; None grows with the
+        number of neurons (:func:`~neuro.connectome.sbm.default_max_blocks`).
+    sbm_model : {"auto", "dc", "plain"}, default="auto"
+        ``"auto"``: exponential-weight SBM with or without degree correction,
+        chosen with the number of blocks by one criterion
+        (:func:`~neuro.connectome.sbm.fit_sbm`); ``"dc"``: degree-corrected;
+        ``"plain"``: the earlier Gaussian model without degrees, by exact
+        ICL (:func:`~neuro.connectome.sbm.fit_weighted_sbm`), which splits
+        neurons by strength (activity) even on data without communities.
+    n_bootstrap : int, default=5
+        Bootstrap replicates of each component's partition stability
+        (``communities_[r].stability``, in the report); 0 skips it. A
+        partition with more than one community and a stability below 0.8
+        warns.
     pair_batch_size : int, default=2048
         Neuron pairs processed at once when computing affinities.
     device : str, default="auto"
@@ -595,7 +607,9 @@ class DynamicConnectome(NeuroEstimator):
         missing: str = "em",
         community_method: str = "sbm",
         resolution: float = 1.0,
-        max_blocks: int = 6,
+        max_blocks: int | None = None,
+        sbm_model: str = "auto",
+        n_bootstrap: int = 5,
         pair_batch_size: int = 2048,
         device: str = "auto",
         random_state: int = 0,
@@ -616,6 +630,8 @@ class DynamicConnectome(NeuroEstimator):
         self.community_method = community_method
         self.resolution = resolution
         self.max_blocks = max_blocks
+        self.sbm_model = sbm_model
+        self.n_bootstrap = n_bootstrap
         self.pair_batch_size = pair_batch_size
         self.device = device
         self.random_state = random_state
@@ -637,7 +653,9 @@ class DynamicConnectome(NeuroEstimator):
         check_choice("missing", self.missing, ("em", "zero"))
         check_choice("community_method", self.community_method, COMMUNITY_NAMES)
         check_float("resolution", self.resolution, minimum=0.0, strict_minimum=True)
-        check_int("max_blocks", self.max_blocks, minimum=1)
+        check_int("max_blocks", self.max_blocks, minimum=1, allow_none=True)
+        check_choice("sbm_model", self.sbm_model, ("auto", "dc", "plain"))
+        check_int("n_bootstrap", self.n_bootstrap, minimum=0)
         check_int("pair_batch_size", self.pair_batch_size, minimum=1)
         check_int("random_state", self.random_state)
         check_int("verbose", self.verbose, minimum=0)
@@ -732,6 +750,8 @@ class DynamicConnectome(NeuroEstimator):
             resolution=self.resolution,
             seed=self.random_state,
             max_blocks=self.max_blocks,
+            sbm_model=self.sbm_model,
+            n_bootstrap=self.n_bootstrap,
         )
         self._annotate_graphs()
         return self
@@ -841,6 +861,9 @@ class DynamicConnectome(NeuroEstimator):
                 "background_density": float(c.background_density),
                 "method": c.method,
                 "icl": None if c.icl is None else float(c.icl),
+                "sbm_model": c.sbm_model,
+                "stability": None if c.stability is None else float(c.stability),
+                "levels": c.levels,
             }
             for c in self.communities_
         ]

@@ -89,13 +89,16 @@ class ConnectomeReport(Result):
         if m.rank_selection_ is not None:
             lines.append(m.rank_selection_.format_table())
         lines.append(f"rank {m.rank_}, relative error {m.reconstruction_error_:.4f}")
-        lines.append("component  weight    blocks  core  core_density  background  peak_time")
+        lines.append(
+            "component  weight    blocks  core  core_density  background  peak_time  stability"
+        )
         for r, c in enumerate(m.communities_):
             peak = m.bin_times_[int(np.argmax(m.time_factors_[:, r]))]
+            stability = getattr(c, "stability", None)
             lines.append(
                 f"{r:>9d}  {m.weights_[r]:8.3f}  {int(c.labels.max()) + 1:>6d}  "
                 f"{int(c.core.sum()):>4d}  {c.core_density:12.4f}  {c.background_density:10.4f}  "
-                f"{peak:9.1f}"
+                f"{peak:9.1f}  " + ("        -" if stability is None else f"{stability:9.2f}")
             )
         if self.recovery is not None:
             for row in self.recovery["communities"]:

@@ -1,6 +1,109 @@
-"""A weighted stochastic block model for non-negative weight matrices, chosen by exact ICL.
+"""Weighted stochastic block models for non-negative weight matrices (NTF pair factors).
 
-The model
+Two entry points:
+
+- :func:`fit_sbm` (the default of :mod:`neuro.connectome.communities`):
+  exponential weights with or without degree correction, the variant and
+  the number of blocks chosen by one criterion, a hierarchy of coarser
+  levels, and a bootstrap stability score;
+- :func:`fit_weighted_sbm`: the earlier model without degrees (Gaussian or
+  exponential weights), chosen by exact ICL, described after it.
+
+The degree-corrected model (:func:`fit_sbm`)
+    ``W_ij ~ Exponential`` with mean ``theta_i theta_j omega_rs`` for the
+    pairs ``i < j`` of blocks ``(r, s) = (z_i, z_j)``: graph-tool's
+    "real-exponential" edge covariate with the degree correction on the
+    weights themselves (every pair of an NTF factor is an edge, so degree
+    correction of edge counts would be void). ``theta`` is normalised to
+    geometric mean 1 within each block. Without degrees (``theta = 1``) it
+    is the exponential model below. Why degrees: the pair factor of
+    independent neurons is close to rank one, ``P_ij ~ s_i s_j``; a model
+    without degrees cuts that continuum of strengths into blocks (4-5 per
+    component on the simulator without shared drive) and splits real
+    communities by strength.
+
+    But a community in an NTF factor is *also* close to rank one (a group of
+    neurons with large strengths: core 0.19, core-rest 0.036, rest-rest
+    0.006 on the simulator, and 0.036^2 ~ 0.19 x 0.006), so free degrees
+    alone would absorb it. What tells a community from a continuum is how
+    the degrees are distributed: within a block the log degrees get a
+    normal prior, ``log theta_i ~ Normal(0, tau_r^2)`` with ``tau_r``
+    estimated per block. A continuum of strengths is one block with a wide
+    ``tau``; a group of alike large strengths set apart from the rest is a
+    block of its own.
+
+Criterion (nats, larger is better; the same for both variants)
+    ``C(z) = ICL_exp(W / theta theta^T, z) - sum_r D_r``, where ``ICL_exp``
+    is the exact exponential ICL below (block-pair rates and block
+    proportions integrated out) of the weights divided by the
+    maximum-likelihood degrees (the Jacobian ``prod 1 / theta_i theta_j``
+    is 1 with the normalisation), and ``D_r`` the cost of block ``r``'s
+    degrees: a Laplace approximation of their integral under the prior,
+    the Fisher information of one ``log theta_i`` being ``I = n - 1``,
+
+        D_r = n_r / 2 log(v_r I) + SS_r / (2 v_r) + 1/2 log n_r,
+        SS_r = sum_{i in r} (log theta_i)^2,  v_r = max(SS_r / n_r, 1 / I),
+
+    (``v_r`` is the variance of the estimated log degrees, prior plus
+    measurement; the last term is the BIC cost of ``tau_r``). Without
+    degrees ``D_r = 0`` and ``C`` is the exact ICL, so the two variants
+    and every ``K`` are compared on one scale; ``"auto"`` takes the larger.
+    Exact ICL is not available with per-node degrees; this is the integrated
+    likelihood with the degrees Laplace-approximated. The weights are
+    offset by 0.1 times their mean first (``_FLOOR``): the exponential
+    likelihood compares ratios, and without an offset the near-zero pairs
+    of a factor (HALS clips to exact zeros) weigh as much as the large
+    ones. On the simulator (5 recordings, noise 0.1-0.3) offsets 0.1 and 0.2
+    recover all 12 planted communities, 0.05 11 and 0.001 7; the 16 null
+    components are one block at all four. Gamma weights with a shape
+    estimated from the residuals (less noise than the exponential's unit
+    coefficient of variation) were tried and rejected: the small systematic
+    departures of null NTF factors from rank one then count as blocks.
+
+Fitting and search
+    For each ``K``: node moves as below on ``W / theta theta^T`` with the
+    degree costs, alternating with the degrees' maximum likelihood (a
+    damped fixed point), from spectral starts (on the degree-normalised
+    matrix, rows on the unit sphere), 1-D k-means of the log degrees, a
+    split of the best ``K - 1`` labelling and random labellings. ``K``
+    grows until the criterion has not improved for 2 consecutive ``K``, at
+    most :func:`default_max_blocks` (``ceil(2 sqrt(n))``; no cap at 6).
+    Then any merge of two blocks that improves the criterion is taken and
+    the nodes moved again (the merge half of graph-tool's merge-split).
+Hierarchy
+    ``SBMFit.levels``: the chosen labelling, then each coarser level merging
+    the two blocks whose merge costs the least criterion, down to one block:
+    blocks of blocks, on the same criterion. graph-tool's nested model fits
+    an SBM to the block graph instead; with the few blocks of an NTF
+    component (2-10) a block-level SBM of ``K(K-1)/2`` pairs has too little
+    data to choose anything but one group, so the greedy merge tree is the
+    informative version.
+Stability
+    :func:`bootstrap_stability`: the mean ARI between the partition and
+    refits on the weights times multiplicative residuals of the
+    degree-corrected fit drawn with replacement (the data's noise added
+    once more, about a split half's extra variance). Only the pair factor is
+    needed. On the simulator: null components partitioned by the model
+    without degrees score 0.5-0.8, planted communities 0.9-1.
+Why our own code
+    graph-tool (the paper's) is not on PyPI (conda or system packages, a
+    C++/Boost build). graspologic has an SBM and a DC-SBM estimator
+    (``graspologic.models``) for a given labelling of binary or count
+    graphs, and finds labels by Gaussian mixtures on spectral embeddings:
+    no exponential weights, no criterion comparing degree correction with
+    none, and a heavy dependency set. leidenalg/igraph and scikit-network
+    optimise modularity-type quality functions (Leiden, Louvain,
+    propagation): fast and maintained, but modularity is exactly what fails
+    on NTF factors (it does not split a core-periphery pattern, and it cuts
+    noise into communities; the stability warning catches the latter) and
+    they have no model selection; networkx's Louvain and greedy modularity
+    are kept as that baseline. The model here is about 400 lines of NumPy
+    and SciPy, fits a 30-neuron component in 0.1-0.5 s, and can be read
+    and tested top to bottom; graph-tool remains the reference for large
+    sparse graphs.
+
+The model without degrees (:func:`fit_weighted_sbm`)
+
     Nodes (neurons) ``i = 0 .. N-1`` fall into ``K`` blocks, ``z_i``. The
     weights of the unordered pairs ``i < j`` are independent given ``z``, and
     their distribution depends only on the two blocks ``(r, s) = (z_i, z_j)``:
@@ -21,11 +124,12 @@ The model
     2015), with the normal or exponential weight distribution. Unlike the
     degree-corrected model used by Dyballa et al. (graph-tool) it has no
     per-neuron degree parameter: in an NTF pair factor the strength of a
-    neuron *is* the signal (the members of the active community have the
-    large strengths), and a degree parameter would absorb the core-periphery
-    contrast that the blocks are meant to find.
+    neuron is part of the signal (the members of the active community have
+    the large strengths), and free degrees would absorb the core-periphery
+    contrast; but without degrees a continuum of strengths is cut into
+    blocks too (see :func:`fit_sbm`, whose degree prior keeps the contrast).
 
-Priors and the criterion
+Priors and the criterion (without degrees)
     Every parameter gets a conjugate prior set from the off-diagonal weights
     of ``W``, with mean ``m`` and variance ``v``: for ``"gaussian"``,
     ``mu_rs | sigma_rs^2 ~ Normal(m, sigma_rs^2)`` and
@@ -60,7 +164,7 @@ Priors and the criterion
     large weights (on the simulator it misses weak cores the Gaussian model
     finds) but resolves structure among small weights.
 
-Fitting
+Fitting (without degrees)
     For each ``K`` in ``1 .. max_blocks``: greedy coordinate ascent on the
     labels (each node in turn, in random order, moves to the block that most
     increases the ICL, updated incrementally from per-block sums; no move may
@@ -94,7 +198,17 @@ from scipy.special import gammaln
 from neuro._validation import check_array, check_choice, check_int
 from neuro.errors import InputError
 
-__all__ = ["WEIGHT_MODELS", "SBMFit", "fit_weighted_sbm", "sbm_icl"]
+__all__ = [
+    "SBM_MODELS",
+    "WEIGHT_MODELS",
+    "SBMFit",
+    "adjusted_rand",
+    "bootstrap_stability",
+    "default_max_blocks",
+    "fit_sbm",
+    "fit_weighted_sbm",
+    "sbm_icl",
+]
 
 
 @dataclass
@@ -112,7 +226,25 @@ class SBMFit:
         Mean weight of the pairs between (within) blocks; NaN for a block
         pair without pairs (a block of one node with itself).
     icl_by_blocks : dict of int to float
-        Best ICL reached for each number of blocks tried.
+        Best ICL reached for each number of blocks tried (of the chosen model).
+    degree_corrected : bool
+        Whether the chosen model has degrees (:func:`fit_sbm`; False for
+        :func:`fit_weighted_sbm`).
+    theta : ndarray of shape (n_nodes,) or None
+        Degrees of the degree-corrected model (geometric mean 1 in each
+        block); ones without degrees; None from :func:`fit_weighted_sbm`.
+    levels : list of ndarray of shape (n_nodes,)
+        The hierarchy (:func:`fit_sbm`): ``levels[0]`` is ``labels``, each
+        next level merges the two blocks of the previous one whose merge
+        costs the least criterion, down to one block.
+    level_icl : list of float
+        The criterion of each level.
+    icl_by_model : dict of str to dict
+        ``{"dc": {K: criterion}, "plain": {K: criterion}}`` for the models tried.
+    stability : float or None
+        :func:`bootstrap_stability` of ``labels`` (None when not computed).
+    shape : float or None
+        Gamma shape of the weights used by :func:`fit_sbm` (1: exponential).
     """
 
     labels: np.ndarray
@@ -120,6 +252,13 @@ class SBMFit:
     icl: float
     block_means: np.ndarray
     icl_by_blocks: dict = field(default_factory=dict)
+    degree_corrected: bool = False
+    theta: np.ndarray | None = None
+    levels: list = field(default_factory=list)
+    level_icl: list = field(default_factory=list)
+    icl_by_model: dict = field(default_factory=dict)
+    stability: float | None = None
+    shape: float | None = None
 
 
 def _check_matrix(matrix) -> np.ndarray:
@@ -149,8 +288,9 @@ def _prior(w: np.ndarray, weights: str) -> dict:
 def _block_terms(s, q, p, prior) -> np.ndarray:
     """Log marginal likelihood of each block pair from unordered sums, squares and counts."""
     if prior["weights"] == "exponential":
-        beta = prior["mean"]
-        return np.log(beta) + gammaln(1.0 + p) - (1.0 + p) * np.log(beta + s)
+        shape = prior.get("shape", 1.0)  # Gamma weights of this shape (1: exponential)
+        beta = prior["mean"] / shape
+        return np.log(beta) + gammaln(1.0 + shape * p) - (1.0 + shape * p) * np.log(beta + s)
     m0, b0 = prior["mean"], prior["var"]  # kappa0 = a0 = 1
     safe = np.where(p > 0, p, 1.0)
     ss = np.clip(q - s * s / safe, 0.0, None)
@@ -226,8 +366,12 @@ def _moved(stat_ord, mi, a, eye):
     return removed[None] + eye[:, :, None] * mi[None, None, :] + mi[None, :, None] * eye[:, None, :]
 
 
-def _climb(w, z, k, prior, rng, max_sweeps):
-    """Greedy node moves from labels ``z`` (all ``k`` blocks non-empty); returns (z, icl)."""
+def _climb(w, z, k, prior, rng, max_sweeps, logt=None):
+    """Greedy node moves from labels ``z`` (all ``k`` blocks non-empty); returns (z, icl).
+
+    With ``logt`` (log degrees on a common scale) the score also charges the
+    degree prior of the degree-corrected model (:func:`_degree_cost`).
+    """
     n = len(w)
     z = z.copy()
     w2 = w * w
@@ -236,6 +380,9 @@ def _climb(w, z, k, prior, rng, max_sweeps):
     s_ord, q_ord = onehot.T @ m1, onehot.T @ m2
     sizes = onehot.sum(0)
     eye = np.eye(k)
+    dc = logt is not None
+    if dc:
+        l1, l2 = onehot.T @ logt, onehot.T @ logt**2
     for _ in range(max_sweeps):
         moved = 0
         for i in rng.permutation(n):
@@ -245,10 +392,16 @@ def _climb(w, z, k, prior, rng, max_sweeps):
             cand_s, cand_q = _moved(s_ord, m1[i], a, eye), _moved(q_ord, m2[i], a, eye)
             cand_n = (sizes - eye[a])[None] + eye
             score = _icl(cand_s, cand_q, cand_n, prior)
+            if dc:
+                cand_l1 = (l1 - eye[a] * logt[i])[None] + eye * logt[i]
+                cand_l2 = (l2 - eye[a] * logt[i] ** 2)[None] + eye * logt[i] ** 2
+                score = score - _degree_cost(cand_l1, cand_l2, cand_n, prior["info"])
             b = int(np.argmax(score))
             if b != a and score[b] > score[a] + 1e-10:
                 z[i] = b
                 s_ord, q_ord, sizes = cand_s[b], cand_q[b], cand_n[b]
+                if dc:
+                    l1, l2 = cand_l1[b], cand_l2[b]
                 m1[:, a] -= w[:, i]
                 m1[:, b] += w[:, i]
                 m2[:, a] -= w2[:, i]
@@ -256,7 +409,10 @@ def _climb(w, z, k, prior, rng, max_sweeps):
                 moved += 1
         if not moved:
             break
-    return z, float(_icl(s_ord, q_ord, sizes, prior))
+    icl = float(_icl(s_ord, q_ord, sizes, prior))
+    if dc:
+        icl -= float(_degree_cost(l1, l2, sizes, prior["info"]))
+    return z, icl
 
 
 def _kmeans(x, k, rng, n_iter=50):
@@ -389,3 +545,435 @@ def fit_weighted_sbm(
     with np.errstate(invalid="ignore", divide="ignore"):
         means = np.where(p > 0, s / np.where(p > 0, p, 1), np.nan)
     return SBMFit(labels, k_best, float(best_by_k[k_best]), means, best_by_k)
+
+
+# ----------------------------------------------------------------------------- degree correction
+SBM_MODELS = ("auto", "dc", "plain")
+_FLOOR = 0.1  # weights are offset by this fraction of their mean (module docstring)
+_SHAPE = 1.0  # Gamma shape of the weights: 1 is the exponential (module docstring)
+_PATIENCE = 2  # K grows until the criterion has not improved for this many consecutive K
+
+
+def adjusted_rand(a, b) -> float:
+    """Adjusted Rand index of two labellings (1 when both are one block, as scikit-learn).
+
+    Examples
+    --------
+    >>> adjusted_rand([0, 0, 1, 1], [1, 1, 0, 0]), adjusted_rand([0, 0, 0], [0, 0, 0])
+    (1.0, 1.0)
+    """
+    _, a = np.unique(np.asarray(a), return_inverse=True)
+    _, b = np.unique(np.asarray(b), return_inverse=True)
+    table = np.zeros((a.max() + 1, b.max() + 1))
+    np.add.at(table, (a, b), 1.0)
+
+    def pairs(x):
+        return float(np.sum(x * (x - 1) / 2.0))
+
+    index, rows, cols, total = pairs(table), pairs(table.sum(1)), pairs(table.sum(0)), pairs(len(a))
+    expected = rows * cols / total if total > 0 else 0.0
+    best = (rows + cols) / 2.0
+    if best == expected:
+        return 1.0
+    return float((index - expected) / (best - expected))
+
+
+def _eprior(w: np.ndarray, shape: float) -> dict:
+    """Prior of the Gamma(``shape``) weight model (``shape=1``: exponential)."""
+    prior = _prior(w, "exponential")
+    prior["shape"] = shape
+    prior["info"] = shape * (len(w) - 1)
+    return prior
+
+
+def _floored(w: np.ndarray) -> np.ndarray:
+    off = ~np.eye(len(w), dtype=bool)
+    out = w + _FLOOR * w[off].mean()
+    np.fill_diagonal(out, 0.0)
+    return out
+
+
+def _exp_icl(w, z, k, shape) -> float:
+    """Exact exponential-weight ICL of labels ``z`` (all ``k`` blocks non-empty)."""
+    onehot = np.eye(k)[z]
+    s_ord = onehot.T @ w @ onehot
+    return float(_icl(s_ord, s_ord, onehot.sum(0), _eprior(w, shape)))
+
+
+def _fit_theta(w, z, k, theta=None, n_iter=200, tol=1e-7) -> np.ndarray:
+    """Maximum-likelihood degrees of the exponential DC model for labels ``z``.
+
+    Damped fixed point ``theta_i <- sqrt(theta_i * sum_j W_ij / (theta_j omega_rs) / (n - 1))``
+    (the undamped update of a symmetric model oscillates), with ``omega`` at its
+    maximum for the current ``theta`` and ``theta`` normalised to geometric
+    mean 1 within each block (the scale of a block belongs to ``omega``).
+    """
+    n = len(w)
+    onehot = np.eye(k)[z]
+    sizes = onehot.sum(0)
+    count = np.outer(sizes, sizes) - np.diag(sizes)
+    theta = np.ones(n) if theta is None else theta.copy()
+    for _ in range(n_iter):
+        wt = w / np.outer(theta, theta)
+        omega = (onehot.T @ wt @ onehot) / np.where(count > 0, count, 1.0)
+        omega = np.where(count > 0, omega, 1.0)
+        fixed = (w / (omega[z][:, z] * theta[None, :])).sum(1) / (n - 1)
+        log_new = 0.5 * (np.log(theta) + np.log(fixed))
+        log_new -= (onehot.T @ log_new / sizes)[z]
+        done = np.abs(log_new - np.log(theta)).max() < tol
+        theta = np.exp(log_new)
+        if done:
+            break
+    return theta
+
+
+def _degree_cost(l1, l2, sizes, info):
+    """Cost (nats) of the degrees of each block under their log-normal prior (stackable).
+
+    ``l1``, ``l2``: per-block sums of ``log theta`` and of its square; ``info``:
+    the Fisher information of one ``log theta_i``, ``shape * (n - 1)``; see the
+    module docstring (degree prior).
+    """
+    safe = np.maximum(sizes, 1.0)
+    ss = np.clip(l2 - l1 * l1 / safe, 0.0, None)
+    var = np.maximum(ss / safe, 1.0 / info)
+    cost = 0.5 * sizes * np.log(var * info) + ss / (2.0 * var) + 0.5 * np.log(safe)
+    return cost.sum(-1)
+
+
+def _common_log_theta(w, z, k, theta):
+    """Log degrees on a scale shared by all blocks: ``theta_i sqrt(omega_rr)``."""
+    omega = _block_means(w / np.outer(theta, theta), z)
+    level = np.sqrt(np.where(np.isfinite(np.diag(omega)), np.diag(omega), np.nanmean(omega)))
+    return np.log(theta * level[z])
+
+
+def _dc_criterion(w, z, k, theta, shape):
+    """Criterion of the DC model at labels ``z`` and ML degrees ``theta`` (per-block normalised)."""
+    logt = np.log(theta)
+    onehot = np.eye(k)[z]
+    cost = _degree_cost(onehot.T @ logt, onehot.T @ logt**2, onehot.sum(0), shape * (len(w) - 1))
+    return _exp_icl(w / np.outer(theta, theta), z, k, shape) - float(cost)
+
+
+def _climb_dc(w, z, k, shape, rng, max_sweeps, theta=None, max_rounds=10):
+    """Alternate degrees (ML) and node moves on ``W / (theta theta^T)``; returns (z, crit, theta)."""
+    for _ in range(max_rounds):
+        theta = _fit_theta(w, z, k, theta)
+        logt = _common_log_theta(w, z, k, theta)
+        common = np.exp(logt)
+        wt = w / np.outer(common, common)
+        z_new, _ = _climb(wt, z, k, _eprior(wt, shape), rng, max_sweeps, logt)
+        if np.array_equal(z_new, z):
+            break
+        z = z_new
+        theta = np.exp(logt)
+    theta = _fit_theta(w, z, k, theta)
+    return z, _dc_criterion(w, z, k, theta, shape), theta
+
+
+def _criterion(w, z, dc, shape, theta=None):
+    k = int(z.max()) + 1
+    if not dc:
+        return _exp_icl(w, z, k, shape), None
+    theta = _fit_theta(w, z, k, theta)
+    return _dc_criterion(w, z, k, theta, shape), theta
+
+
+def _spectral_start(x, k, rng, normalise):
+    evals, evecs = np.linalg.eigh(x)
+    vec = evecs[:, np.argsort(-np.abs(evals))[:k]]
+    if normalise:  # rows on the unit sphere: degree-free directions (SCORE-like)
+        vec = vec / np.maximum(np.linalg.norm(vec, axis=1, keepdims=True), 1e-12)
+    return _fill_empty(_kmeans(vec, k, rng), k, rng)
+
+
+def _search(w, dc, ks, shape, n_init, max_sweeps, rng, patience):
+    """Best labelling for each K in ``ks`` (stopping after ``patience`` K without a gain)."""
+    n = len(w)
+    theta1 = _fit_theta(w, np.zeros(n, dtype=np.int64), 1) if dc else np.ones(n)
+    spectral_input = w / np.outer(theta1, theta1)
+    best, previous, since = {}, None, 0
+    for k in range(1, max(ks) + 1):
+        if k == 1:
+            starts = [np.zeros(n, dtype=np.int64)]
+        else:
+            starts = [_spectral_start(spectral_input, k, rng, dc)]
+            if dc:  # groups of alike degrees
+                starts.append(_fill_empty(_kmeans(np.log(theta1)[:, None], k, rng), k, rng))
+            if previous is not None:
+                starts.append(_split_largest(spectral_input, previous[0], k))
+            while len(starts) < max(n_init, 2):
+                starts.append(_fill_empty(rng.integers(k, size=n), k, rng))
+        runs = []
+        for z0 in starts:
+            if dc:
+                runs.append(_climb_dc(w, z0, k, shape, rng, max_sweeps, theta1.copy()))
+            else:
+                z, _ = _climb(w, z0, k, _eprior(w, shape), rng, max_sweeps)
+                runs.append((z, _exp_icl(w, z, k, shape), None))
+        run = max(runs, key=lambda r: r[1])
+        previous = run
+        if k in ks:
+            improved = not best or run[1] > max(v[1] for v in best.values())
+            best[k] = run
+            since = 0 if improved else since + 1
+            if len(ks) > 1 and since >= patience:
+                break
+    return best
+
+
+def _merge_best(w, z, dc, shape, theta):
+    """The merge of two blocks with the best criterion; returns (labels, criterion)."""
+    k = int(z.max()) + 1
+    out = None
+    for a in range(k):
+        for b in range(a + 1, k):
+            merged = np.where(z == b, a, z)
+            merged = np.where(merged > b, merged - 1, merged)
+            crit, _ = _criterion(w, merged, dc, shape, theta)
+            if out is None or crit > out[1]:
+                out = (merged, crit)
+    return out
+
+
+def _renumber(z):
+    """Blocks numbered by decreasing size (ties: smallest node first)."""
+    blocks = sorted((np.flatnonzero(z == b) for b in np.unique(z)), key=lambda m: (-len(m), m[0]))
+    labels = np.empty(len(z), dtype=np.int64)
+    for b, members in enumerate(blocks):
+        labels[members] = b
+    return labels
+
+
+def _block_means(w, labels):
+    k = int(labels.max()) + 1
+    onehot = np.eye(k)[labels]
+    sizes = onehot.sum(0)
+    count = np.outer(sizes, sizes) - np.diag(sizes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, (onehot.T @ w @ onehot) / np.where(count > 0, count, 1), np.nan)
+
+
+def _select(w, model, shape, n_blocks, max_blocks, n_init, max_sweeps, rng):
+    n = len(w)
+    ks = [n_blocks] if n_blocks is not None else list(range(1, min(max_blocks, n) + 1))
+    variants = {"auto": (False, True), "dc": (True,), "plain": (False,)}[model]
+    found = {dc: _search(w, dc, ks, shape, n_init, max_sweeps, rng, _PATIENCE) for dc in variants}
+    dc, k = max(((d, k) for d in found for k in found[d]), key=lambda dk: found[dk[0]][dk[1]][1])
+    z, crit, theta = found[dc][k]
+    # merge refinement: accept any merge of two blocks that improves the criterion
+    while n_blocks is None and int(z.max()) + 1 > 1:
+        merged, merged_crit = _merge_best(w, z, dc, shape, theta)
+        if merged_crit <= crit + 1e-9:
+            break
+        k = int(merged.max()) + 1
+        if dc:
+            z, crit, theta = _climb_dc(w, merged, k, shape, rng, max_sweeps, theta)
+        else:
+            z, _ = _climb(w, merged, k, _eprior(w, shape), rng, max_sweeps)
+            crit = _exp_icl(w, z, k, shape)
+    by_model = {
+        ("dc" if d else "plain"): {kk: float(v[1]) for kk, v in found[d].items()} for d in found
+    }
+    return _renumber(z), float(crit), dc, by_model
+
+
+def _hierarchy(w, labels, dc, shape, crit):
+    """Coarser levels by successive best merges of two blocks, down to one block."""
+    levels, crits = [labels], [crit]
+    z = labels
+    while int(z.max()) + 1 > 1:
+        _, theta = _criterion(w, z, dc, shape)
+        z, c = _merge_best(w, z, dc, shape, theta)
+        z = _renumber(z)
+        levels.append(z)
+        crits.append(float(c))
+    return levels, crits
+
+
+def _fitted_mean(w, labels, dc):
+    k = int(labels.max()) + 1
+    theta = _fit_theta(w, labels, k) if dc else np.ones(len(w))
+    omega = _block_means(w / np.outer(theta, theta), labels)
+    return np.outer(theta, theta) * np.nan_to_num(omega[labels][:, labels], nan=1.0)
+
+
+def bootstrap_stability(matrix, labels, refit=None, n_bootstrap: int = 10, seed: int = 0) -> float:
+    """Mean ARI between ``labels`` and refits on the weights times resampled residuals.
+
+    Each replicate multiplies every observed pair weight by a multiplicative
+    residual ``W_ij / mu_ij`` drawn with replacement from all pairs (and
+    normalised to mean 1), where ``mu`` is the degree-corrected fit with
+    ``labels`` (it also absorbs a continuum of strengths, so the residuals
+    are noise, not unmodelled strength). The replicate has the data's own
+    noise added once more, about the extra variance of a split half, rather
+    than noise around the fitted blocks: a parametric bootstrap would
+    confirm the blocks it was drawn from, including blocks cut out of a
+    continuum of strengths. Each replicate is partitioned again by ``refit``.
+
+    Parameters
+    ----------
+    matrix : array of shape (n_nodes, n_nodes)
+        Symmetric, non-negative weights.
+    labels : array of shape (n_nodes,), int
+    refit : callable, optional
+        ``refit(matrix, seed) -> labels``, the method that made ``labels``;
+        default: :func:`fit_sbm` (``model="auto"``).
+    n_bootstrap : int, default=10
+        Replicates.
+    seed : int, default=0
+
+    Returns
+    -------
+    float
+        Mean ARI, at most 1 (also 1 for a one-block labelling that every
+        refit finds again).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> z = np.repeat([0, 1], [8, 10])
+    >>> w = rng.exponential(np.where(z[:, None] == z, 1.0, 0.05)); w = np.triu(w, 1); w = w + w.T
+    >>> labels = fit_sbm(w, n_bootstrap=0).labels
+    >>> round(bootstrap_stability(w, labels, n_bootstrap=4), 2)
+    1.0
+    """
+    w = _check_matrix(matrix)
+    labels = check_array("labels", labels, ndim=1, shape_hint="(n_nodes,)")
+    if len(labels) != len(w):
+        raise InputError(f"labels must have one entry per node ({len(w)}); got {len(labels)}.")
+    if refit is not None and not callable(refit):
+        raise InputError(f"refit must be callable(matrix, seed) -> labels; got {refit!r}.")
+    n_bootstrap = check_int("n_bootstrap", n_bootstrap, minimum=1)
+    seed = check_int("seed", seed)
+    if refit is None:
+
+        def refit(m, s):
+            return fit_sbm(m, n_bootstrap=0, seed=s).labels
+
+    labels = _renumber(labels)
+    off = ~np.eye(len(w), dtype=bool)
+    if not (w[off] > 0).any():
+        return 1.0
+    wf = _floored(w)
+    i, j = np.triu_indices(len(w), 1)
+    resid = wf[i, j] / _fitted_mean(wf, labels, True)[i, j]
+    rng = np.random.default_rng(seed)
+    scores = []
+    for b in range(n_bootstrap):
+        r = rng.choice(resid, size=len(resid))
+        wb = np.zeros_like(w)
+        wb[i, j] = wb[j, i] = w[i, j] * r / r.mean()
+        scores.append(adjusted_rand(labels, refit(wb, seed + 1 + b)))
+    return float(np.mean(scores))
+
+
+def default_max_blocks(n_nodes: int) -> int:
+    """Default largest number of blocks: ``ceil(2 sqrt(n_nodes))`` (at most ``n_nodes``).
+
+    Examples
+    --------
+    >>> default_max_blocks(30), default_max_blocks(190)
+    (11, 28)
+    """
+    return int(min(n_nodes, np.ceil(2 * np.sqrt(n_nodes))))
+
+
+def fit_sbm(
+    matrix,
+    model: str = "auto",
+    n_blocks: int | None = None,
+    max_blocks: int | None = None,
+    n_init: int = 4,
+    max_sweeps: int = 50,
+    seed: int = 0,
+    n_bootstrap: int = 10,
+) -> SBMFit:
+    """Fit the exponential-weight SBM with or without degree correction, chosen by the criterion.
+
+    Parameters
+    ----------
+    matrix : array of shape (n_nodes, n_nodes)
+        Symmetric, non-negative weights; the diagonal is ignored.
+    model : {"auto", "dc", "plain"}, default="auto"
+        ``"dc"``: degree-corrected (pair means ``theta_i theta_j omega_rs``);
+        ``"plain"``: without degrees (means ``omega_rs``); ``"auto"``: the
+        one with the better criterion (module docstring). For the old
+        Gaussian model chosen by exact ICL use :func:`fit_weighted_sbm`.
+    n_blocks : int, optional
+        Fix the number of blocks; default: chosen by the criterion.
+    max_blocks : int, optional
+        Largest number of blocks tried; default :func:`default_max_blocks`.
+        The search also stops once the criterion has not improved for 2
+        consecutive numbers of blocks.
+    n_init : int, default=4
+        Starts per number of blocks (spectral, split of the previous best,
+        random; at least the first two).
+    max_sweeps : int, default=50
+        Sweeps over all nodes per round of node moves, at most.
+    seed : int, default=0
+    n_bootstrap : int, default=10
+        Replicates of :func:`bootstrap_stability` for ``SBMFit.stability``
+        (0: not computed, ``stability`` is None).
+
+    Returns
+    -------
+    SBMFit
+        With ``degree_corrected``, ``theta``, ``levels``, ``stability`` and
+        ``icl_by_model`` set; ``icl`` is the criterion of the chosen fit.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> theta = rng.uniform(0.3, 3.0, 20)                  # strengths, no communities
+    >>> w = rng.exponential(np.outer(theta, theta)); w = np.triu(w, 1); w = w + w.T
+    >>> fit = fit_sbm(w, n_bootstrap=0)
+    >>> fit.n_blocks, fit.degree_corrected
+    (1, True)
+    """
+    w = _check_matrix(matrix)
+    n = len(w)
+    if n < 2:
+        raise InputError(f"matrix must have at least 2 nodes; got {n}.")
+    check_choice("model", model, SBM_MODELS)
+    n_blocks = check_int("n_blocks", n_blocks, minimum=1, maximum=n, allow_none=True)
+    max_blocks = check_int("max_blocks", max_blocks, minimum=1, allow_none=True)
+    n_init = check_int("n_init", n_init, minimum=1)
+    max_sweeps = check_int("max_sweeps", max_sweeps, minimum=1)
+    seed = check_int("seed", seed)
+    n_bootstrap = check_int("n_bootstrap", n_bootstrap, minimum=0)
+    off = ~np.eye(n, dtype=bool)
+    if not (w[off] > 0).any():  # no edges: one block
+        zero = np.zeros(n, dtype=np.int64)
+        return SBMFit(zero, 1, 0.0, np.zeros((1, 1)), {1: 0.0}, model == "dc", np.ones(n), [zero])
+    max_blocks = default_max_blocks(n) if max_blocks is None else max_blocks
+    wf = _floored(w)
+    rng = np.random.default_rng(seed)
+    shape = _SHAPE
+    args = (n_blocks, max_blocks, n_init, max_sweeps)
+    labels, crit, dc, by_model = _select(wf, model, shape, *args, rng)
+    k = int(labels.max()) + 1
+    theta = _fit_theta(wf, labels, k) if dc else np.ones(n)
+    levels, level_crit = _hierarchy(wf, labels, dc, shape, crit)
+    fit = SBMFit(
+        labels,
+        k,
+        crit,
+        _block_means(w, labels),
+        dict(by_model["dc" if dc else "plain"]),
+        dc,
+        theta,
+        levels,
+        level_crit,
+        by_model,
+        shape=shape,
+    )
+    if n_bootstrap:
+        kw = {"max_blocks": max_blocks, "n_init": n_init, "max_sweeps": max_sweeps}
+
+        def refit(m, s):
+            return fit_sbm(m, "dc" if dc else "plain", n_bootstrap=0, seed=s, **kw).labels
+
+        fit.stability = bootstrap_stability(w, labels, refit, n_bootstrap, seed)
+    return fit

@@ -64,3 +64,37 @@ def test_core_and_graph_attributes(rng, tmp_path):
 def test_pairs_to_matrix_checks_length():
     with pytest.raises(ValueError, match="n_pairs"):
         pairs_to_matrix(np.ones(4), 4)
+
+
+@pytest.mark.parametrize("sbm_model", ["auto", "dc", "plain"])
+def test_sbm_variants_report_model_levels_and_stability(rng, sbm_model):
+    n = 21
+    labels = np.repeat([0, 1, 2], [5, 7, 9])
+    i, j = np.triu_indices(n, 1)
+    w = np.where(labels[i] == labels[j], 1.0, 0.05) * rng.uniform(0.8, 1.2, len(i))
+    (c,) = find_communities(w[:, None], n, sbm_model=sbm_model, n_bootstrap=3)
+    summary = c.summary()
+    assert summary["n_communities"] == 3 and summary["stability"] == 1.0
+    assert c.graph.graph["stability"] == 1.0
+    if sbm_model == "plain":
+        assert summary["sbm_model"] == "plain-gaussian" and c.levels is None
+    else:
+        assert summary["sbm_model"] in ("dc", "plain-exponential")
+        assert summary["n_communities_by_level"] == [3, 2, 1]
+        assert c.levels.shape == (3, n)
+
+
+def test_unstable_partition_warns(rng):
+    """Louvain cuts a graph of independent weights into communities that do not replicate."""
+    n = 24
+    w = rng.exponential(1.0, n * (n - 1) // 2)
+    with pytest.warns(UserWarning, match=r"component 0: \d communities with bootstrap stability"):
+        (c,) = find_communities(w[:, None], n, method="louvain", n_bootstrap=4)
+    assert c.stability < 0.8
+    (c,) = find_communities(w[:, None], n)  # the default finds one block, no warning
+    assert c.labels.max() == 0 and c.stability == 1.0
+
+
+def test_partition_checks_sbm_model():
+    with pytest.raises(ValueError, match="sbm_model must be one of"):
+        find_communities(np.ones((3, 1)), 3, sbm_model="nested")

@@ -5,7 +5,15 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from neuro.connectome.communities import component_graph, partition
-from neuro.connectome.sbm import WEIGHT_MODELS, fit_weighted_sbm, sbm_icl
+from neuro.connectome.sbm import (
+    WEIGHT_MODELS,
+    adjusted_rand,
+    bootstrap_stability,
+    default_max_blocks,
+    fit_sbm,
+    fit_weighted_sbm,
+    sbm_icl,
+)
 
 
 def _planted(rng, sizes, means, noise="exponential"):
@@ -83,3 +91,72 @@ def test_core_periphery_where_modularity_fails(rng):
 def test_validation(kwargs, message):
     with pytest.raises(ValueError, match=message):
         fit_weighted_sbm(**kwargs)
+
+
+# ----------------------------------------------------------------------------- fit_sbm
+def test_more_blocks_than_the_old_cap(rng):
+    """Nine planted blocks: the default search grows with n (no cap at 6)."""
+    z = np.repeat(np.arange(9), 6)
+    w = np.triu(rng.exponential(np.where(z[:, None] == z, 1.0, 0.05)), 1)
+    fit = fit_sbm(w + w.T, n_bootstrap=0)
+    assert default_max_blocks(54) > 9
+    assert fit.n_blocks == 9 and adjusted_rand_score(z, fit.labels) == 1.0
+
+
+def test_hierarchy_merges_blocks_of_blocks(rng):
+    """Four blocks in two groups: the level with two blocks is the groups."""
+    z = np.repeat(np.arange(4), [7, 8, 9, 10])
+    group = z // 2
+    mean = np.where(z[:, None] == z, 1.0, np.where(group[:, None] == group, 0.15, 0.01))
+    w = np.triu(mean * rng.uniform(0.7, 1.3, mean.shape), 1)
+    fit = fit_sbm(w + w.T, n_bootstrap=0)
+    assert adjusted_rand_score(z, fit.labels) == 1.0
+    assert [int(level.max()) + 1 for level in fit.levels] == [4, 3, 2, 1]
+    assert adjusted_rand_score(group, fit.levels[2]) == 1.0
+    assert fit.level_icl[0] == fit.icl == max(fit.level_icl)
+    assert set(fit.icl_by_model) == {"dc", "plain"}
+
+
+def test_criterion_of_the_plain_variant_is_the_exact_exponential_icl(rng):
+    """Without degrees the criterion is the exact ICL (of the offset weights)."""
+    w, _ = _planted(rng, [7, 8, 9], [[1, 0.2, 0.1], [0.2, 0.5, 0.1], [0.1, 0.1, 0.05]])
+    fit = fit_sbm(w, model="plain", n_blocks=3, n_bootstrap=0)
+    assert not fit.degree_corrected and fit.n_blocks == 3
+    offset = w + 0.1 * w[~np.eye(len(w), dtype=bool)].mean() * (1 - np.eye(len(w)))
+    assert fit.icl == pytest.approx(sbm_icl(offset, fit.labels, "exponential"), rel=1e-9)
+
+
+def test_adjusted_rand_matches_scikit_learn(rng):
+    for _ in range(5):
+        a, b = rng.integers(4, size=23), rng.integers(3, size=23)
+        assert adjusted_rand(a, b) == pytest.approx(adjusted_rand_score(a, b), abs=1e-12)
+    assert adjusted_rand([0, 0, 0], [1, 1, 1]) == 1.0
+
+
+def test_bootstrap_stability_is_high_for_blocks_low_for_cut_strengths(rng):
+    w, z = _planted(rng, [9, 11], [[1.0, 0.05], [0.05, 0.8]])
+    assert bootstrap_stability(w, z, n_bootstrap=4) == 1.0
+    theta = rng.lognormal(0.0, 0.5, 30)
+    w = np.triu(rng.exponential(np.outer(theta, theta)), 1)
+    w = w + w.T
+    cut = (theta > np.median(theta)).astype(int)  # blocks cut out of a continuum
+
+    def by_strength(m, seed):
+        s = m.sum(1)
+        return (s > np.median(s)).astype(int)
+
+    assert bootstrap_stability(w, cut, by_strength, n_bootstrap=6) < 0.6
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"matrix": np.ones((3, 4))}, "square"),
+        ({"matrix": np.ones((3, 3)), "model": "nested"}, "model must be one of"),
+        ({"matrix": np.ones((3, 3)), "max_blocks": 0}, "max_blocks"),
+        ({"matrix": np.ones((3, 3)), "n_bootstrap": -1}, "n_bootstrap"),
+    ],
+)
+def test_fit_sbm_validation(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        fit_sbm(**kwargs)
