@@ -43,6 +43,7 @@ GPU_ARGS = {
     "neuroformer": [],  # paper size at the paper's batch 160; generation of 16 samples
     "snn": [],  # PMNIST size, batch 64, DSR T=20; SVD of a 60,000-sample task on the GPU
     "rl": [],  # env steps on the CPU; updates at batch 64 and a 20-episode fit on the GPU
+    "brain3d": [],  # grids 16, 32 and the GPU size at 64 (18M-param autoencoder); full epochs
 }
 GPU_TIMEOUTS = {
     "ridge": 150,
@@ -56,6 +57,7 @@ GPU_TIMEOUTS = {
     "neuroformer": 150,
     "snn": 120,
     "rl": 150,
+    "brain3d": 150,
 }
 TEST_TIMEOUT = 120
 

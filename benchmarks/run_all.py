@@ -34,6 +34,7 @@ BENCHMARKS = (
     "neuroformer",
     "snn",
     "rl",
+    "brain3d",
 )
 
 

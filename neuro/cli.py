@@ -114,6 +114,12 @@ SUBCOMMANDS: list[Subcommand] = [
         "objective and seed, learning curves, transfer, module representations, claim verdicts.",
         "neuro.rl.command",
     ),
+    Subcommand(
+        "brain3d",
+        "Decode 3D objects from fMRI (a simulated subject, or NIfTI betas with meshes): shape "
+        "prior, fMRI -> latents, conditional flow; lesion each ROI and diagnose the impaired one.",
+        "neuro.decoding.command",
+    ),
 ]
 
 

@@ -145,6 +145,7 @@ def test_gpu_check_pipeline_on_the_cpu(tmp_path):
         "neuroformer",
         "snn",
         "rl",
+        "brain3d",
     ]
     modules = {row["module"] for row in doc["summary"]}
     assert modules == {
@@ -160,6 +161,7 @@ def test_gpu_check_pipeline_on_the_cpu(tmp_path):
         "neuroformer",
         "snn",
         "rl",
+        "brain3d",
     }
     assert "module" in proc.stdout and "ratio" in proc.stdout
 
@@ -320,3 +322,61 @@ def test_rl_quick(tmp_path):
     assert len(summary) == 2 + 3 * 2 + 1 and summary[-1]["benchmark"].startswith("fit")
     for s in summary:
         assert math.isfinite(s["ratio"]) and s["ratio"] > 0
+
+
+@pytest.mark.slow
+def test_brain3d_quick(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")  # no thread contention
+    report = run_quick("brain3d", tmp_path, env=env)
+    training, sampling, meshes = report["tables"]
+    rows = training["rows"]
+    settings = ["CPU default, grid 16", "CPU default, grid 32", "GPU size, grid 64"]
+    stages = ["0 shape prior", "1 fMRI -> latents", "2 flow"]
+    assert [(r["setting"], r["stage"]) for r in rows] == [(s, k) for s in settings for k in stages]
+    for row in rows[:6]:  # --quick: 1 epoch of stage 0, 2 of stages 1 and 2
+        assert row["measured"] == ("1 epoch" if row["stage"] == stages[0] else "2 epochs")
+        assert row["trainer_s"] > 0 and row["plain_s"] > 0
+        assert row["ratio"] == pytest.approx(row["trainer_s"] / row["plain_s"])
+        assert row["steps_per_epoch"] == math.ceil(row["rows_train"] / 32)
+    assert rows[0]["rows_train"] == 168 and rows[1]["rows_train"] < 168  # stage 1 validates
+    # the GPU size: counted, not timed on the CPU with --quick
+    gpu = rows[6:]
+    assert all(r["measured"] == "skipped (--quick)" and "trainer_s" not in r for r in gpu)
+    assert gpu[0]["params"] > 10 * rows[3]["params"] and gpu[2]["params"] > rows[5]["params"]
+    assert rows[0]["params"] < rows[3]["params"] and rows[1]["params"] == rows[4]["params"]
+    assert [(r["setting"], r["flow_steps"], r["objects"]) for r in sampling["rows"]] == [
+        (settings[0], 32, 8),
+        (settings[1], 32, 8),
+    ]
+    for row in sampling["rows"]:
+        assert row["sample_ms"] > 0 and row["direct_ms"] > 0
+        assert row["ratio"] == pytest.approx(row["sample_ms"] / row["direct_ms"])
+    assert [(r["grid"], r["format"]) for r in meshes["rows"]] == [
+        (16, "ply"),
+        (16, "obj"),
+        (32, "ply"),
+        (32, "obj"),
+    ]
+    for row in meshes["rows"]:
+        assert row["objects"] == 4 and row["faces"] > 0
+        assert abs(row["faces"] - row["trimesh_faces"]) <= 0.01 * row["faces"]  # same surface
+        assert row["ours_ms"] > 0 and row["trimesh_ms"] > 0
+    assert "fsync" in " ".join(report["notes"])
+    summary = report["summary"]
+    assert [s["benchmark"].split(",")[0] for s in summary] == ["training"] * 2 + [
+        "sampling per object"
+    ] * 2 + ["mesh export per object"] * 2
+    for row in summary:
+        assert math.isfinite(row["ratio"]) and row["ratio"] > 0
+
+
+@pytest.mark.slow
+def test_partition_quick(tmp_path):
+    """The LFR benchmark of the community methods (issue 19): every method scored per mu."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    figure = tmp_path / "lfr.png"
+    report = run_quick("partition", tmp_path, "--figure", str(figure), env=env)
+    rows = report["tables"][0]["rows"]
+    assert {r["method"] for r in rows} >= {"sbm", "louvain"}
+    assert all(-1.0 <= r["ari"] <= 1.0 for r in rows if r.get("ari") is not None)
+    assert figure.stat().st_size > 0

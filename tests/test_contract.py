@@ -70,6 +70,7 @@ def test_readme_result_writes_its_files(readme_namespace, tmp_path):
 
 def _estimators():
     from neuro.connectome import DynamicConnectome
+    from neuro.decoding.lesion import ImpairmentDiagnoser
     from neuro.encoders import BandedRidgeCV, ReadoutEncoder, TransformerEncoder, VoxelRidgeCV
 
     return [
@@ -91,6 +92,7 @@ def _estimators():
         DynamicConnectome(
             rank=1, bin_size=2, n_restarts=1, n_iter_max=20, max_blocks=2, device="cpu"
         ),
+        ImpairmentDiagnoser(classifier="lda"),
     ]
 
 

@@ -527,6 +527,10 @@ class SimulatedSubject(GeometryFields):
         affine[:3, 3] = self.affine[:3, :3] @ lo + self.affine[:3, 3]
         return lo, tuple(int(v) for v in hi - lo), affine
 
+    def _roi_names(self) -> list[str]:
+        """ROI names numbered 1.. in the files: ROIS' keep their numbers, others (MTL) follow."""
+        return list(ROIS) + sorted(set(self.roi_labels.tolist()) - set(ROIS))
+
     def _nifti_paths(self, folder) -> dict[str, Path]:
         folder = Path(folder)
         return {
@@ -582,7 +586,7 @@ class SimulatedSubject(GeometryFields):
         vol[tuple(local.T)] = self.betas.T
         mask = np.zeros(shape, dtype=np.uint8)
         mask[tuple(local.T)] = 1
-        names = list(ROIS)
+        names = self._roi_names()
         labels = np.zeros(shape, dtype=np.int16)
         labels[tuple(local.T)] = [names.index(r) + 1 for r in self.roi_labels]
         for key, data in (("betas", vol), ("mask", mask), ("rois", labels)):
@@ -728,7 +732,7 @@ class SimulatedSubject(GeometryFields):
         """
         from data_loaders.fmri.hdf5 import write_nsd_session
 
-        names = list(ROIS)
+        names = self._roi_names()
         return write_nsd_session(
             path,
             self.betas,
