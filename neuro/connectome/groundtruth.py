@@ -59,8 +59,13 @@ def evaluate_recovery(model, truth) -> dict[str, Any]:
     ...                        community_size=5, n_blocks=6, noise=0.1, seed=0)
     >>> model = DynamicConnectome(rank=3, n_restarts=2, device="cpu").fit(sim.data)
     >>> rec = evaluate_recovery(model, sim.truth)
-    >>> len(rec["communities"]), rec["ari_all"] > 0.8
+    >>> len(rec["communities"]), rec["communities"][0]["ari"] > 0.8
     (2, True)
+
+    With 16 neurons the second community's component mixes epochs (time r
+    0.45), and the default, degree-corrected model calls it structureless
+    where ``sbm_model="plain"`` finds it: the price of saying "no structure"
+    on null data.
     """
     from sklearn.metrics import adjusted_rand_score
 
