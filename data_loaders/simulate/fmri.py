@@ -837,6 +837,42 @@ def _gaussian_weights(centers: np.ndarray, sizes: np.ndarray, size: int) -> np.n
     return w / w.sum(axis=(1, 2), keepdims=True)
 
 
+def _measure(rng, drive: np.ndarray, snr: float, n_repeats: int, n_sessions: int) -> dict:
+    """Single-trial betas of voxels whose z-scored noise-free responses are ``drive``.
+
+    Each voxel gets an amplitude (its response sd, % signal change), an SNR
+    spread around ``snr``, a baseline, per-session offsets and trial noise;
+    each stimulus is shown ``n_repeats`` times in random order. Returns the
+    :class:`SimulatedSubject` fields ``betas``, ``stimulus_ids``,
+    ``session_ids``, ``clean``, ``baseline``, ``snr`` and ``amplitude``.
+    """
+    n_stim, n_vox = drive.shape
+    amplitude = rng.uniform(0.5, 2.0, n_vox)
+    clean = drive * amplitude
+    voxel_snr = snr * np.exp(rng.uniform(np.log(1 / 3), np.log(3), n_vox))
+    noise_sd = amplitude / np.sqrt(voxel_snr)
+    baseline = rng.normal(0, 0.5, n_vox)
+    stimulus_ids = np.concatenate([rng.permutation(n_stim) for _ in range(n_repeats)])
+    n_trials = len(stimulus_ids)
+    session_ids = np.minimum(np.arange(n_trials) * n_sessions // n_trials, n_sessions - 1)
+    session_offset = rng.normal(0, 0.3, (n_sessions, n_vox))
+    betas = (
+        clean[stimulus_ids]
+        + baseline
+        + session_offset[session_ids]
+        + noise_sd * rng.standard_normal((n_trials, n_vox))
+    )
+    return {
+        "betas": betas.astype(np.float32),
+        "stimulus_ids": stimulus_ids.astype(np.int64),
+        "session_ids": session_ids.astype(np.int64),
+        "clean": clean.astype(np.float32),
+        "baseline": baseline,
+        "snr": voxel_snr,
+        "amplitude": amplitude,
+    }
+
+
 def simulate_fmri(
     n_subjects: int = 2,
     n_stimuli: int = 240,
@@ -980,41 +1016,19 @@ def simulate_fmri(
             drive[:, cat] = (
                 np.sqrt(1 - category_tuning) * both[0] + np.sqrt(category_tuning) * both[1]
             )
-        # scale each voxel's noise-free response to its amplitude over the stimulus set
         drive = drive - drive.mean(axis=0)
         drive /= drive.std(axis=0) + 1e-12
-        amplitude = rng.uniform(0.5, 2.0, n_vox)
-        clean = drive * amplitude
-        voxel_snr = snr * np.exp(rng.uniform(np.log(1 / 3), np.log(3), n_vox))
-        noise_sd = amplitude / np.sqrt(voxel_snr)
-        baseline = rng.normal(0, 0.5, n_vox)
-
-        stimulus_ids = np.concatenate([rng.permutation(n_stim) for _ in range(n_repeats)])
-        n_trials = len(stimulus_ids)
-        session_ids = np.minimum(np.arange(n_trials) * n_sessions // n_trials, n_sessions - 1)
-        session_offset = rng.normal(0, 0.3, (n_sessions, n_vox))
-        betas = (
-            clean[stimulus_ids]
-            + baseline
-            + session_offset[session_ids]
-            + noise_sd * rng.standard_normal((n_trials, n_vox))
-        )
+        measured = _measure(rng, drive, snr, n_repeats, n_sessions)
         subjects.append(
             SimulatedSubject(
                 name=f"sub-{s + 1:02d}",
-                betas=betas.astype(np.float32),
-                stimulus_ids=stimulus_ids.astype(np.int64),
-                session_ids=session_ids.astype(np.int64),
-                clean=clean.astype(np.float32),
-                baseline=baseline,
                 geometry=VoxelGeometry(tuple(int(v) for v in brain.shape), affine, ijk),
                 roi_labels=labels,
                 hemisphere=hemis,
                 prf_centers=centers,
                 prf_sizes=sizes,
                 selectivity=selectivity,
-                snr=voxel_snr,
-                amplitude=amplitude,
+                **measured,
                 appearance_tuning=tuning,
                 family=family,
             )

@@ -58,6 +58,7 @@ from data_loaders.simulate.fmri import (
     ROIS,
     SimulatedSubject,
     _gaussian_weights,
+    _measure,
     _mni,
     _place_rois,
     _retinotopy,
@@ -792,38 +793,17 @@ def simulate_shape_fmri(
         w4 = _gaussian_weights(centers[v4], sizes[v4], size).reshape(len(v4), -1)
         drive[:, v4] = np.sqrt(0.5) * (_zscore_columns(drive[:, v4]) + _zscore_columns(form @ w4.T))
         drive[:, ~early] = semantic @ selectivity[~early].T
-        # each voxel's noise-free response scaled to its amplitude over the stimulus set
-        amplitude = rng.uniform(0.5, 2.0, n_vox)
-        clean = _zscore_columns(drive) * amplitude
-        voxel_snr = snr * np.exp(rng.uniform(np.log(1 / 3), np.log(3), n_vox))
-        noise_sd = amplitude / np.sqrt(voxel_snr)
-        baseline = rng.normal(0, 0.5, n_vox)
-        stimulus_ids = np.concatenate([rng.permutation(n_stim) for _ in range(n_repeats)])
-        n_trials = len(stimulus_ids)
-        session_ids = np.minimum(np.arange(n_trials) * n_sessions // n_trials, n_sessions - 1)
-        session_offset = rng.normal(0, 0.3, (n_sessions, n_vox))
-        betas = (
-            clean[stimulus_ids]
-            + baseline
-            + session_offset[session_ids]
-            + noise_sd * rng.standard_normal((n_trials, n_vox))
-        )
+        measured = _measure(rng, _zscore_columns(drive), snr, n_repeats, n_sessions)
         subjects.append(
             SimulatedSubject(
                 name=f"sub-{s + 1:02d}",
-                betas=betas.astype(np.float32),
-                stimulus_ids=stimulus_ids.astype(np.int64),
-                session_ids=session_ids.astype(np.int64),
-                clean=clean.astype(np.float32),
-                baseline=baseline,
                 geometry=VoxelGeometry(tuple(int(v) for v in brain.shape), affine, ijk),
                 roi_labels=labels,
                 hemisphere=hemis,
                 prf_centers=centers,
                 prf_sizes=sizes,
                 selectivity=selectivity,
-                snr=voxel_snr,
-                amplitude=amplitude,
+                **measured,
             )
         )
     return SimulatedShapeFMRI(shapes=shapes, subjects=subjects, semantic=semantic)
