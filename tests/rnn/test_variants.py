@@ -40,8 +40,8 @@ def test_mod_is_the_codes_update(nonlinearity):
     w = net.w_rec.weight * (1 - torch.eye(5))
     tau = net.taus
     h, expected = h0, []
-    for t in range(4):  # (1 - 1/tau) h + f(W h + W_in x + b) / tau, written out
-        h = (1 - 1 / tau) * h + f(h @ w.T + net.w_rec.bias + net.w_in(x[:, t])) / tau
+    for xt in x.unbind(1):  # (1 - 1/tau) h + f(W h + W_in x + b) / tau, written out
+        h = (1 - 1 / tau) * h + f(h @ w.T + net.w_rec.bias + net.w_in(xt)) / tau
         expected.append(h)
     got = net.hidden_states(x, h0)
     torch.testing.assert_close(got, torch.stack(expected, 1), rtol=1e-5, atol=1e-6)
