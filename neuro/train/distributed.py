@@ -24,6 +24,7 @@ once (see :func:`check_launcher`) instead of waiting for nodes that never come.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -134,6 +135,37 @@ def check_launcher(num_nodes: int, devices: int = 1) -> None:
         )
 
 
+def _distributed_initialized() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+_EXIT_HOOK: list[bool] = []
+
+
+def _destroy_process_group() -> None:
+    """Tear the process group down while the interpreter is whole (an ``atexit`` hook)."""
+    if _distributed_initialized():
+        try:
+            torch.distributed.destroy_process_group()
+        except Exception as err:  # a peer gone first: nothing left to tear down cleanly
+            _log.debug("destroy_process_group at exit failed: %s", err)
+
+
+def _destroy_at_exit() -> None:
+    """Destroy the process group this process started when Python exits.
+
+    Left to interpreter finalization, gloo's worker threads can still hold
+    tensors of finished collectives; freeing them then needs the GIL of an
+    interpreter that is being torn down, and the process dies with SIGABRT
+    ("terminate called without an active exception") after its work is done
+    (pytorch/pytorch#190489). ``destroy_process_group`` from an ``atexit``
+    hook runs while the interpreter is still alive. Registered once.
+    """
+    if not _EXIT_HOOK:
+        atexit.register(_destroy_process_group)
+        _EXIT_HOOK.append(True)
+
+
 class Runtime:
     """Device, precision and process group for one run (a thin layer over Fabric).
 
@@ -226,8 +258,11 @@ class Runtime:
         Calling it again does nothing.
         """
         if not self._launched:
+            owned = not _distributed_initialized()
             self.fabric.launch()
             self._launched = True
+            if owned and _distributed_initialized():
+                _destroy_at_exit()
         return self
 
     @property

@@ -55,6 +55,14 @@ def test_two_process_ddp_equals_single_process(tmp_path):
         assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-4)
 
 
+def test_process_group_is_destroyed_before_python_exits(tmp_path):
+    """Left to interpreter finalization, gloo can abort a finished rank (pytorch#190489)."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    _run([*cmd, "-m", "tests.train.exit_worker", str(tmp_path)], tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rank0.txt", "rank1.txt"]
+    assert {p.read_text() for p in tmp_path.iterdir()} == {"False"}
+
+
 def test_single_process_runtime():
     rt = Runtime(device="cpu").launch()
     assert (rt.world_size, rt.global_rank, rt.is_global_zero) == (1, 0, True)
