@@ -73,3 +73,47 @@ def test_bad_options(rng):
         affinity_tensor(x, method="granger")
     with pytest.raises(ValueError, match="bin_size"):
         affinity_tensor(x, bin_size=0)
+
+
+@pytest.mark.parametrize("method", ["derivative", "correlation"])
+def test_auto_batches_are_bit_identical_to_one_batch(rng, monkeypatch, method):
+    import neuro.connectome.affinity as affinity
+
+    x = rng.standard_normal((2, 9, 61)).cumsum(-1)
+    x[1, 3] = np.nan
+    one = affinity_tensor(x, method=method, bin_size=8, pair_batch_size=36, device="cpu")
+    monkeypatch.setattr(affinity, "PAIR_BATCH_ELEMENTS", 7 * 61 + 3)  # 7 pairs per batch
+    assert affinity.auto_pair_batch_size(61) == 7
+    auto = affinity_tensor(x, method=method, bin_size=8, device="cpu")
+    odd = affinity_tensor(x, method=method, bin_size=8, pair_batch_size=5, device="cpu")
+    np.testing.assert_array_equal(auto, one)
+    np.testing.assert_array_equal(odd, one)
+
+
+def test_auto_batch_bounds_the_work_for_a_long_recording(rng):
+    from neuro.connectome.affinity import PAIR_BATCH_ELEMENTS, auto_pair_batch_size
+
+    assert PAIR_BATCH_ELEMENTS == 2**23
+    assert auto_pair_batch_size(54_000) == 155  # 30 min at 30 Hz: 155 * 53,999 steps <= 2**23
+    assert auto_pair_batch_size(10**8) == 1
+    with pytest.raises(ValueError, match="pair_batch_size must be an integer >= 1 or 'auto'"):
+        affinity_tensor(rng.standard_normal((1, 4, 30)), pair_batch_size="big")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_lean_batch_equals_the_plain_gather_formula(rng, dtype):
+    from neuro.connectome.affinity import _derivative_batch, _prepare
+
+    x = torch.as_tensor(rng.standard_normal((8, 97)).cumsum(-1), dtype=dtype)
+    xs, sigma, start, end = _prepare(x, 1.0)
+    assert start.dtype == torch.int32 and end.dtype == torch.int32
+    p = torch.as_tensor(pair_index(8))
+    i, j = p[:, 0], p[:, 1]
+    # the definition, written plainly with int64 gathers of copied rows
+    a = torch.maximum(start[i], start[j]).long()
+    b = torch.minimum(end[i], end[j]).long() + 1
+    di = (xs[i].gather(1, b) - xs[i].gather(1, a)).abs() / sigma[i, None]
+    dj = (xs[j].gather(1, b) - xs[j].gather(1, a)).abs() / sigma[j, None]
+    plain = 1.0 - torch.exp(-torch.minimum(di, dj).square() / 50.0)
+    lean = _derivative_batch(xs, sigma, start, end, i, j, 50.0)
+    assert torch.equal(lean, plain)
