@@ -15,7 +15,11 @@ with every pair as an edge (no threshold). It is partitioned by one of:
     paper used (graph-tool's degree-corrected SBM): an NTF pair factor of
     independent neurons is close to rank one (``P_ij ~ s_i s_j``), and a
     model without degrees cuts that continuum of strengths into blocks
-    that are not communities. ``sbm_model="dc"`` forces degree correction;
+    that are not communities. On a sparse graph (more than half of the
+    pairs exact zeros; NTF factors are not) ``"auto"`` fits the hurdle
+    model instead: edges and their weights separately, the edges with or
+    without degree correction (``sbm_model="hurdle"`` or ``"hurdle-dc"``
+    force one). ``sbm_model="dc"`` forces degree correction;
     ``sbm_model="plain"`` is the earlier model without degrees chosen by
     exact ICL (:func:`neuro.connectome.sbm.fit_weighted_sbm`, Gaussian or
     exponential weights by ``sbm_weights``), which reads strength
@@ -84,7 +88,7 @@ __all__ = [
 #: Methods accepted by :func:`partition` and :func:`find_communities`.
 COMMUNITY_METHODS = ("sbm", "louvain", "greedy")
 #: Block models accepted as ``sbm_model``.
-SBM_VARIANTS = ("auto", "dc", "plain")
+SBM_VARIANTS = ("auto", "dc", "plain", "hurdle", "hurdle-dc")
 #: A partition with more than one community and a stability below this warns.
 STABILITY_WARNING = 0.8
 
@@ -180,9 +184,12 @@ def partition(
         :func:`~neuro.connectome.sbm.default_max_blocks`; ``"plain"``: 6).
     sbm_weights : {"gaussian", "exponential"}, default="gaussian"
         Weight distribution of ``sbm_model="plain"``.
-    sbm_model : {"auto", "dc", "plain"}, default="auto"
+    sbm_model : {"auto", "dc", "plain", "hurdle", "hurdle-dc"}, default="auto"
         ``"auto"``: degree-corrected or not, chosen by the criterion
-        (:func:`~neuro.connectome.sbm.fit_sbm`); ``"dc"``: degree-corrected;
+        (:func:`~neuro.connectome.sbm.fit_sbm`; on a sparse graph the
+        hurdle model, its edges degree-corrected or not); ``"dc"``:
+        degree-corrected; ``"hurdle"`` / ``"hurdle-dc"``: edges and weights
+        separately, without / with degree correction of the edges;
         ``"plain"``: the earlier model without degrees, by exact ICL
         (:func:`~neuro.connectome.sbm.fit_weighted_sbm`).
 
@@ -270,7 +277,7 @@ def _partition(graph, opts, n_bootstrap=0):
         if opts["sbm_model"] == "plain":
             info["sbm_model"] = f"plain-{opts['sbm_weights']}"
         else:
-            info["sbm_model"] = "dc" if fit.degree_corrected else "plain-exponential"
+            info["sbm_model"] = {"plain": "plain-exponential"}.get(fit.model, fit.model)
             info["levels"] = np.stack(fit.levels)
     if n_bootstrap:
 
@@ -308,7 +315,8 @@ class ComponentCommunities:
         The SBM's criterion (``method="sbm"``; exact ICL for ``"plain"``), else None.
     sbm_model : str or None
         The block model chosen: ``"dc"`` (degree-corrected),
-        ``"plain-exponential"`` (``sbm_model="auto"`` without degrees), or
+        ``"plain-exponential"`` (``sbm_model="auto"`` without degrees),
+        ``"hurdle"`` / ``"hurdle-dc"`` (edges and weights, for sparse graphs), or
         ``"plain-gaussian"`` / ``"plain-exponential"`` from ``sbm_model="plain"``.
     stability : float or None
         Bootstrap stability of ``labels`` (mean ARI, see the module
@@ -316,7 +324,7 @@ class ComponentCommunities:
     levels : ndarray of shape (n_levels, n_neurons), int, or None
         The SBM hierarchy: ``levels[0]`` is ``labels``, each next row merges
         two blocks of the row above, the last is one block (``sbm_model``
-        ``"auto"`` or ``"dc"``).
+        other than ``"plain"``).
     """
 
     component: int
@@ -403,7 +411,7 @@ def find_communities(
         default: grows with ``n_neurons`` (see :func:`partition`).
     sbm_weights : {"gaussian", "exponential"}, default="gaussian"
         Weight distribution of ``sbm_model="plain"``.
-    sbm_model : {"auto", "dc", "plain"}, default="auto"
+    sbm_model : {"auto", "dc", "plain", "hurdle", "hurdle-dc"}, default="auto"
         The block model (``"sbm"`` only; see :func:`partition`).
     n_bootstrap : int, default=5
         Bootstrap replicates of each partition's stability (0: not computed).

@@ -98,3 +98,18 @@ def test_unstable_partition_warns(rng):
 def test_partition_checks_sbm_model():
     with pytest.raises(ValueError, match="sbm_model must be one of"):
         find_communities(np.ones((3, 1)), 3, sbm_model="nested")
+
+
+def test_sparse_graph_is_partitioned_by_the_hurdle_model(rng):
+    """Mostly zeros: the SBM fits edges and weights separately and says so."""
+    from sklearn.metrics import adjusted_rand_score
+
+    z = np.repeat([0, 1, 2], [20, 25, 30])
+    n = len(z)
+    i, j = np.triu_indices(n, 1)
+    edge = rng.random(len(i)) < np.where(z[i] == z[j], 0.35, 0.03)
+    w = np.where(edge, rng.exponential(1.0, len(i)), 0.0)
+    comps = find_communities(w, n, n_bootstrap=2)
+    assert comps[0].sbm_model in ("hurdle", "hurdle-dc")
+    assert adjusted_rand_score(z, comps[0].labels) > 0.9  # a node or two may stray
+    assert comps[0].levels.shape == (3, n) and comps[0].stability > 0.8
