@@ -9,6 +9,11 @@ with it (:mod:`neuro.connectome` masks the pairs it takes part in). A trace
 that is NaN only at some frames is refused, since a gap is not a missing
 neuron; interpolate it first.
 
+Cells that are not identified across animals (most mouse recordings) do not
+fit this layout. Sessions of ONE animal with cells registered across sessions
+do: :func:`stack_sessions` puts the sessions on the animal axis, each row one
+registered cell (NaN where a session lacks it).
+
 Readers
     :func:`load_calcium` picks the reader from the suffix:
 
@@ -68,6 +73,7 @@ __all__ = [
     "load_calcium",
     "load_calcium_nwb",
     "save_calcium_hdf5",
+    "stack_sessions",
 ]
 
 _NWB_HINT = "Reading NWB files needs pynwb: pip install 'neuro[nwb]' (or pip install pynwb)."
@@ -299,6 +305,188 @@ def align_animals(
             )
         out[a, [index[str(v)] for v in lab]] = t
     return out, union
+
+
+def _session(i: int, session, labels, sampling_rate) -> tuple:
+    """One session as ``(traces (cells, frames), labels, rate, epochs, name or None)``."""
+    if isinstance(session, (str, os.PathLike)):
+        path = Path(session)
+        data = load_calcium(path, sampling_rate=sampling_rate, neuron_labels=labels)
+        name = path.stem
+    elif isinstance(session, CalciumData):
+        data, name = session, None
+    else:
+        x = check_array(f"sessions[{i}]", session, finite=False, dtype=np.float64)
+        if x.ndim == 3 and x.shape[0] == 1:
+            x = x[0]
+        if x.ndim != 2:
+            raise InputError(
+                f"sessions[{i}] must be a CalciumData, a traces file or an array (cells, frames) "
+                f"of one session; got an array of shape {x.shape}."
+            )
+        if labels is None:
+            raise InputError(
+                f"sessions[{i}] is an array without cell labels; give labels= (one sequence of "
+                "registered cell ids per session, in the order of its rows)."
+            )
+        if sampling_rate is None:
+            raise InputError(
+                f"sessions[{i}] is an array without a sampling rate; give sampling_rate (Hz)."
+            )
+        if len(labels) != len(x):
+            raise InputError(
+                f"labels[{i}] has {len(labels)} entries but session {i} has {len(x)} cells; "
+                "give one registered id per row."
+            )
+        data, name = CalciumData(x[None], sampling_rate, labels), None
+    if data.shape[0] != 1:
+        raise InputError(
+            f"sessions[{i}] holds {data.shape[0]} animals; stack_sessions stacks sessions of ONE "
+            "animal, one recording each (select one with data.traces[[a]])."
+        )
+    cells = [str(c) for c in (labels if labels is not None else data.neuron_labels)]
+    if len(cells) != data.shape[1]:
+        raise InputError(
+            f"labels[{i}] has {len(cells)} entries but session {i} has {data.shape[1]} cells; "
+            "give one registered id per row."
+        )
+    x = data.traces[0]
+    kept = ~np.isnan(x).all(axis=1)  # a NaN row: the cell was not found in this session
+    cells = [c for c, k in zip(cells, kept, strict=True) if k]
+    return x[kept], cells, data.sampling_rate, data.epochs, name or data.animal_ids[0]
+
+
+def stack_sessions(
+    sessions: Sequence,
+    labels: Sequence[Sequence[str]] | None = None,
+    sampling_rate: float | None = None,
+    session_ids: Sequence[str] | None = None,
+    truncate: bool = False,
+    epochs: Sequence | None = None,
+) -> CalciumData:
+    """Stack sessions of ONE animal on the animal axis, cells aligned by registered label.
+
+    The connectome (:mod:`neuro.connectome`) needs cell ``i`` to be the same
+    cell on every row of the animal axis. In a mouse, cells are identified
+    within one animal by registering them across sessions (e.g. CellReg or
+    ROICaT ids); this function puts those sessions on the animal axis of one
+    :class:`CalciumData`, each row one registered cell: the union of the
+    sessions' labels, in order of first appearance, with a NaN row where a
+    cell was not found in a session. Cells of different animals cannot be
+    stacked this way (fit them one animal at a time:
+    :func:`neuro.connectome.stability.fit_per_animal`).
+
+    Parameters
+    ----------
+    sessions : sequence of CalciumData, paths or arrays
+        One recording per session: a :class:`CalciumData` of one animal, a
+        traces file read by :func:`load_calcium` (e.g. one ``.h5`` or ``.npz``
+        per session, its ``neuron_labels`` the registered ids), or an array
+        ``(n_cells, n_frames)``. At least one session.
+    labels : sequence of sequences of str, optional
+        The registered cell id of each session's rows (one sequence per
+        session); required for arrays and ``.npy`` files, and replacing the
+        stored labels of the others when given.
+    sampling_rate : float, optional
+        Hz, for arrays and ``.npy`` files. All sessions must have the same rate.
+    session_ids : sequence of str, optional
+        Ids of the sessions (the ``animal_ids`` of the result); default the
+        file names without suffix (for paths), else the sessions' animal ids,
+        when these are distinct, else ``"session0", "session1", ...``.
+    truncate : bool, default=False
+        Sessions of different lengths are refused unless True; then every
+        session is cut to the shortest one (its first frames are kept) with a
+        :class:`CalciumDataWarning` saying how many frames were dropped.
+    epochs : sequence of Epoch or (name, start_s, stop_s), optional
+        Epochs of the result (the animal axis shares one clock). Default: the
+        sessions' epochs when every session has the same ones; sessions with
+        different epochs are refused (give ``epochs``, or ``epochs=()``).
+
+    Returns
+    -------
+    CalciumData
+        ``(n_sessions, n_cells, n_frames)`` on the union of the sessions' cells
+        (a cell that is a NaN row in every session is left out).
+
+    Raises
+    ------
+    InputError
+        No session; a session of several animals; an array without labels or
+        sampling rate; labels of the wrong length; different sampling rates;
+        different lengths (without ``truncate``) or epochs; fewer than 2 cells
+        found in every session (the sessions share no registered cells: check
+        that the labels are registration ids, not per-session ROI numbers).
+
+    Examples
+    --------
+    >>> day1 = np.random.default_rng(0).random((3, 40))
+    >>> day2 = np.random.default_rng(1).random((3, 40))
+    >>> data = stack_sessions([day1, day2], labels=[["c1", "c2", "c3"], ["c2", "c3", "c4"]],
+    ...                       sampling_rate=10.0)
+    >>> data.shape, data.neuron_labels, data.animal_ids
+    ((2, 4, 40), ('c1', 'c2', 'c3', 'c4'), ('session0', 'session1'))
+    >>> data.missing.astype(int).tolist()
+    [[0, 0, 0, 1], [1, 0, 0, 0]]
+    """
+    if isinstance(sessions, (str, os.PathLike, np.ndarray, CalciumData)):
+        sessions = [sessions]
+    sessions = list(sessions)
+    if not sessions:
+        raise InputError("sessions must hold at least one session; got none.")
+    if labels is not None and len(labels) != len(sessions):
+        raise InputError(
+            f"labels must have one sequence per session; got {len(labels)} for "
+            f"{len(sessions)} sessions."
+        )
+    if sampling_rate is not None:
+        sampling_rate = check_float(
+            "sampling_rate", sampling_rate, minimum=0.0, strict_minimum=True
+        )
+    read = [
+        _session(i, s, None if labels is None else labels[i], sampling_rate)
+        for i, s in enumerate(sessions)
+    ]
+    traces, cells, rates, session_epochs, names = (list(v) for v in zip(*read, strict=True))
+    if not np.allclose(rates, rates[0], rtol=1e-6, atol=0.0):
+        raise InputError(
+            f"the sessions have different sampling rates: {rates} Hz; resample them to one rate "
+            "first."
+        )
+    lengths = [t.shape[1] for t in traces]
+    if len(set(lengths)) > 1:
+        if not truncate:
+            raise InputError(
+                f"the sessions have different numbers of frames: {lengths}; crop them to one "
+                "length, or pass truncate=True to keep the first min(...) frames of each."
+            )
+        shortest = min(lengths)
+        warnings.warn(
+            f"sessions cut to their shortest length, {shortest} frames: dropped "
+            f"{[n - shortest for n in lengths]} frames at the end of each.",
+            CalciumDataWarning,
+            stacklevel=2,
+        )
+        traces = [t[:, :shortest] for t in traces]
+    common = set(cells[0]).intersection(*cells[1:])
+    if len(common) < 2:
+        raise InputError(
+            f"the sessions share {len(common)} registered cell(s) found in every session; at "
+            "least 2 are needed. Check that labels are registration ids shared across sessions "
+            "(not per-session ROI numbers), or drop the sessions that share none."
+        )
+    if epochs is None:
+        if any(e != session_epochs[0] for e in session_epochs[1:]):
+            raise InputError(
+                "the sessions have different epochs; the stacked sessions share one clock: give "
+                "epochs= (the epochs of all sessions), or epochs=() for none."
+            )
+        epochs = session_epochs[0]
+    if session_ids is None:
+        session_ids = [f"session{i}" for i in range(len(sessions))]
+        if len(set(names)) == len(names):
+            session_ids = names
+    aligned, union = align_animals(traces, cells)
+    return CalciumData(aligned, rates[0], union, session_ids, epochs)
 
 
 # ----------------------------------------------------------------------------- writers/readers
