@@ -90,7 +90,13 @@ def _estimators():
             device="cpu",
         ),
         DynamicConnectome(
-            rank=1, bin_size=2, n_restarts=1, n_iter_max=20, max_blocks=2, device="cpu"
+            rank=1,
+            bin_size=2,
+            sampling_rate=1.0,
+            n_restarts=1,
+            n_iter_max=20,
+            max_blocks=2,
+            device="cpu",
         ),
         ImpairmentDiagnoser(classifier="lda"),
     ]

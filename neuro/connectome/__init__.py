@@ -3,10 +3,10 @@
 - :mod:`neuro.connectome.affinity`: the derivative-based pairwise affinity per
   time point (and a correlation baseline), batched over pairs in torch, into a
   ``(time bins, animals, pairs)`` tensor: :func:`affinity_tensor`;
-- :mod:`neuro.connectome.ntf`: non-negative CP of that tensor with tensorly
-  (HALS or multiplicative updates, numpy or pytorch backend), rank selection
-  from error and stability (:func:`select_rank`), and the estimator
-  :class:`DynamicConnectome`;
+- :mod:`neuro.connectome.ntf`: non-negative CP of that tensor (HALS or
+  multiplicative updates; the package's torch solver, :mod:`neuro.connectome.hals`,
+  float32 on any device, or tensorly's), rank selection from error and
+  stability (:func:`select_rank`), and the estimator :class:`DynamicConnectome`;
 - :mod:`neuro.connectome.communities`: each component as a weighted networkx
   graph, partitioned by a weighted stochastic block model chosen by exact ICL
   (:mod:`neuro.connectome.sbm`; networkx Louvain as an option):
@@ -15,6 +15,9 @@
   model found as a :class:`neuro.results.Result` (``model.report()``);
 - :mod:`neuro.connectome.groundtruth`: :func:`evaluate_recovery`, the
   recovery of a simulation's planted communities, epochs and animals;
+- :mod:`neuro.connectome.stability`: :func:`split_half_stability` (refits on
+  halves of the animals) and :func:`fit_per_animal` (cells not matched
+  across animals);
 - :mod:`neuro.connectome.plots`: factors with epochs, sorted affinity
   matrices, network drawings, rank-selection figure.
 
@@ -59,6 +62,7 @@ from neuro.connectome.sbm import (
     fit_weighted_sbm,
     sbm_icl,
 )
+from neuro.connectome.stability import SplitHalfStability, fit_per_animal, split_half_stability
 
 __all__ = [
     "ComponentCommunities",
@@ -67,6 +71,7 @@ __all__ = [
     "NTFResult",
     "RankSelection",
     "SBMFit",
+    "SplitHalfStability",
     "adjusted_rand",
     "affinity_tensor",
     "bootstrap_stability",
@@ -81,6 +86,7 @@ __all__ = [
     "factor_match_score",
     "find_communities",
     "fit_ntf",
+    "fit_per_animal",
     "fit_sbm",
     "fit_weighted_sbm",
     "pair_index",
@@ -88,5 +94,6 @@ __all__ = [
     "partition",
     "sbm_icl",
     "select_rank",
+    "split_half_stability",
     "write_graphml",
 ]

@@ -12,6 +12,15 @@ factor and community tables (``time_factors.csv``, ``animal_factors.csv``,
 GraphML graph per component, the figures (``figures/factors.png``,
 ``affinity_matrices.png``, ``networks.png``, ``rank_selection.png``), and the
 fitted model (``model.pt``; ``DynamicConnectome.load`` reads it).
+
+The method needs identified cells: neuron ``i`` is the same cell in every
+animal (or registered sessions of one animal stacked on the animal axis:
+:func:`data_loaders.calcium.stack_sessions`). ``--split-half N`` refits on N
+random halves of the animals and writes how well the halves agree
+(:func:`~neuro.connectome.stability.split_half_stability`, in
+``split_half/``); ``--per-animal`` fits each animal alone instead, for cells
+that cannot be matched across animals (one report per animal in
+``animal-<id>/``).
 """
 
 from __future__ import annotations
@@ -78,14 +87,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="derivative",
         help="pairwise affinity of the traces",
     )
-    parser.add_argument("--bin-size", type=int, default=20, help="steps per time bin")
+    parser.add_argument(
+        "--bin-size",
+        type=float,
+        default=2.0,
+        help="seconds per time bin (a warning suggests a longer one when bins hold too few events)",
+    )
     parser.add_argument(
         "--method", choices=("hals", "mu"), default="hals", help="NTF solver (tensorly)"
     )
     parser.add_argument(
-        "--backend", choices=("numpy", "pytorch"), default="numpy", help="tensorly backend"
+        "--backend",
+        choices=("torch", "numpy", "pytorch"),
+        default="torch",
+        help="NTF solver: the package's torch HALS (float32, on --device), or tensorly's on "
+        "its numpy or pytorch backend",
     )
-    parser.add_argument("--n-iter", type=int, default=300, help="NTF iterations")
+    parser.add_argument(
+        "--n-iter", type=int, default=1000, help="most NTF iterations (stops once converged)"
+    )
     parser.add_argument("--restarts", type=int, default=3, help="random restarts per rank")
     parser.add_argument(
         "--communities",
@@ -108,6 +128,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="refits on noisier copies for each partition's stability score (0: none)",
     )
+    parser.add_argument(
+        "--split-half",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also refit on N random halves of the animals and report their agreement (0: no)",
+    )
+    parser.add_argument(
+        "--per-animal",
+        action="store_true",
+        help="fit each animal alone (cells not matched across animals): one report per animal",
+    )
     parser.add_argument("--noise", type=float, default=0.3, help="simulated noise sd")
     parser.add_argument("--animals", type=int, default=4, help="simulated animals")
     parser.add_argument(
@@ -127,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
     check_int("--n-iter", args.n_iter, minimum=1)
     check_int("--restarts", args.restarts, minimum=1)
     check_int("--stability-bootstraps", args.stability_bootstraps, minimum=0)
+    check_int("--split-half", args.split_half, minimum=0)
     truth = None
     if args.traces:
         path = check_file("--traces", args.traces, suffixes=TRACE_SUFFIXES)
@@ -134,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         sim = _simulate(args)
         data, truth = sim.data, sim.truth
-    model = DynamicConnectome(
+    params = dict(
         rank=args.rank,
         ranks=tuple(args.ranks),
         affinity=args.affinity,
@@ -149,7 +182,10 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         random_state=args.seed,
         verbose=max(0, args.verbose - 1),
-    ).fit(data)
+    )
+    if args.per_animal:
+        return _per_animal(data, params, args)
+    model = DynamicConnectome(**params).fit(data)
     described = {
         "source": str(args.traces) if args.traces else "simulated",
         "shape": list(data.shape),
@@ -161,5 +197,30 @@ def run(args: argparse.Namespace) -> int:
     model.save(args.out / "model.pt", overwrite=True)
     print(f"neuro connectome: traces {data.shape}")
     print(report.format_table())
+    if args.split_half:
+        from neuro.connectome.stability import split_half_stability
+
+        halves = split_half_stability(data, n_splits=args.split_half, model=model)
+        halves.save(args.out / "split_half", overwrite=True, figures=not args.no_figures)
+        print(halves.format_table())
+    print(f"  written to {args.out}")
+    return 0
+
+
+def _per_animal(data, params: dict, args: argparse.Namespace) -> int:
+    """``--per-animal``: one model and report per animal, in ``animal-<id>/``."""
+    from neuro.connectome.stability import fit_per_animal
+
+    print(f"neuro connectome: traces {data.shape}, each animal fitted alone")
+    for model in fit_per_animal(data, **params):
+        name = model.animal_ids_[0]
+        folder = args.out / f"animal-{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}"
+        model.report(data={"animal": name, "neurons": len(model.neuron_labels_)}).save(
+            folder, overwrite=True, figures=not args.no_figures
+        )
+        model.save(folder / "model.pt", overwrite=True)
+        print(f"{name}: {len(model.neuron_labels_)} neurons, rank {model.rank_}, relative error "
+              f"{model.reconstruction_error_:.4f}, communities "
+              f"{[int(c.labels.max()) + 1 for c in model.communities_]}")  # fmt: skip
     print(f"  written to {args.out}")
     return 0

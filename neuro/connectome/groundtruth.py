@@ -93,7 +93,7 @@ def evaluate_recovery(model, truth) -> dict[str, Any]:
     ind = truth.pair_indicator().astype(float)
     ind /= np.linalg.norm(ind, axis=1, keepdims=True)
     cong = ind @ (model.pair_factors_ / np.linalg.norm(model.pair_factors_, axis=0))
-    n_bins, b = model.time_factors_.shape[0], model.bin_size
+    n_bins, b = model.time_factors_.shape[0], model.bin_frames_
     steps = truth.active[:, :-1]
     pad = n_bins * b - steps.shape[1]
     act = np.pad(steps.astype(float), ((0, 0), (0, pad))).reshape(len(steps), n_bins, b).mean(-1)

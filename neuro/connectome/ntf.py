@@ -1,4 +1,4 @@
-"""Non-negative tensor factorisation (NTF) of the affinity tensor, with tensorly.
+"""Non-negative tensor factorisation (NTF) of the affinity tensor.
 
 The tensor ``X`` of shape ``(time bins, animals, pairs)`` (see
 :func:`neuro.connectome.affinity.affinity_tensor`) is approximated by a
@@ -11,21 +11,26 @@ where, for component ``r``, ``P[:, r]`` says which neuron pairs interact,
 to unit Euclidean norm, the scale kept in ``w``, and components are sorted by
 ``w``.
 
-Solvers: tensorly's ``non_negative_parafac_hals`` (HALS, the default) or
-``non_negative_parafac`` (multiplicative updates, ``method="mu"``), on tensorly's
-``"numpy"`` or ``"pytorch"`` backend. The backend is set only inside
-``tensorly.backend_context`` (thread-local), so the caller's backend is never
-changed.
+Solvers: HALS (the default) or multiplicative updates (``method="mu"``).
+``backend="torch"`` (the default) is the package's own solver
+(:mod:`neuro.connectome.hals`): float32 by default, on any torch device
+(``device="auto"`` takes a GPU when there is one), the tensor held once (with
+float32, half the size of a float64 copy) and two products with it per
+iteration. ``"numpy"`` and ``"pytorch"`` run tensorly's
+``non_negative_parafac_hals`` / ``non_negative_parafac`` on that tensorly
+backend instead (the reference the torch solver is checked against; the
+backend is set only inside ``tensorly.backend_context``, so the caller's
+backend is never changed).
 
 Missing entries (pairs with a neuron not recorded in an animal, NaN in the
 tensor) are not data: with ``missing="em"`` (default) they are imputed by the
-model itself, i.e. the fit minimises the error on the observed entries only.
-For ``method="mu"`` this is tensorly's masked update (``mask=``); HALS has no
-mask, so the HALS fit alternates blocks of ``em_block`` HALS iterations
-(warm-started) with refilling the missing entries by the current
-reconstruction (expectation-maximisation). ``missing="zero"`` treats them as
-zero affinity instead (biases the animal factor of animals with missing
-neurons downward). The number of missing entries is reported.
+model itself, i.e. the fit minimises the error on the observed entries only:
+the fit alternates blocks of ``em_block`` iterations with refilling the
+missing entries by the current reconstruction (expectation-maximisation;
+tensorly's multiplicative update takes the mask directly).
+``missing="zero"`` treats them as zero affinity instead (biases the animal
+factor of animals with missing neurons downward). The number of missing
+entries is reported.
 
 Rank selection (:func:`select_rank`): for each candidate rank, ``n_restarts``
 fits from random starts; the *error* is the relative reconstruction error on
@@ -34,22 +39,32 @@ observed entries, ``||X - X_hat|| / ||X||``, of the best restart, and the
 other restarts with the best one. The selected rank is the largest rank
 reached by increasing the rank while each step is stable
 (``stability >= stability_threshold``) and lowers the error by at least
-``min_gain``.
+``min_gain``. Ranks above the first one that fails are not fitted
+(``early_stop=True``, the default): they cannot be selected. All the fits of
+one selection share one copy of the tensor on the device.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import tensorly as tl
+import torch
 from scipy.optimize import linear_sum_assignment
 from tensorly.decomposition import non_negative_parafac, non_negative_parafac_hals
 
-from neuro._validation import check_array, check_choice, check_float, check_int, check_n_features
+from neuro._validation import (
+    check_array,
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    check_n_features,
+)
 from neuro.base import NeuroEstimator
 from neuro.errors import InputError
 from neuro.results import Result
@@ -68,7 +83,20 @@ __all__ = [
 ]
 
 METHODS = ("hals", "mu")
-BACKENDS = ("numpy", "pytorch")
+BACKENDS = ("torch", "numpy", "pytorch")
+DTYPES = ("float32", "float64")
+# fit_ntf's settings other than tensor, rank and device, with their defaults
+_FIT_DEFAULTS = dict(
+    method="hals",
+    n_iter_max=200,
+    tol=1e-8,
+    init="random",
+    random_state=0,
+    backend="torch",
+    missing="em",
+    em_block=10,
+    dtype="float32",
+)
 
 
 @dataclass
@@ -94,7 +122,7 @@ class NTFResult:
     error: float
     n_missing: int = 0
     method: str = "hals"
-    backend: str = "numpy"
+    backend: str = "torch"
 
     @property
     def rank(self) -> int:
@@ -145,11 +173,23 @@ def _normalise(weights, factors):
     return w[order], [np.ascontiguousarray(f[:, order]) for f in factors]
 
 
-def _error(x, observed, weights, factors) -> float:
+def _error(x, weights, factors) -> float:
+    """Relative error ``||X - X_hat|| / ||X||`` over the observed (non-NaN) entries of ``x``.
+
+    Computed over blocks of time bins, so memory stays bounded whatever the
+    tensor's size.
+    """
     t, a, p = factors
-    model = np.einsum("r,tr,ar,pr->tap", weights, t, a, p)
-    diff = np.where(observed, x - model, 0.0)
-    return float(np.linalg.norm(diff) / max(np.linalg.norm(np.where(observed, x, 0.0)), 1e-300))
+    ap = (a[:, None, :] * p[None, :, :]) * np.asarray(weights)  # (animals, pairs, r)
+    step = max(1, 2**22 // max(1, a.shape[0] * p.shape[0]))
+    num = den = 0.0
+    for t0 in range(0, x.shape[0], step):
+        block = np.asarray(x[t0 : t0 + step], dtype=np.float64)
+        observed = ~np.isnan(block)
+        model = np.einsum("tr,apr->tap", t[t0 : t0 + step], ap)
+        num += float(np.square(np.where(observed, block - model, 0.0)).sum())
+        den += float(np.square(np.where(observed, block, 0.0)).sum())
+    return float(np.sqrt(num) / max(np.sqrt(den), 1e-300))
 
 
 @contextlib.contextmanager
@@ -166,36 +206,45 @@ def fit_ntf(
     tol: float = 1e-8,
     init: str = "random",
     random_state: int | None = 0,
-    backend: str = "numpy",
+    backend: str = "torch",
     device: str = "cpu",
     missing: str = "em",
     em_block: int = 10,
+    dtype: str = "float32",
 ) -> NTFResult:
     """Fit a non-negative CP model to a ``(time, animals, pairs)`` tensor.
 
     Parameters
     ----------
     tensor : array of shape (n_bins, n_animals, n_pairs)
-        Non-negative; NaN marks missing entries.
+        Non-negative; NaN marks missing entries. Never modified.
     rank : int
         Number of components, ``1 <= rank <= min(n_bins, n_pairs)``.
     method : {"hals", "mu"}, default="hals"
-        tensorly's HALS or multiplicative updates.
+        Hierarchical alternating least squares or multiplicative updates.
     n_iter_max : int, default=200
         Iterations (sweeps over the three factors).
     tol : float, default=1e-8
-        Stop when the relative error changes by less than this (0 = never
-        stop early, and no per-iteration error is computed).
+        Stop when the relative error changes by less than this (torch
+        backend: over ``em_block`` iterations; tensorly: between iterations;
+        0 = never stop early). With ``dtype="float32"`` values below 1e-6
+        act as 1e-6 (the error is not known more precisely).
     init : {"random", "svd"}, default="random"
     random_state : int or None, default=0
-    backend : {"numpy", "pytorch"}, default="numpy"
-        tensorly backend, set only for this call.
+    backend : {"torch", "numpy", "pytorch"}, default="torch"
+        ``"torch"``: the package's solver (:mod:`neuro.connectome.hals`);
+        ``"numpy"``/``"pytorch"``: tensorly's, on that tensorly backend.
     device : str, default="cpu"
-        Torch device for the pytorch backend ("auto" allowed).
+        Torch device of the ``"torch"`` and ``"pytorch"`` backends ("auto"
+        allowed: a GPU when there is one).
     missing : {"em", "zero"}, default="em"
         How NaN entries are handled (see the module docstring).
     em_block : int, default=10
-        HALS iterations between refills of missing entries (``missing="em"``).
+        Iterations between refills of missing entries (``missing="em"``) and,
+        for the torch backend, between convergence checks.
+    dtype : {"float32", "float64"}, default="float32"
+        Working precision of the ``"torch"`` backend (tensorly's backends
+        work in float64).
 
     Returns
     -------
@@ -210,25 +259,82 @@ def fit_ntf(
     >>> res.factors[0].shape, res.error < 0.01
     ((9, 2), True)
     """
+    args = _check_fit_args(
+        tensor, rank, method, n_iter_max, tol, init, random_state, backend, missing, em_block, dtype
+    )
+    solver = {k: args[k] for k in _SOLVER_ARGS}
+    if args["backend"] == "torch":
+        ws = _workspace(args["x"], device, dtype, missing)
+        return _fit_torch(ws, args["rank"], **solver)
+    return _fit_tensorly(
+        args["x"], args["rank"], backend=backend, device=device, missing=missing, **solver
+    )
+
+
+def _check_fit_args(
+    tensor, rank, method, n_iter_max, tol, init, random_state, backend, missing, em_block, dtype
+) -> dict:
+    check_choice("backend", backend, BACKENDS)
     x = check_array(
         "tensor",
         tensor,
         ndim=3,
         shape_hint="(n_bins, n_animals, n_pairs)",
         finite=False,
-        dtype=np.float64,
+        dtype=None if backend == "torch" else np.float64,  # no float64 copy for torch
     )
-    if np.isinf(x).any():
-        raise InputError("tensor holds infinite values; only NaN may mark missing entries.")
     rank = check_rank(rank, x.shape)
     check_choice("method", method, METHODS)
-    check_choice("backend", backend, BACKENDS)
     check_choice("missing", missing, ("em", "zero"))
     check_choice("init", init, ("random", "svd"))
-    n_iter_max = check_int("n_iter_max", n_iter_max, minimum=1)
-    tol = check_float("tol", tol, minimum=0.0)
-    em_block = check_int("em_block", em_block, minimum=1)
-    random_state = check_int("random_state", random_state, allow_none=True)
+    check_choice("dtype", dtype, DTYPES)
+    return dict(
+        x=x,
+        rank=rank,
+        method=method,
+        n_iter_max=check_int("n_iter_max", n_iter_max, minimum=1),
+        tol=check_float("tol", tol, minimum=0.0),
+        init=init,
+        random_state=check_int("random_state", random_state, allow_none=True),
+        backend=backend,
+        em_block=check_int("em_block", em_block, minimum=1),
+        missing=missing,
+        dtype=dtype,
+    )
+
+
+_SOLVER_ARGS = ("method", "n_iter_max", "tol", "init", "random_state", "em_block")
+
+
+def _workspace(x, device, dtype, missing):
+    from neuro.connectome.hals import TensorWorkspace
+
+    torch_dtype = torch.float32 if dtype == "float32" else torch.float64
+    return TensorWorkspace(x, device=resolve_device(device), dtype=torch_dtype, missing=missing)
+
+
+def _fit_torch(ws, rank, method, n_iter_max, tol, init, random_state, em_block) -> NTFResult:
+    from neuro.connectome.hals import cp_nonneg
+
+    factors, err, _ = cp_nonneg(
+        ws,
+        rank,
+        method=method,
+        n_iter_max=n_iter_max,
+        tol=tol,
+        init=init,
+        random_state=random_state,
+        em_block=em_block,
+    )
+    weights, factors = _normalise(np.ones(rank), factors)
+    return NTFResult(weights, factors, float(err), ws.n_missing, method, "torch")
+
+
+def _fit_tensorly(
+    x, rank, method, n_iter_max, tol, init, random_state, backend, em_block, device, missing
+) -> NTFResult:
+    if np.isinf(x).any():
+        raise InputError("tensor holds infinite values; only NaN may mark missing entries.")
     observed = np.isfinite(x)
     if (x[observed] < 0).any():
         raise InputError("tensor must be non-negative (affinities are >= 0); it holds negatives.")
@@ -270,7 +376,7 @@ def fit_ntf(
         weights = tl.to_numpy(cp.weights)
         factors = [tl.to_numpy(f) for f in cp.factors]
     weights, factors = _normalise(weights, factors)
-    err = _error(np.where(observed, x, 0.0), observed, weights, factors)
+    err = _error(x, weights, factors)
     return NTFResult(weights, factors, err, n_missing, method, backend)
 
 
@@ -378,6 +484,7 @@ def select_rank(
     min_gain: float = 0.01,
     random_state: int = 0,
     verbose: int = 0,
+    early_stop: bool = True,
     **fit_kwargs,
 ) -> RankSelection:
     """Choose the NTF rank from reconstruction error and stability across restarts.
@@ -394,8 +501,14 @@ def select_rank(
         Least decrease of the relative error for a step up in rank to be worth it.
     random_state : int, default=0
     verbose : int, default=0
+    early_stop : bool, default=True
+        Stop at the first rank that is unstable or gains too little: the
+        ranks above it cannot be selected, so they are not fitted (and not in
+        the table). False fits every candidate.
     **fit_kwargs
-        Passed to :func:`fit_ntf` (``method``, ``n_iter_max``, ``backend``, ...).
+        Passed to :func:`fit_ntf` (``method``, ``n_iter_max``, ``backend``,
+        ``device``, ...). With the torch backend all fits share one copy of
+        the tensor on the device.
 
     Returns
     -------
@@ -421,35 +534,56 @@ def select_rank(
         )
     for r in ranks:
         check_rank(r, shape)
+    early_stop = check_bool("early_stop", early_stop)
+    args = _check_fit_args(
+        tensor,
+        ranks[0],
+        **{**_FIT_DEFAULTS, **{k: v for k, v in fit_kwargs.items() if k in _FIT_DEFAULTS}},
+    )
+    unknown = sorted(set(fit_kwargs) - set(_FIT_DEFAULTS) - {"device"})
+    if unknown:
+        raise InputError(
+            f"select_rank got unknown argument(s) {unknown}; fit_ntf takes {sorted(_FIT_DEFAULTS)}"
+            " and device."
+        )
+    ws = None
+    if args["backend"] == "torch":  # one copy of the tensor for every fit
+        ws = _workspace(args["x"], fit_kwargs.get("device", "cpu"), args["dtype"], args["missing"])
     table, fits = [], {}
+    chosen = ranks[0]
     bar = progress(total=len(ranks) * n_restarts, desc="rank selection", verbose=verbose)
     for r in ranks:
         runs = []
         for k in range(n_restarts):
-            runs.append(fit_ntf(tensor, r, random_state=random_state + 1000 * r + k, **fit_kwargs))
+            seed = random_state + 1000 * r + k
+            if ws is not None:
+                solver = {n: args[n] for n in _SOLVER_ARGS if n != "random_state"}
+                runs.append(_fit_torch(ws, r, random_state=seed, **solver))
+            else:
+                runs.append(fit_ntf(args["x"], r, random_state=seed, **fit_kwargs))
             bar.update(1)
         errors = np.array([f.error for f in runs])
         best = runs[int(np.argmin(errors))]
         others = [f for f in runs if f is not best]
         stability = float(np.mean([factor_match_score(best, f) for f in others]))
         fits[r] = best
-        table.append(
-            {
-                "rank": r,
-                "error": float(errors.min()),
-                "error_mean": float(errors.mean()),
-                "error_sd": float(errors.std()),
-                "stability": stability,
-                "n_restarts": n_restarts,
-            }
-        )
+        row = {
+            "rank": r,
+            "error": float(errors.min()),
+            "error_mean": float(errors.mean()),
+            "error_sd": float(errors.std()),
+            "stability": stability,
+            "n_restarts": n_restarts,
+        }
+        if table:
+            ok = stability >= stability_threshold and table[-1]["error"] - row["error"] >= min_gain
+            if ok and chosen == table[-1]["rank"]:
+                chosen = r
+            elif early_stop:
+                table.append(row)
+                break
+        table.append(row)
     bar.close()
-    chosen = ranks[0]
-    for prev, row in itertools.pairwise(table):
-        if row["stability"] >= stability_threshold and prev["error"] - row["error"] >= min_gain:
-            chosen = row["rank"]
-        else:
-            break
     return RankSelection(table, chosen, fits)
 
 
@@ -505,15 +639,31 @@ class DynamicConnectome(NeuroEstimator):
     ranks : sequence of int, default=(2, 3, 4, 5)
         Candidates when ``rank=None``.
     affinity : {"derivative", "correlation"}, default="derivative"
-    bin_size : int, default=20
-        Steps averaged per time bin of the tensor.
+    bin_size : float, default=2.0
+        Length of a time bin of the tensor, in seconds (as ``bin_size``
+        everywhere in the package); it becomes ``round(bin_size *
+        sampling_rate)`` frames (``bin_frames_``). The affinity shows a
+        community only where a bin holds events its members share: ``fit``
+        warns when the median neuron has fewer than 0.1 events per bin and
+        suggests a length (:func:`~neuro.connectome.affinity.check_bins`;
+        ``bin_check_``).
+    sampling_rate : float or None, default=None
+        Frames per second. A :class:`~data_loaders.calcium.CalciumData`
+        carries its own; arrays need it (a frame count as ``bin_size`` with
+        ``sampling_rate=1`` works too).
     smooth : float, default=1.0
         Gaussian smoothing sd (frames) of the derivative affinity.
     scale : float, default=50.0
         Saturation constant ``c`` of the derivative affinity.
     method : {"hals", "mu"}, default="hals"
-    backend : {"numpy", "pytorch"}, default="numpy"
-    n_iter_max : int, default=300
+    backend : {"torch", "numpy", "pytorch"}, default="torch"
+        The NTF solver (see :func:`fit_ntf`): the package's torch solver in
+        float32 on ``device``, or tensorly's on its numpy or pytorch backend.
+    n_iter_max : int, default=1000
+        Most NTF iterations per fit; the torch solver stops earlier once the
+        error has settled (``tol``). The error settles long before the pair
+        factors do: at 300 iterations borderline neurons of a planted
+        community could still land on either side of its SBM partition.
     tol : float, default=1e-8
     n_restarts : int, default=4
         Random restarts: the best (lowest error) fit is kept, and with
@@ -540,10 +690,12 @@ class DynamicConnectome(NeuroEstimator):
         (``communities_[r].stability``, in the report); 0 skips it. A
         partition with more than one community and a stability below 0.8
         warns.
-    pair_batch_size : int, default=2048
-        Neuron pairs processed at once when computing affinities.
+    pair_batch_size : int or "auto", default="auto"
+        Neuron pairs processed at once when computing affinities; ``"auto"``
+        bounds the work memory whatever the recording's length
+        (:func:`~neuro.connectome.affinity.auto_pair_batch_size`).
     device : str, default="auto"
-        Torch device for affinities (and the pytorch backend).
+        Torch device for affinities and the NTF (torch and pytorch backends).
     random_state : int, default=0
         Seed of the NTF restarts (restart ``k`` uses ``random_state + k``) and
         of the community search.
@@ -567,7 +719,15 @@ class DynamicConnectome(NeuroEstimator):
     reconstruction_error_ : float
     n_missing_entries_ : int
     bin_times_ : ndarray of shape (n_bins,)
-        Centre of each bin, seconds (frames if no sampling rate is known).
+        Centre of each bin, seconds.
+    bin_frames_ : int
+        Frames per bin (``bin_size`` seconds at ``sampling_rate_``).
+    sampling_rate_ : float
+        Frames per second used.
+    bin_check_ : dict
+        The events-per-bin check (fields of
+        :class:`~neuro.connectome.affinity.BinCheck`: ``events_per_bin``,
+        ``suggested_bin_size`` in frames, ``too_short``, ...).
     epochs_ : list of Epoch
     n_features_in_ : int
         Frames per trace (the last axis; scikit-learn's features of a 2-D
@@ -596,12 +756,13 @@ class DynamicConnectome(NeuroEstimator):
         rank: int | None = None,
         ranks=(2, 3, 4, 5),
         affinity: str = "derivative",
-        bin_size: int = 20,
+        bin_size: float = 2.0,
+        sampling_rate: float | None = None,
         smooth: float = 1.0,
         scale: float = 50.0,
         method: str = "hals",
-        backend: str = "numpy",
-        n_iter_max: int = 300,
+        backend: str = "torch",
+        n_iter_max: int = 1000,
         tol: float = 1e-8,
         n_restarts: int = 4,
         missing: str = "em",
@@ -610,7 +771,7 @@ class DynamicConnectome(NeuroEstimator):
         max_blocks: int | None = None,
         sbm_model: str = "auto",
         n_bootstrap: int = 5,
-        pair_batch_size: int = 2048,
+        pair_batch_size: int | str = "auto",
         device: str = "auto",
         random_state: int = 0,
         verbose: int = 0,
@@ -619,6 +780,7 @@ class DynamicConnectome(NeuroEstimator):
         self.ranks = ranks
         self.affinity = affinity
         self.bin_size = bin_size
+        self.sampling_rate = sampling_rate
         self.smooth = smooth
         self.scale = scale
         self.method = method
@@ -642,7 +804,10 @@ class DynamicConnectome(NeuroEstimator):
         if self.rank is None:
             check_ranks(self.ranks)
         check_choice("affinity", self.affinity, AFFINITY_NAMES)
-        check_int("bin_size", self.bin_size, minimum=1)
+        check_float("bin_size", self.bin_size, minimum=0.0, strict_minimum=True)
+        check_float(
+            "sampling_rate", self.sampling_rate, minimum=0.0, strict_minimum=True, allow_none=True
+        )
         check_float("smooth", self.smooth, minimum=0.0)
         check_float("scale", self.scale, minimum=0.0, strict_minimum=True)
         check_choice("method", self.method, METHODS)
@@ -656,18 +821,51 @@ class DynamicConnectome(NeuroEstimator):
         check_int("max_blocks", self.max_blocks, minimum=1, allow_none=True)
         check_choice("sbm_model", self.sbm_model, ("auto", "dc", "plain"))
         check_int("n_bootstrap", self.n_bootstrap, minimum=0)
-        check_int("pair_batch_size", self.pair_batch_size, minimum=1)
+        if self.pair_batch_size != "auto":
+            check_int("pair_batch_size", self.pair_batch_size, minimum=1)
         check_int("random_state", self.random_state)
         check_int("verbose", self.verbose, minimum=0)
         resolve_device(self.device)
 
-    def _tensor(self, x: np.ndarray) -> np.ndarray:
+    def _rate(self, traces) -> float:
+        """Frames per second: the ``sampling_rate`` parameter, or the data's own."""
+        own = getattr(traces, "sampling_rate", None)
+        rate = self.sampling_rate if self.sampling_rate is not None else own
+        if rate is None:
+            raise InputError(
+                "traces are an array without a sampling rate, and bin_size is in seconds: pass "
+                "sampling_rate=<frames per second> (or give a CalciumData, which carries it)."
+            )
+        if own is not None and self.sampling_rate is not None and own != self.sampling_rate:
+            raise InputError(
+                f"sampling_rate={self.sampling_rate} Hz disagrees with the traces' own "
+                f"{own} Hz; leave sampling_rate=None to use the data's."
+            )
+        return float(rate)
+
+    def _frames(self, rate: float, n_frames: int) -> int:
+        """``bin_size`` seconds in frames, checked against the recording."""
+        frames = round(float(self.bin_size) * rate)
+        if frames < 1:
+            raise InputError(
+                f"bin_size={self.bin_size} s is shorter than one frame at {rate:g} Hz; use "
+                f"bin_size >= {1 / rate:.3g} s."
+            )
+        if frames > n_frames - 1:
+            raise InputError(
+                f"bin_size={self.bin_size} s is {frames} frames, longer than the recording "
+                f"({n_frames} frames at {rate:g} Hz = {n_frames / rate:.3g} s); use a shorter "
+                "bin_size."
+            )
+        return frames
+
+    def _tensor(self, x: np.ndarray, frames: int) -> np.ndarray:
         from neuro.connectome.affinity import affinity_tensor
 
         return affinity_tensor(
             x,
             method=self.affinity,
-            bin_size=self.bin_size,
+            bin_size=frames,
             smooth=self.smooth,
             scale=self.scale,
             pair_batch_size=self.pair_batch_size,
@@ -676,7 +874,7 @@ class DynamicConnectome(NeuroEstimator):
         )
 
     def _fit_kwargs(self) -> dict:
-        dev = self.device if self.backend == "pytorch" else "cpu"
+        dev = "cpu" if self.backend == "numpy" else self.device
         return dict(
             method=self.method,
             n_iter_max=self.n_iter_max,
@@ -700,16 +898,22 @@ class DynamicConnectome(NeuroEstimator):
         -------
         self
         """
+        from neuro.connectome.affinity import check_bins
         from neuro.connectome.communities import find_communities
 
         self._check_params()
         x = _as_traces(traces)
         n_animals, n_neurons, n_frames = x.shape
-        affinity = self._tensor(x)
+        rate = self._rate(traces)
+        frames = self._frames(rate, n_frames)
+        bins = check_bins(
+            x, frames, smooth=self.smooth, scale=self.scale, sampling_rate=rate, device=self.device
+        )
+        bins.warn(stacklevel=2)
+        affinity = self._tensor(x, frames)
         labels = getattr(traces, "neuron_labels", None) or [f"n{i}" for i in range(n_neurons)]
         animals = getattr(traces, "animal_ids", None) or [f"animal{a}" for a in range(n_animals)]
-        rate = getattr(traces, "sampling_rate", None)
-        centres = (np.arange(affinity.shape[0]) + 0.5) * self.bin_size
+        centres = (np.arange(affinity.shape[0]) + 0.5) * frames
         if self.rank is None:
             sel = select_rank(
                 affinity,
@@ -733,7 +937,10 @@ class DynamicConnectome(NeuroEstimator):
         self.pairs_ = np.stack(np.triu_indices(n_neurons, k=1), axis=1)
         self.neuron_labels_ = [str(v) for v in labels]
         self.animal_ids_ = [str(v) for v in animals]
-        self.bin_times_ = centres / rate if rate else centres
+        self.bin_times_ = centres / rate
+        self.bin_frames_ = frames
+        self.sampling_rate_ = rate
+        self.bin_check_ = {k: v for k, v in dataclasses.asdict(bins).items()}
         self.epochs_ = list(getattr(traces, "epochs", ()) or ())
         self.rank_selection_, self.rank_ = selection, int(rank)
         self.ntf_ = best
@@ -785,7 +992,7 @@ class DynamicConnectome(NeuroEstimator):
             arr = check_array("traces", raw, ndim=(2, 3), shape_hint=_TRACES_SHAPE, finite=False)
             if arr.ndim == 2:
                 check_n_features(self, arr)
-            x = self._tensor(_as_traces(traces))
+            x = self._tensor(_as_traces(traces), self.bin_frames_)
             if x.shape != self.affinity_.shape:
                 fitted = (self.animal_factors_.shape[0], len(self.neuron_labels_))
                 raise InputError(
@@ -793,9 +1000,8 @@ class DynamicConnectome(NeuroEstimator):
                     f"{fitted[1]} neurons, {self.n_features_in_} frames; got shape "
                     f"{np.shape(arr)}."
                 )
-        observed = np.isfinite(x)
         factors = [self.time_factors_, self.animal_factors_, self.pair_factors_]
-        return 1.0 - _error(np.where(observed, x, 0.0), observed, self.weights_, factors)
+        return 1.0 - _error(x, self.weights_, factors)
 
     def connectome_at(self, time_bin: int, animal: int | None = None) -> np.ndarray:
         """The modelled affinity matrix at one time bin.

@@ -72,6 +72,11 @@ class ConnectomeReport(Result):
             "weights": m.weights_.tolist(),
             "rank_table": None if m.rank_selection_ is None else m.rank_selection_.table,
             "communities": [c.summary() for c in m.communities_],
+            "bins": {
+                "frames": int(m.bin_frames_),
+                "sampling_rate": float(m.sampling_rate_),
+                **m.bin_check_,
+            },
         }
         if self.data is not None:
             out["data"] = dict(self.data)
@@ -84,7 +89,10 @@ class ConnectomeReport(Result):
         m = self.model
         lines = [
             f"affinity tensor {tuple(m.affinity_.shape)} (bins, animals, pairs), "
-            f"{m.n_missing_entries_} missing entries"
+            f"{m.n_missing_entries_} missing entries",
+            f"time bins of {m.bin_frames_ / m.sampling_rate_:.3g} s ({m.bin_frames_} frames at "
+            f"{m.sampling_rate_:g} Hz), {m.bin_check_['events_per_bin']:.2g} events per neuron "
+            "per bin" + (" (too short: see the warning)" if m.bin_check_["too_short"] else ""),
         ]
         if m.rank_selection_ is not None:
             lines.append(m.rank_selection_.format_table())

@@ -58,11 +58,26 @@ def test_reads_hdf5_traces(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["data"]["shape"] == [2, 12, 400] and "recovery" not in metrics
     assert not (out / "figures").exists()
-    direct = DynamicConnectome(rank=2, n_restarts=1, n_iter_max=300, device="cpu", bin_size=20)
+    direct = DynamicConnectome(rank=2, n_restarts=1, n_iter_max=1000, device="cpu", bin_size=2.0)
     direct.set_params(n_restarts=1).fit(sim.data)
     np.testing.assert_array_equal(
         DynamicConnectome.load(out / "model.pt").pair_factors_, direct.pair_factors_
     )
+
+
+def test_split_half_and_per_animal(tmp_path, capsys):
+    path, sim = _small_traces(tmp_path, n_animals=3, missing_fraction=0.1)
+    base = ["connectome", "--traces", str(path), "--rank", "2", "--restarts", "1"]
+    base += ["--device", "cpu", "--no-figures", "--stability-bootstraps", "0", "-q"]
+    assert main([*base, "--split-half", "2", "--out", str(tmp_path / "halves")]) == 0
+    halves = json.loads((tmp_path / "halves" / "split_half" / "metrics.json").read_text())
+    assert halves["rank"] == 2 and len(halves["splits"]) == 2
+    assert "split" in capsys.readouterr().out
+    assert main([*base, "--per-animal", "--out", str(tmp_path / "alone")]) == 0
+    for a, recorded in enumerate(~sim.truth.missing):
+        model = DynamicConnectome.load(tmp_path / "alone" / f"animal-animal{a}" / "model.pt")
+        assert model.animal_ids_ == [f"animal{a}"]
+        assert len(model.neuron_labels_) == int(recorded.sum())
 
 
 def _error_line(capsys) -> str:
@@ -100,7 +115,7 @@ def test_user_errors_are_one_line_in_the_callers_words(tmp_path, capsys):
     assert "--sampling-rate must be > 0" in _error_line(capsys)
 
     assert main([*base, "--bin-size", "0", "--out", str(tmp_path / "o")]) == 2
-    assert "--bin-size must be an integer >= 1; got 0" in _error_line(capsys)
+    assert "--bin-size must be > 0.0; got 0.0" in _error_line(capsys)
 
     assert main([*base, "--restarts", "0", "--out", str(tmp_path / "o")]) == 2
     assert "--restarts must be an integer >= 1; got 0" in _error_line(capsys)
@@ -125,7 +140,7 @@ def test_help_shows_each_default_once(capsys):
         main(["connectome", "--help"])
     assert exit_.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
-    assert text.count("(default: 300)") == 1 and "(default: 3)" in text
+    assert text.count("(default: 1000)") == 1 and "(default: 3)" in text
     assert "default: simulate" in text and "(default: None)" not in text
     assert "(default: derivative)" in text and "(default: hals)" in text
     for option in text.split(" --")[1:]:  # each option's help names its default at most once

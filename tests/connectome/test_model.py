@@ -194,8 +194,9 @@ def test_missing_neurons_are_imputed_and_the_truth_recovered():
 
 def test_one_animal_as_a_2d_array(sim):
     one = sim.data.traces[0]
-    a = DynamicConnectome(rank=2, n_restarts=1, device="cpu").fit(one)
-    b = DynamicConnectome(rank=2, n_restarts=1, device="cpu").fit(one[None])
+    kw = dict(rank=2, n_restarts=1, device="cpu", sampling_rate=sim.data.sampling_rate)
+    a = DynamicConnectome(**kw).fit(one)
+    b = DynamicConnectome(**kw).fit(one[None])
     np.testing.assert_array_equal(a.pair_factors_, b.pair_factors_)
     assert a.n_features_in_ == 1600
     with pytest.raises(InputError, match="X has 1599 features, but DynamicConnectome is expecting"):
@@ -209,8 +210,16 @@ def test_unfitted_too_large_rank_and_bad_params(sim):
         DynamicConnectome().save("never.pt")
     with pytest.raises(InputError, match="larger than the tensor allows"):
         DynamicConnectome(rank=500, device="cpu").fit(sim.data)
-    with pytest.raises(InputError, match="bin_size must be an integer >= 1; got 0"):
+    with pytest.raises(InputError, match="bin_size must be > 0.0; got 0.0"):
         DynamicConnectome(bin_size=0).fit(sim.data)
+    with pytest.raises(InputError, match=r"shorter than one frame at 10 Hz; use bin_size >= 0.1 s"):
+        DynamicConnectome(bin_size=0.02).fit(sim.data)
+    with pytest.raises(InputError, match="longer than the recording"):
+        DynamicConnectome(bin_size=600.0).fit(sim.data)
+    with pytest.raises(InputError, match="array without a sampling rate.*sampling_rate="):
+        DynamicConnectome(rank=2).fit(sim.data.traces)
+    with pytest.raises(InputError, match="disagrees with the traces' own 10.0 Hz"):
+        DynamicConnectome(rank=2, sampling_rate=30.0).fit(sim.data)
     with pytest.raises(InputError, match="community_method must be one of"):
         DynamicConnectome(community_method="spectral").fit(sim.data)
     with pytest.raises(InputError, match=r"ranks\[1\] must be an integer >= 1; got 0"):
@@ -226,3 +235,28 @@ def test_clone_and_params():
     assert model.set_params(bin_size=5).bin_size == 5
     with pytest.raises(ValueError, match="Invalid parameter"):
         model.set_params(seed=1)
+
+
+def test_bins_are_seconds_and_too_short_bins_warn(sim):
+    """bin_size is seconds at the data's rate; bins with too few events per neuron warn.
+
+    Before, bin_size was a frame count (20 frames: 0.67 s at 30 Hz, 2 s at 10 Hz)
+    and nothing said when a bin held too few events to show a shared epoch.
+    """
+    import warnings
+
+    model = DynamicConnectome(rank=2, n_restarts=1, device="cpu", bin_size=4.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 4 s bins hold enough events: no warning
+        model.fit(sim.data)
+    assert model.bin_frames_ == 40 and model.sampling_rate_ == 10.0
+    assert model.affinity_.shape[0] == -(-(1600 - 1) // 40)
+    np.testing.assert_allclose(model.bin_times_[:2], [2.0, 6.0])  # centres, seconds
+    assert not model.bin_check_["too_short"] and model.bin_check_["events_per_bin"] > 0.1
+    summary = model.report().summary()["bins"]
+    assert summary["frames"] == 40 and summary["sampling_rate"] == 10.0
+    # the same traces said to be at 100 Hz: 4 s bins hold ten times fewer frames' worth
+    fast = DynamicConnectome(rank=2, n_restarts=1, device="cpu", bin_size=0.2)
+    with pytest.warns(UserWarning, match=r"events per neuron .* Use bin_size >= \d+ frames"):
+        fast.fit(sim.data)
+    assert fast.bin_frames_ == 2 and fast.bin_check_["too_short"]
