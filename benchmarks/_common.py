@@ -24,6 +24,7 @@ import json
 import math
 import os
 import platform
+import resource
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -98,6 +99,44 @@ def fair_blas(keep: bool = False) -> dict[str, str]:
         os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
     told = os.environ.get(_UNSET_MARK, "")
     return dict(item.split("=", 1) for item in told.split(";") if "=" in item)
+
+
+# ----------------------------------------------------------------------------- memory
+def _status_mib(key: str) -> float | None:
+    """A ``/proc/self/status`` memory field in MiB (None where there is none)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def rss_mib() -> float:
+    """Resident set size now (MiB); the peak so far where the current one is unknown."""
+    now = _status_mib("VmRSS")
+    return now if now is not None else peak_mib()
+
+
+def peak_mib() -> float:
+    """Peak resident set size since the last :func:`reset_peak` (or the start), MiB."""
+    hwm = _status_mib("VmHWM")
+    if hwm is not None:
+        return hwm
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kib / 1024 / (1024 if sys.platform == "darwin" else 1)  # bytes on macOS
+
+
+def reset_peak() -> bool:
+    """Reset the peak RSS to the current RSS (Linux); False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
 
 
 # ----------------------------------------------------------------------------- timing

@@ -36,7 +36,18 @@ import os
 import time
 
 import numpy as np
-from _common import Col, Report, best_of, fair_blas, parser, resolve, sync
+from _common import (
+    Col,
+    Report,
+    best_of,
+    fair_blas,
+    parser,
+    peak_mib,
+    reset_peak,
+    resolve,
+    rss_mib,
+    sync,
+)
 
 from data_loaders.simulate.calcium import simulate_calcium
 from neuro.connectome import affinity_tensor, find_communities, fit_ntf
@@ -64,41 +75,6 @@ def _tensortools_fit(x: np.ndarray, rank: int, n_iter: int, seed: int = 0):
     return float(np.linalg.norm(x - model) / np.linalg.norm(x))
 
 
-# ----------------------------------------------------------------------------- memory
-def _reset_peak() -> bool:
-    """Reset the kernel's peak resident size of this process (Linux); False if not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _peak_bytes() -> int:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def _rss_bytes() -> int:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return _peak_bytes()
-
-
 def _synthetic(shape, rank: int, dtype, seed: int = 0) -> np.ndarray:
     """A non-negative (bins, animals, pairs) tensor: rank-``rank`` structure plus noise, by blocks."""
     rng = np.random.default_rng(seed)
@@ -121,8 +97,8 @@ def _solver_child(solver: str, shape, rank: int, n_iter: int, device: str, threa
     torch.set_num_threads(threads)
     dtype = np.float32 if solver == "torch" else np.float64
     x = _synthetic(shape, 5, dtype)
-    base = _rss_bytes()
-    exact = _reset_peak()
+    base = rss_mib()
+    exact = reset_peak()
     if solver == "torch":
         from neuro.connectome.hals import TensorWorkspace, cp_nonneg
 
@@ -152,7 +128,7 @@ def _solver_child(solver: str, shape, rank: int, n_iter: int, device: str, threa
         "sec_per_iter": sec,
         "setup": setup,
         "error": err,
-        "peak_above_input": max(0, _peak_bytes() - base) if exact else None,
+        "peak_above_input": max(0.0, peak_mib() - base) * 2**20 if exact else None,
         "input_bytes": x.nbytes,
         "gpu_peak": gpu,
     }

@@ -55,7 +55,6 @@ import argparse
 import importlib.util
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -63,7 +62,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import Col, Report, fair_blas, fair_env, parser, resolve
+from _common import Col, Report, fair_blas, fair_env, parser, peak_mib, reset_peak, resolve, rss_mib
 
 SUBJECT = 1
 NSD_SESSIONS = 40
@@ -74,43 +73,6 @@ SMALL_IMAGE = 32  # size the simulator draws its images at
 
 
 # ----------------------------------------------------------------------------- memory
-def _status_mib(key: str) -> float | None:
-    """A ``/proc/self/status`` memory field in MiB (None where there is none)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
-
-
-def rss_mib() -> float:
-    """Resident set size now (MiB); the peak so far where the current one is unknown."""
-    now = _status_mib("VmRSS")
-    return now if now is not None else peak_mib()
-
-
-def peak_mib() -> float:
-    """Peak resident set size since the last :func:`reset_peak` (or the start), MiB."""
-    hwm = _status_mib("VmHWM")
-    if hwm is not None:
-        return hwm
-    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return kib / 1024 / (1024 if sys.platform == "darwin" else 1)  # bytes on macOS
-
-
-def reset_peak() -> bool:
-    """Reset the peak RSS to the current RSS (Linux); False where that is not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
 class Stage:
     """Times a block and measures its peak RSS, appending a row to ``rows``."""
 
