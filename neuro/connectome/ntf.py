@@ -739,6 +739,13 @@ class DynamicConnectome(NeuroEstimator):
     shape ``(n_animals, n_neurons, n_frames)`` (NaN rows for neurons missing in
     an animal), or a 2-D array ``(n_neurons, n_frames)`` of one animal.
 
+    Neuron ``i`` must be the same cell in every animal (identified neurons,
+    as the paper's C. elegans data). For sessions of one animal with cells
+    registered across them, stack the sessions on the animal axis
+    (:func:`data_loaders.calcium.stack_sessions`); for animals whose cells
+    cannot be matched, fit each alone
+    (:func:`~neuro.connectome.stability.fit_per_animal`).
+
     Examples
     --------
     >>> from data_loaders.simulate.calcium import simulate_calcium
