@@ -49,8 +49,10 @@ format: $(STAMP)
 notebooks: $(STAMP)
 	$(PY) tools/build_notebooks.py
 
-# every benchmark at its real size (long on a CPU), numpy's OpenBLAS at its best kernel
+# every benchmark at its real size (long on a CPU), numpy's OpenBLAS at its best kernel,
+# with the optional peers (the bench extra: tensortools)
 bench: $(STAMP)
+	$(PY) -m pip install --disable-pip-version-check -q -e ".[$(EXTRAS),bench]"
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/run_all.py $(BENCH_ARGS)
 
 # the GPU tests and every benchmark on CUDA (< 8 min on one H200); stops at once without CUDA

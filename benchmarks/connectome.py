@@ -7,11 +7,11 @@ Two parts, in one run:
    affinities (torch on ``--device``), the NTF by the package's torch HALS
    (float32 on ``--device``), by tensortools' ``ncp_hals`` (the named peer,
    numpy float64; skipped with a note where tensortools is not installed:
-   ``pip install tensortools``) and by tensorly's HALS (numpy, the solver this
+   ``pip install -e .[bench]``) and by tensorly's HALS (numpy, the solver this
    package used before), each for the same number of iterations from its own
    random start, and the communities (SBM and Louvain, no bootstrap).
-2. **The realistic size** (``--realistic``, on by default, off with
-   ``--quick``): 5 animals x 190 neurons x 30 min at 30 Hz (54,000 frames;
+2. **The realistic size** (on by default; ``--no-realistic`` or ``--quick``
+   skip it): 5 animals x 190 neurons x 30 min at 30 Hz (54,000 frames;
    17,955 pairs), time bins of 2 s (900 bins): a tensor of 80.8 M entries.
    * Affinity: one animal's first pair batches are timed at the full length
      and projected to every pair and animal, with the work memory of one
@@ -194,7 +194,7 @@ def _small(args, device, report) -> None:
             }
         )
     else:
-        report.note("tensortools is not installed: pip install tensortools (peer skipped)")
+        report.note("tensortools is not installed: pip install -e .[bench] (peer skipped)")
     t_tl, _, tl_fit = best_of(
         lambda: fit_ntf(x, args.rank, n_iter_max=n, tol=0, backend="numpy"), args.repeat
     )
