@@ -221,18 +221,40 @@ def _random_init(shape, rank, seed, dtype, device):
 
 
 def _svd_init(ws: TensorWorkspace, rank: int, seed: int):
-    """Leading singular vectors of each unfolding (absolute values), by a randomized SVD."""
+    """Leading singular vectors of each unfolding (absolute values), scaled by sqrt(s).
+
+    Time and pair modes by a randomized SVD of views of the working tensor;
+    the animal mode from the small ``(a, a)`` Gram matrix accumulated over
+    blocks of time bins (its unfolding would be a copy of the tensor). The
+    randomized SVD draws from a forked generator: the caller's torch random
+    state is left as it was.
+    """
     t, a, p = ws.shape
-    torch.manual_seed(int(seed) % (2**63))
     x3 = ws.x.view(t, a, p)
-    out = []
-    for mat in (x3.reshape(t, a * p), x3.permute(1, 0, 2).reshape(a, t * p), ws.x.T):
-        q = min(rank, *mat.shape)
-        u, s, _ = torch.svd_lowrank(mat, q=q, niter=4)
-        f = (u * s.sqrt()).abs()
-        if q < rank:  # fewer singular vectors than components: pad with small positives
-            f = torch.cat([f, f.mean() * torch.rand(f.shape[0], rank - q, dtype=f.dtype)], 1)
-        out.append(f.T.to(ws.device, ws.dtype).contiguous())
+    devices = [ws.device] if ws.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(int(seed) % (2**63))
+        parts = []
+        for mat in (x3.reshape(t, a * p), ws.x.T):
+            q = min(rank, *mat.shape)
+            u, sv, _ = torch.svd_lowrank(mat, q=q, niter=4)
+            parts.append((u, sv))
+        gram = torch.zeros((a, a), dtype=torch.float64, device=ws.device)
+        step = max(1, _BLOCK // max(a * p, 1))
+        for t0 in range(0, t, step):
+            block = x3[t0 : t0 + step].double()
+            gram += torch.einsum("tap,tbp->ab", block, block)
+        evals, evecs = torch.linalg.eigh(gram)
+        q = min(rank, a)
+        order = torch.argsort(evals, descending=True)[:q]
+        parts.insert(1, (evecs[:, order], evals[order].clamp_min(0).sqrt()))
+        out = []
+        for u, sv in parts:
+            f = (u * sv.sqrt().to(u.dtype)).abs()
+            if f.shape[1] < rank:  # fewer singular vectors than components: small positives
+                pad = torch.rand(f.shape[0], rank - f.shape[1], dtype=f.dtype, device=f.device)
+                f = torch.cat([f, f.mean() * pad], 1)
+            out.append(f.T.to(ws.device, ws.dtype).contiguous())
     return out
 
 

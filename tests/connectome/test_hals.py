@@ -82,7 +82,11 @@ def test_hals_beats_mu_and_both_stop_at_tol():
 
 def test_svd_start_and_bad_input():
     x, _ = _planted(seed=2)
+    state = torch.get_rng_state()
     assert fit_ntf(x, 3, init="svd", n_iter_max=200).error < 0.05
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's random state is untouched
+    two, _ = _planted(seed=2, shape=(14, 2, 30))  # fewer animals than components
+    assert fit_ntf(two, 3, init="svd", n_iter_max=200).factors[1].shape == (2, 3)
     with pytest.raises(InputError, match="non-negative"):
         TensorWorkspace(-x)
     with pytest.raises(InputError, match="infinite"):
