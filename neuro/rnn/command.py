@@ -26,7 +26,9 @@ Variants of the public code: ``--model mod`` (the nonlinearity inside the
 leak, ``RNN_Mod``) and ``--model continuous --duplicates 2 3`` (inputs held
 for k steps of taus scaled by k, ``RNN_Continuous``), each with
 ``--nonlinearity {leaky_relu,relu,tanh,sigmoid}``; ``--curricula sliding``
-with ``--window`` and ``--stride`` (the code's sliding-window curriculum).
+with ``--window`` and ``--stride`` (the code's sliding-window curriculum);
+``--init-heads`` and ``--add-heads`` for the multi-head curriculum (the
+code's cumulative ``--init_heads`` and ``-dh``).
 
 ``--preset paper`` sets the paper's sizes and protocol (:data:`PRESETS`:
 500 neurons, batches of 256, 600 per epoch, N up to 100, up to 1,000 epochs,
@@ -150,6 +152,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--stride", type=int, default=1, help="--curricula sliding: N values the window moves by"
+    )
+    parser.add_argument(
+        "--init-heads",
+        type=int,
+        default=1,
+        help="--curricula multi: N values of the first stage (the code's --init_heads)",
+    )
+    parser.add_argument(
+        "--add-heads",
+        type=int,
+        default=1,
+        help="--curricula multi: N values added when the largest is solved (the code's -dh)",
     )
     parser.add_argument(
         "--sliding-heads",
@@ -287,6 +301,8 @@ def config_from_args(args: argparse.Namespace):
         duplicates=tuple(args.duplicates),
         window=check_int("--window", args.window, minimum=1),
         stride=check_int("--stride", args.stride, minimum=1),
+        init_heads=check_int("--init-heads", args.init_heads, minimum=1),
+        add_heads=check_int("--add-heads", args.add_heads, minimum=1),
         sliding_heads=args.sliding_heads,
     )
 

@@ -7,7 +7,11 @@ single-head
 multi-head
     One output head per N. The network trains on every N from ``n_start``
     to the current one together (cross-entropy summed over the active
-    heads); a head for N + 1 joins when all are solved.
+    heads); a head for N + 1 joins when all are solved. As in the public
+    code's ``cumulative`` curriculum, the first stage can hold
+    ``init_heads`` N values (its ``--init_heads``) and each advance add
+    ``add_heads`` of them (its ``-dh``/``--add_heads``); both are 1 by
+    default.
 sliding
     The public code's sliding window (``--curriculum_type sliding``): the
     ``window`` N values ``N - window + 1 ... N`` train together, starting
@@ -137,6 +141,16 @@ class CurriculumConfig:
         ``kind="sliding"``: N values the window moves by (the code's
         ``--forget_heads``, default 1); at most ``window``. The last move
         stops at ``n_max``.
+    init_heads : int, default=1
+        ``kind="multi"``: N values of the first stage, ``n_start ...
+        n_start + init_heads - 1`` (the code's ``--init_heads`` for its
+        cumulative curriculum); other kinds ignore it, so that one config
+        can be compared across kinds.
+    add_heads : int, default=1
+        ``kind="multi"``: N values (heads) added when the largest is solved
+        (the code's ``-dh``/``--add_heads``; other kinds ignore it); the last
+        advance stops at ``n_max``. The N values passed over are trained with the rest but
+        have no ``solved_epoch`` of their own.
     sliding_heads : {"positional", "per_n"}, default="positional"
         ``kind="sliding"``: "positional" is the public code's (``window``
         heads, head ``j`` answering the ``j``-th N of the current window, so
@@ -185,6 +199,8 @@ class CurriculumConfig:
     duplicates: Any = (1,)
     window: int = 1
     stride: int = 1
+    init_heads: int = 1
+    add_heads: int = 1
     sliding_heads: str = "positional"
 
     def __post_init__(self) -> None:
@@ -196,6 +212,9 @@ class CurriculumConfig:
         check_choice("sliding_heads", self.sliding_heads, ("per_n", "positional"))
         self.window = check_int("window", self.window, minimum=1)
         self.stride = check_int("stride", self.stride, minimum=1)
+        self.init_heads = check_int("init_heads", self.init_heads, minimum=1)
+        self.add_heads = check_int("add_heads", self.add_heads, minimum=1)
+
         if self.stride > self.window:
             raise InputError(
                 f"stride must be at most window (got stride {self.stride}, window {self.window}): "
@@ -206,7 +225,12 @@ class CurriculumConfig:
         (self.n_start,) = check_ns(self.task, [self.n_start], name="n_start")
         (self.n_max,) = check_ns(self.task, [self.n_max], name="n_max")
         if self.n_max < self.first_level:
-            what = f"n_start + window - 1 ({self.first_level})" if self.kind == "sliding" else ""
+            what = {
+                "sliding": f"n_start + window - 1 ({self.first_level})",
+                "multi": f"n_start + init_heads - 1 ({self.first_level})",
+            }.get(self.kind, "")
+            if self.first_level == self.n_start:  # one N to start with: say it plainly
+                what = ""
             raise InputError(
                 f"n_max ({self.n_max}) must be >= {what or f'n_start ({self.n_start})'}."
             )
@@ -239,14 +263,17 @@ class CurriculumConfig:
 
     @property
     def first_level(self) -> int:
-        """The largest N trained in the first epoch (``n_start + window - 1`` for sliding)."""
-        return self.n_start + (self.window - 1 if self.kind == "sliding" else 0)
+        """The largest N trained in the first epoch: ``n_start + window - 1`` (sliding),
+        ``n_start + init_heads - 1`` (multi), ``n_start`` (single)."""
+        extra = {"sliding": self.window, "multi": self.init_heads}.get(self.kind, 1)
+        return self.n_start + extra - 1
 
     def next_level(self, n: int) -> int:
-        """The largest N trained once ``n`` is solved (``n + stride``, at most ``n_max``, for
-        sliding; ``n + 1`` otherwise)."""
+        """The largest N trained once ``n`` is solved, at most ``n_max``: ``n + stride``
+        (sliding), ``n + add_heads`` (multi) or ``n + 1`` (single)."""
         n = self._check_level(n)
-        return min(n + (self.stride if self.kind == "sliding" else 1), self.n_max)
+        step = {"sliding": self.stride, "multi": self.add_heads}.get(self.kind, 1)
+        return min(n + step, self.n_max)
 
     def _check_level(self, n: int) -> int:
         return check_int("n", n, minimum=self.n_start, maximum=self.n_max)

@@ -65,6 +65,11 @@ def test_preset_is_recorded_in_metrics_json(tmp_path):
     [
         (["--preset", "huge"], "invalid choice: 'huge'"),
         (["--window", "0"], "--window must be an integer >= 1; got 0."),
+        (["--add-heads", "0"], "--add-heads must be an integer >= 1; got 0."),
+        (
+            ["--init-heads", "30", "--n-max", "20"],
+            "--n-max (20) must be >= --n-start + --init-heads",
+        ),
         (["--curricula", "sliding", "--window", "1", "--stride", "2"], "--stride must be at most"),
         (["--duplicates", "3"], "--duplicates (3,) needs --model 'continuous'"),
         (["--model", "continuous", "--duplicates", "0"], "--duplicates must be an integer >= 1"),

@@ -172,6 +172,8 @@ def test_curriculum_trains_each_duplicate_in_turn():
         (dict(kind="sliding", window=0), "window must be an integer >= 1; got 0"),
         (dict(kind="sliding", window=4, n_max=4), "n_max \\(4\\) must be >= n_start \\+ window"),
         (dict(kind="sliding", sliding_heads="shared"), "sliding_heads must be one of"),
+        (dict(kind="multi", add_heads=0), "add_heads must be an integer >= 1; got 0"),
+        (dict(kind="multi", init_heads=0), "init_heads must be an integer >= 1; got 0"),
     ],
 )
 def test_bad_variant_settings(settings, match):
@@ -196,6 +198,40 @@ def test_sliding_window_advances_as_the_code_does(window, stride):
     while levels[-1] < 12:
         levels.append(cfg.next_level(levels[-1]))
     assert [cfg.active_ns(n) for n in levels] == _code_windows(2, window, stride, len(levels))
+
+
+def _code_cumulative(n_start, init_heads, add_heads, steps):
+    """The public code's cumulative curriculum: Ns = Ns + [Ns[-1] + 1 + i for i in range(dh)]."""
+    ns, out = list(range(n_start, n_start + init_heads)), []
+    for _ in range(steps):
+        out.append(ns)
+        ns = ns + [ns[-1] + 1 + i for i in range(add_heads)]
+    return out
+
+
+@pytest.mark.parametrize(("init_heads", "add_heads"), [(1, 1), (3, 1), (1, 2), (2, 3)])
+def test_multi_head_init_and_add_heads_advance_as_the_codes_cumulative(init_heads, add_heads):
+    cfg = CurriculumConfig(kind="multi", init_heads=init_heads, add_heads=add_heads, n_max=40)
+    levels = [cfg.first_level]
+    while levels[-1] < 14:
+        levels.append(cfg.next_level(levels[-1]))
+    assert [cfg.active_ns(n) for n in levels] == _code_cumulative(
+        2, init_heads, add_heads, len(levels)
+    )
+    capped = CurriculumConfig(kind="multi", add_heads=3, n_max=6)
+    assert [capped.next_level(n) for n in (2, 5)] == [5, 6]  # the last advance stops at n_max
+    # other kinds ignore them: one config is compared across kinds
+    assert CurriculumConfig(kind="single", init_heads=3, add_heads=2).next_level(2) == 3
+    with pytest.raises(InputError, match=r"n_max \(3\) must be >= n_start \+ init_heads"):
+        CurriculumConfig(kind="multi", init_heads=3, n_max=3)
+
+
+def test_multi_head_with_two_heads_added_trains_them_together():
+    cfg = CurriculumConfig(kind="multi", add_heads=2, n_max=6, threshold=0.01, max_epochs=9, **TINY)
+    res = train_curriculum(cfg, device="cpu")
+    assert res.n_over_epochs().tolist() == [2, 4, 6] and res.solved_epoch == {2: 1, 4: 2, 6: 3}
+    last = sorted(k for k in res.history[-1] if k.startswith("val_acc_N"))
+    assert last == [f"val_acc_N{n}" for n in range(2, 7)]
 
 
 def test_sliding_trains_exactly_the_window_heads_and_moves_on():
