@@ -272,8 +272,11 @@ def test_sliding_stride_stops_at_n_max_and_positional_heads_are_the_codes():
         pos.head_of(2, 5)
 
 
-def test_sliding_resume_continues_exactly(tmp_path):
-    base = dict(kind="sliding", window=2, n_max=7, threshold=0.6, **TINY)
+@pytest.mark.parametrize(
+    "kind", [dict(kind="sliding", window=2), dict(kind="multi", init_heads=2, add_heads=2)]
+)
+def test_sliding_and_cumulative_heads_resume_exactly(tmp_path, kind):
+    base = dict(**kind, n_max=7, threshold=0.6, **TINY)
     full = train_curriculum(
         CurriculumConfig(max_epochs=4, **base), out_dir=tmp_path / "a", device="cpu", seed=3
     )
