@@ -191,20 +191,17 @@ def _epoch_recovery(sim, bin_size):
     return np.array(r), np.array(agree)
 
 
+def _three_minutes(**kw):
+    """3 animals at 30 Hz for 3 min, two communities of 5 in 30 s epochs."""
+    settings = dict(n_animals=3, n_neurons=14, n_frames=5400, n_communities=2, community_size=5)
+    settings.update(n_blocks=6, sampling_rate=30.0, noise=0.3, **kw)
+    return simulate_calcium(**settings)
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_short_bins_lose_the_epochs_and_check_bins_says_so(seed):
     # 30 Hz, 3 min, epochs of 30 s: 0.2 s bins hold ~0.02 events per neuron
-    sim = simulate_calcium(
-        n_animals=3,
-        n_neurons=14,
-        n_frames=5400,
-        n_communities=2,
-        community_size=5,
-        n_blocks=6,
-        sampling_rate=30.0,
-        noise=0.3,
-        seed=seed,
-    )
+    sim = _three_minutes(seed=seed)
     short = check_bins(sim.data, bin_size=6, device="cpu")
     assert short.too_short and short.events_per_bin < 0.05
     r, agree = _epoch_recovery(sim, 6)
@@ -217,19 +214,7 @@ def test_short_bins_lose_the_epochs_and_check_bins_says_so(seed):
 
 def test_null_independent_neurons_at_a_long_bin_do_not_warn():
     # no shared events (event_rate=0): the check is about events per bin, not structure
-    sim = simulate_calcium(
-        n_animals=3,
-        n_neurons=14,
-        n_frames=5400,
-        n_communities=2,
-        community_size=5,
-        n_blocks=6,
-        sampling_rate=30.0,
-        noise=0.3,
-        event_rate=0.0,
-        baseline_rate=0.2,
-        seed=0,
-    )
+    sim = _three_minutes(event_rate=0.0, baseline_rate=0.2, seed=0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         check = check_bins(sim.data, bin_size=300, device="cpu").warn()
