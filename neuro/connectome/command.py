@@ -42,6 +42,16 @@ _SIMULATOR_FLAGS = {
 }
 
 
+def _gain(text: str):
+    """``--min-gain``: a number, or "null"."""
+    if text == "null":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number or 'null'; got {text!r}") from None
+
+
 def _simulate(args: argparse.Namespace):
     """``simulate_calcium`` with the flags' values; its messages name the flags."""
     from data_loaders.simulate.calcium import simulate_calcium
@@ -80,6 +90,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--ranks", type=int, nargs="+", default=[2, 3, 4, 5], help="candidates when no --rank"
+    )
+    parser.add_argument(
+        "--min-gain",
+        type=_gain,
+        default=0.01,
+        help="least error decrease for a step up in rank, or 'null': several times the same "
+        "step's decrease on time-shifted traces (for large networks)",
     )
     parser.add_argument(
         "--affinity",
@@ -170,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
     params = dict(
         rank=args.rank,
         ranks=tuple(args.ranks),
+        min_gain=args.min_gain,
         affinity=args.affinity,
         bin_size=args.bin_size,
         method=args.method,

@@ -128,3 +128,38 @@ def test_cuda_gives_the_cpu_fit():
     gpu = fit_ntf(x, 3, n_iter_max=200, dtype="float64", device="cuda")
     assert gpu.error == pytest.approx(cpu.error, rel=1e-6)
     assert factor_match_score(cpu, gpu) > 0.9999
+
+
+def _weak_components(null: bool, seed: int = 0):
+    """A strong background component plus two weak, sparse ones (absent from the null) + noise."""
+    rng = np.random.default_rng(seed)
+    t, a, p = 40, 4, 300
+    x = np.einsum("t,a,p->tap", 1 + 0.1 * rng.random(t), 1 + 0.1 * rng.random(a), rng.random(p))
+    if not null:
+        for c in range(2):
+            time = np.zeros(t)
+            time[10 * c + 5 : 10 * c + 15] = 1.0
+            pairs = np.zeros(p)
+            pairs[rng.choice(p, 8, replace=False)] = 1.0
+            x += 0.3 * np.einsum("t,a,p->tap", time, np.ones(a), pairs)
+    return x + 0.15 * rng.random(x.shape)
+
+
+def test_min_gain_null_finds_weak_components_a_fixed_gain_misses():
+    x, null = _weak_components(False), _weak_components(True, seed=1)
+    fixed = select_rank(x, ranks=(1, 2, 3, 4), n_restarts=2, n_iter_max=400)
+    assert fixed.rank == 1  # each weak component lowers the error by less than 0.01
+    assert fixed.table[0]["error"] - fixed.table[1]["error"] < 0.01
+    sel = select_rank(
+        x, ranks=(1, 2, 3, 4), n_restarts=2, n_iter_max=400, min_gain="null", null_tensor=null
+    )
+    assert sel.rank == 3 and all("null_error" in row for row in sel.table)
+    # data without the weak components: the null's gains are as large, rank 1
+    plain = _weak_components(True, seed=2)
+    assert select_rank(plain, (1, 2, 3), 2, min_gain="null", null_tensor=null).rank == 1
+    with pytest.raises(InputError, match="min_gain='null' needs null_tensor"):
+        select_rank(x, ranks=(1, 2), n_restarts=2, min_gain="null")
+    with pytest.raises(InputError, match="null_tensor must have the tensor's shape"):
+        select_rank(x, ranks=(1, 2), n_restarts=2, min_gain="null", null_tensor=null[:5])
+    with pytest.raises(InputError, match="min_gain must be one of"):
+        select_rank(x, ranks=(1, 2), n_restarts=2, min_gain="nul")

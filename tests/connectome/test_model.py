@@ -260,3 +260,16 @@ def test_bins_are_seconds_and_too_short_bins_warn(sim):
     with pytest.warns(UserWarning, match=r"events per neuron .* Use bin_size >= \d+ frames"):
         fast.fit(sim.data)
     assert fast.bin_frames_ == 2 and fast.bin_check_["too_short"]
+
+
+def test_rank_selection_against_time_shifted_traces(sim):
+    """min_gain='null': each step's gain against the same step on time-shifted traces."""
+    model = DynamicConnectome(ranks=(2, 3, 4), n_restarts=2, min_gain="null", device="cpu")
+    model.set_params(n_bootstrap=0).fit(sim.data)
+    table = model.rank_selection_.table
+    assert all("null_error" in row for row in table)
+    # the planted components gain several times more than the shifted traces' components
+    first, second = table[0], table[1]
+    assert first["error"] - second["error"] > 3 * (first["null_error"] - second["null_error"])
+    with pytest.raises(InputError, match="min_gain must be one of"):
+        DynamicConnectome(min_gain="shuffle").fit(sim.data)
