@@ -658,7 +658,7 @@ def _read_npz(path: Path, sampling_rate) -> CalciumData:
                 epochs = list(
                     zip(_strings(f["epoch_name"]), f["epoch_start"], f["epoch_stop"], strict=True)
                 )
-            traces = f["traces"]
+            traces = _one_animal(f["traces"])
             labels = _strings(f["neuron_labels"]) if "neuron_labels" in f else None
             animals = _strings(f["animal_ids"]) if "animal_ids" in f else None
     except InputError:
@@ -671,6 +671,11 @@ def _read_npz(path: Path, sampling_rate) -> CalciumData:
             "(sampling_rate), or store it in the file."
         )
     return CalciumData(traces, rate, labels, animals, epochs)
+
+
+def _one_animal(traces: np.ndarray) -> np.ndarray:
+    """A 2-D array in a file is one animal's ``(neurons, frames)``, as one session is saved."""
+    return traces[None] if getattr(traces, "ndim", 0) == 2 else traces
 
 
 def _read_npy(path: Path) -> np.ndarray:
@@ -694,7 +699,9 @@ def load_calcium(
 ) -> CalciumData:
     """Read traces from ``.npy``, ``.npz``, ``.h5``/``.hdf5`` or ``.nwb``.
 
-    Files are read without pickle (``allow_pickle=False``).
+    Files are read without pickle (``allow_pickle=False``). Traces in
+    ``.npy`` and ``.npz`` files are ``(animals, neurons, time)``, or
+    ``(neurons, time)`` for one animal (a session saved on its own).
 
     Parameters
     ----------
@@ -735,7 +742,9 @@ def load_calcium(
                 f"{path.name} is a bare array without a sampling rate: give sampling_rate (Hz), "
                 "or store the traces as .h5/.npz with a sampling rate."
             )
-        return CalciumData(_read_npy(path), sampling_rate, neuron_labels, None, epochs or ())
+        return CalciumData(
+            _one_animal(_read_npy(path)), sampling_rate, neuron_labels, None, epochs or ()
+        )
     if suffix == ".npz":
         return _read_npz(path, sampling_rate)
     if suffix in (".h5", ".hdf5"):

@@ -299,7 +299,7 @@ def _check_fit_args(
         n_iter_max=check_int("n_iter_max", n_iter_max, minimum=1),
         tol=check_float("tol", tol, minimum=0.0),
         init=init,
-        random_state=check_int("random_state", random_state, allow_none=True),
+        random_state=check_int("random_state", random_state, minimum=0, allow_none=True),
         backend=backend,
         em_block=check_int("em_block", em_block, minimum=1),
         missing=missing,
@@ -551,7 +551,7 @@ def select_rank(
         check_choice("min_gain", min_gain, ("null",))
     else:
         min_gain = check_float("min_gain", min_gain)
-    random_state = check_int("random_state", random_state)
+    random_state = check_int("random_state", random_state, minimum=0)
     shape = np.shape(tensor)
     if len(shape) != 3:
         raise InputError(
@@ -894,7 +894,7 @@ class DynamicConnectome(NeuroEstimator):
         check_int("n_bootstrap", self.n_bootstrap, minimum=0)
         if self.pair_batch_size != "auto":
             check_int("pair_batch_size", self.pair_batch_size, minimum=1)
-        check_int("random_state", self.random_state)
+        check_int("random_state", self.random_state, minimum=0)
         check_int("verbose", self.verbose, minimum=0)
         resolve_device(self.device)
 

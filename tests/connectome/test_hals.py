@@ -95,6 +95,8 @@ def test_svd_start_and_bad_input():
         TensorWorkspace(np.full((2, 2, 2), np.nan))
     with pytest.raises(InputError, match="dtype must be one of"):
         fit_ntf(x, 2, dtype="float16")
+    with pytest.raises(InputError, match="random_state must be an integer >= 0; got -1"):
+        fit_ntf(x, 2, random_state=-1)  # numpy's RandomState would refuse it mid-fit
 
 
 def test_rank_selection_shares_one_copy_and_stops_at_the_first_failing_rank(monkeypatch):

@@ -173,3 +173,19 @@ def test_stacked_sessions_feed_the_connectome():
     model = DynamicConnectome(rank=2, n_restarts=1, n_bootstrap=0, device="cpu").fit(data)
     assert model.animal_ids_ == ["session0", "session1", "session2"]
     assert model.n_missing_entries_ > 0
+
+
+def test_two_dimensional_session_files(rng, tmp_path):
+    """One session saved on its own is (cells, frames): .npy and .npz files as users write them."""
+    a, b = rng.random((5, 300)), rng.random((4, 300))
+    np.save(tmp_path / "day1.npy", a)
+    np.savez(tmp_path / "day2.npz", traces=b, sampling_rate=10.0)
+    data = stack_sessions(
+        [tmp_path / "day1.npy", tmp_path / "day2.npz"],
+        labels=[list("abcde"), list("bcdf")],
+        sampling_rate=10.0,
+    )
+    assert data.shape == (2, 6, 300) and data.animal_ids == ("day1", "day2")
+    np.testing.assert_array_equal(data.traces[0, :5], a)
+    np.testing.assert_array_equal(data.traces[1, [1, 2, 3, 5]], b)
+    assert np.isnan(data.traces[1, [0, 4]]).all() and np.isnan(data.traces[0, 5]).all()
