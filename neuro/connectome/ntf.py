@@ -1175,6 +1175,12 @@ class DynamicConnectome(NeuroEstimator):
         selection = state.pop("rank_selection_")
         epochs = state.pop("epochs_")
         super()._restore_fitted_state(state)
+        if not hasattr(self, "bin_frames_"):  # saved when bin_size was a number of frames
+            self.bin_frames_ = int(self.bin_size)
+            step = np.diff(self.bin_times_[:2])
+            self.sampling_rate_ = float(self.bin_frames_ / step[0]) if step.size else 1.0
+            self.bin_size = self.bin_frames_ / self.sampling_rate_
+            self.bin_check_ = None
         self.epochs_ = [Epoch(str(n), float(a), float(b)) for n, a, b in epochs]
         self.ntf_ = NTFResult(
             self.weights_,

@@ -75,7 +75,7 @@ class ConnectomeReport(Result):
             "bins": {
                 "frames": int(m.bin_frames_),
                 "sampling_rate": float(m.sampling_rate_),
-                **m.bin_check_,
+                **(m.bin_check_ or {}),
             },
         }
         if self.data is not None:
@@ -91,8 +91,7 @@ class ConnectomeReport(Result):
             f"affinity tensor {tuple(m.affinity_.shape)} (bins, animals, pairs), "
             f"{m.n_missing_entries_} missing entries",
             f"time bins of {m.bin_frames_ / m.sampling_rate_:.3g} s ({m.bin_frames_} frames at "
-            f"{m.sampling_rate_:g} Hz), {m.bin_check_['events_per_bin']:.2g} events per neuron "
-            "per bin" + (" (too short: see the warning)" if m.bin_check_["too_short"] else ""),
+            f"{m.sampling_rate_:g} Hz)" + _events(m.bin_check_),
         ]
         if m.rank_selection_ is not None:
             lines.append(m.rank_selection_.format_table())
@@ -180,3 +179,11 @@ class ConnectomeReport(Result):
 
         for r, c in enumerate(self.model.communities_):
             write_graphml(c.graph, folder / f"component_{r}.graphml", overwrite=overwrite)
+
+
+def _events(check: dict | None) -> str:
+    """ ", 0.12 events per neuron per bin" (and whether too few), or nothing for an old model."""
+    if not check:
+        return ""
+    short = " (too short: see the warning)" if check["too_short"] else ""
+    return f", {check['events_per_bin']:.2g} events per neuron per bin{short}"

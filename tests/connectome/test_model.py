@@ -273,3 +273,16 @@ def test_rank_selection_against_time_shifted_traces(sim):
     assert first["error"] - second["error"] > 3 * (first["null_error"] - second["null_error"])
     with pytest.raises(InputError, match="min_gain must be one of"):
         DynamicConnectome(min_gain="shuffle").fit(sim.data)
+
+
+def test_a_model_saved_when_bins_were_frames_still_loads(sim):
+    """Files written before bin_size was in seconds hold bin_size in frames and no bin check."""
+    model = DynamicConnectome(rank=2, n_restarts=1, n_bootstrap=0, device="cpu").fit(sim.data)
+    state = model._fitted_state()
+    for key in ("bin_frames_", "sampling_rate_", "bin_check_"):
+        state.pop(key)
+    old = DynamicConnectome(rank=2, bin_size=20, device="cpu")  # 20 frames, as then
+    old._restore_fitted_state(state)
+    assert (old.bin_frames_, old.sampling_rate_, old.bin_size) == (20, 10.0, 2.0)
+    assert old.score(sim.data) == pytest.approx(model.score(sim.data))
+    assert "time bins of 2 s (20 frames at 10 Hz)" in old.report().format_table()
